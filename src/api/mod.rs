@@ -1,0 +1,120 @@
+//! The management port (guide chapters 2 and 3): ACL by client address,
+//! roles, JSON replies in the guide's envelope.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::config::Role;
+use crate::daemon::Daemon;
+use crate::proxy::body::Body;
+
+/// Accepts management connections; addresses outside every `<Allow>` are
+/// disconnected without a reply, as the guide says.
+pub async fn serve(daemon: Arc<Daemon>, listener: TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "manager accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(role) = daemon.runtime().config.server.manager.role_of(peer.ip()) else {
+            tracing::warn!(client = %peer.ip(), "manager connection refused by <Allow>");
+            continue;
+        };
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let d = d.clone();
+                async move { Ok::<_, Infallible>(route(&d, role, peer, req).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// The guide's reply envelope.
+fn envelope(method: &str, result: Value) -> Value {
+    json!({"version": crate::VERSION, "method": method, "status": "OK", "result": result})
+}
+
+fn reply(status: StatusCode, v: &Value) -> Response<Body> {
+    let mut r = Response::new(Body::full(format!("{v:#}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, method: &str, message: impl Into<String>) -> Response<Body> {
+    reply(
+        status,
+        &json!({"version": crate::VERSION, "method": method, "status": "ERROR", "code": status.as_u16(), "message": message.into()}),
+    )
+}
+
+async fn route(
+    daemon: &Arc<Daemon>,
+    role: Role,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::POST {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "", "use GET or POST");
+    }
+    let path = req.uri().path();
+    let (method, need) = match path {
+        "/version" => ("version", Role::Admin),
+        "/conf/reload" => ("reload", Role::Admin),
+        "/monitoring/vhostslist" => ("vhostslist", Role::User),
+        _ => return error(StatusCode::NOT_FOUND, "", format!("no such API: {path}")),
+    };
+    if role < need {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            method,
+            format!("{method} needs the {need:?} role"),
+        );
+    }
+    match method {
+        "version" => reply(StatusCode::OK, &envelope("version", json!(crate::VERSION))),
+        "vhostslist" => {
+            let rt = daemon.runtime();
+            let names: Vec<&str> = rt.config.vhosts.iter().map(|v| v.name.as_str()).collect();
+            reply(StatusCode::OK, &envelope("vhostslist", json!(names)))
+        }
+        _ => {
+            tracing::info!(client = %peer.ip(), "reload requested through the management API");
+            match daemon.reload().await {
+                Ok(s) => reply(StatusCode::OK, &envelope("reload", json!(s))),
+                Err(e) => {
+                    tracing::error!(
+                        "reload rejected; the previous configuration keeps serving:\n{e}"
+                    );
+                    let errors: Vec<String> = e.to_string().lines().map(str::to_string).collect();
+                    reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &json!({"version": crate::VERSION, "method": "reload", "status": "ERROR", "code": 500,
+                                "message": "configuration rejected; the previous configuration keeps serving",
+                                "errors": errors}),
+                    )
+                }
+            }
+        }
+    }
+}

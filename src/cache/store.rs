@@ -1,0 +1,336 @@
+//! The memory store: cached objects in sharded LRU lists bounded in bytes,
+//! and the fills in progress, under the same shard lock so a lookup sees
+//! either the object or its fill, never neither (no duplicate origin fetch).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use super::fill::{BodyEnd, Fill, HeadOutcome};
+use super::policy::Freshness;
+
+/// Shards of the store; a power of two well above the core count.
+const SHARDS: usize = 64;
+
+/// Bodies up to this size are joined into one buffer when stored.
+const COALESCE_LIMIT: usize = 1 << 20;
+
+/// A stored response head.
+#[derive(Debug)]
+pub struct Head {
+    /// Origin status.
+    pub status: StatusCode,
+    /// Origin end-to-end headers (hop-by-hop headers removed).
+    pub headers: HeaderMap,
+    /// When the response arrived.
+    pub received_at: Instant,
+    /// Lifetime and initial age.
+    pub freshness: Freshness,
+    /// Request headers named by `Vary`, with the values this response was chosen for.
+    pub vary: Vec<(HeaderName, Option<HeaderValue>)>,
+}
+
+impl Head {
+    /// Current age (RFC 9111 4.2.3).
+    pub fn age(&self, now: Instant) -> Duration {
+        self.freshness.initial_age + now.saturating_duration_since(self.received_at)
+    }
+
+    /// Whether the copy is still fresh.
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        self.age(now) < self.freshness.lifetime
+    }
+
+    /// Whether a request selects this variant (RFC 9111 4.1).
+    pub fn vary_matches(&self, request: &HeaderMap) -> bool {
+        self.vary
+            .iter()
+            .all(|(name, value)| request.get(name) == value.as_ref())
+    }
+}
+
+/// A complete cached response.
+#[derive(Debug)]
+pub struct Object {
+    /// Status, headers and freshness.
+    pub head: Arc<Head>,
+    /// The body, in one chunk unless it is large.
+    pub body: Vec<Bytes>,
+    /// Body length in bytes.
+    pub len: u64,
+}
+
+impl Object {
+    fn charge(&self, key: &str) -> u64 {
+        let headers: usize = self
+            .head
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
+        self.len + (headers + key.len() + 256) as u64
+    }
+}
+
+struct Shard {
+    /// Complete objects, least recently used first out.
+    objects: LruCache<String, (Arc<Object>, u64)>,
+    /// Bytes charged for `objects`.
+    bytes: u64,
+    /// Fills in progress by key.
+    filling: HashMap<String, Arc<Fill>>,
+}
+
+/// What a lookup found.
+pub enum Lookup {
+    /// A fresh object whose variant matches.
+    Fresh(Arc<Object>),
+    /// Another client is fetching it: wait for that fill.
+    Join(Arc<Fill>),
+    /// Nobody has it: this client fetches it. `stale` says a stored copy had expired.
+    Fetch {
+        /// The registered fill this client must complete.
+        fill: FillGuard,
+        /// Whether an expired copy was found.
+        stale: bool,
+    },
+}
+
+/// The memory object store.
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    /// Byte budget of each shard.
+    shard_capacity: u64,
+    /// Largest body kept.
+    max_object: u64,
+}
+
+impl Store {
+    /// A store holding about `capacity` bytes; objects over 1/16 of it are not kept.
+    pub fn new(capacity: u64) -> Arc<Store> {
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    objects: LruCache::unbounded(),
+                    bytes: 0,
+                    filling: HashMap::new(),
+                })
+            })
+            .collect();
+        Arc::new(Store {
+            shards,
+            shard_capacity: (capacity / SHARDS as u64).max(1),
+            max_object: capacity / 16,
+        })
+    }
+
+    /// Largest body the store keeps.
+    pub fn max_object(&self) -> u64 {
+        self.max_object
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<Shard> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        &self.shards[h.finish() as usize % SHARDS]
+    }
+
+    /// Finds `key` for a request with headers `request`.
+    pub fn lookup(self: &Arc<Self>, key: &str, request: &HeaderMap, now: Instant) -> Lookup {
+        let mut shard = self.shard(key).lock();
+        let mut stale = false;
+        if let Some((obj, _)) = shard.objects.get(key) {
+            if obj.head.is_fresh(now) && obj.head.vary_matches(request) {
+                return Lookup::Fresh(obj.clone());
+            }
+            stale = !obj.head.is_fresh(now);
+        }
+        if let Some(fill) = shard.filling.get(key) {
+            return Lookup::Join(fill.clone());
+        }
+        let fill = Arc::new(Fill::default());
+        shard.filling.insert(key.to_string(), fill.clone());
+        Lookup::Fetch {
+            fill: FillGuard {
+                store: self.clone(),
+                key: key.to_string(),
+                fill,
+                registered: true,
+            },
+            stale,
+        }
+    }
+
+    /// Number of stored objects and bytes charged for them.
+    pub fn usage(&self) -> (usize, u64) {
+        self.shards.iter().fold((0, 0), |(n, b), s| {
+            let s = s.lock();
+            (n + s.objects.len(), b + s.bytes)
+        })
+    }
+
+    fn unregister(&self, key: &str, fill: &Arc<Fill>, stored: Option<Object>) {
+        let mut shard = self.shard(key).lock();
+        if shard.filling.get(key).is_some_and(|f| Arc::ptr_eq(f, fill)) {
+            shard.filling.remove(key);
+        }
+        if let Some(obj) = stored {
+            let charge = obj.charge(key);
+            if charge > self.shard_capacity {
+                return;
+            }
+            if let Some((_, old)) = shard.objects.put(key.to_string(), (Arc::new(obj), charge)) {
+                shard.bytes -= old;
+            }
+            shard.bytes += charge;
+            while shard.bytes > self.shard_capacity {
+                match shard.objects.pop_lru() {
+                    Some((_, (_, c))) => shard.bytes -= c,
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
+/// The right and duty to complete one registered fill. Dropping it unfinished
+/// fails the fill, so waiting clients are never left hanging.
+pub struct FillGuard {
+    store: Arc<Store>,
+    key: String,
+    fill: Arc<Fill>,
+    /// Whether the fill is still advertised to new clients.
+    registered: bool,
+}
+
+impl FillGuard {
+    /// The fill clients stream from.
+    pub fn fill(&self) -> &Arc<Fill> {
+        &self.fill
+    }
+
+    /// Stops advertising the fill; clients already joined keep streaming.
+    pub fn unregister(&mut self) {
+        if self.registered {
+            self.store.unregister(&self.key, &self.fill, None);
+            self.registered = false;
+        }
+    }
+
+    /// The response will not be shared: joined clients fetch it themselves.
+    pub fn pass(mut self) {
+        self.fill.set_head(HeadOutcome::Pass);
+        self.unregister();
+    }
+
+    /// The origin failed before answering.
+    pub fn fail(mut self, status: StatusCode) {
+        self.fill.set_head(HeadOutcome::Failed(status));
+        self.unregister();
+    }
+
+    /// Ends the body; a complete, retained body is stored under the key.
+    pub fn finish(mut self, head: Arc<Head>, end: BodyEnd) {
+        let stored = self.fill.finish(end).map(|chunks| {
+            let len = chunks.iter().map(|c| c.len() as u64).sum();
+            let body = if chunks.len() > 1 && len as usize <= COALESCE_LIMIT {
+                vec![Bytes::from(chunks.concat())]
+            } else {
+                chunks
+            };
+            Object { head, body, len }
+        });
+        if self.registered || stored.is_some() {
+            self.store.unregister(&self.key, &self.fill, stored);
+        }
+        self.registered = false;
+    }
+}
+
+impl Drop for FillGuard {
+    fn drop(&mut self) {
+        if self.registered {
+            self.fill
+                .set_head(HeadOutcome::Failed(StatusCode::BAD_GATEWAY));
+            self.fill.finish(BodyEnd::Truncated);
+            self.store.unregister(&self.key, &self.fill, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(lifetime: u64) -> Arc<Head> {
+        Arc::new(Head {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            received_at: Instant::now(),
+            freshness: Freshness {
+                lifetime: Duration::from_secs(lifetime),
+                initial_age: Duration::ZERO,
+            },
+            vary: Vec::new(),
+        })
+    }
+
+    fn fetch(store: &Arc<Store>, key: &str) -> FillGuard {
+        match store.lookup(key, &HeaderMap::new(), Instant::now()) {
+            Lookup::Fetch { fill, .. } => fill,
+            _ => panic!("expected a miss for {key}"),
+        }
+    }
+
+    #[test]
+    fn second_lookup_joins_then_hits() {
+        let store = Store::new(1 << 20);
+        let g = fetch(&store, "k");
+        assert!(matches!(
+            store.lookup("k", &HeaderMap::new(), Instant::now()),
+            Lookup::Join(_)
+        ));
+        g.fill()
+            .push(Bytes::from_static(b"body"), store.max_object());
+        g.finish(head(60), BodyEnd::Complete);
+        match store.lookup("k", &HeaderMap::new(), Instant::now()) {
+            Lookup::Fresh(o) => assert_eq!(o.body.concat(), b"body"),
+            _ => panic!("expected a hit"),
+        }
+    }
+
+    #[test]
+    fn dropped_guard_fails_the_fill_and_frees_the_key() {
+        let store = Store::new(1 << 20);
+        let g = fetch(&store, "k");
+        let fill = g.fill().clone();
+        drop(g);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(matches!(rt.block_on(fill.head()), HeadOutcome::Failed(_)));
+        fetch(&store, "k");
+    }
+
+    #[test]
+    fn lru_keeps_the_byte_budget() {
+        let store = Store::new(64 * 20_000);
+        for i in 0..2000 {
+            let key = format!("k{i}");
+            let g = fetch(&store, &key);
+            g.fill()
+                .push(Bytes::from(vec![0u8; 1000]), store.max_object());
+            g.finish(head(60), BodyEnd::Complete);
+        }
+        let (n, bytes) = store.usage();
+        assert!(bytes <= 64 * 20_000, "{bytes}");
+        assert!(n > 500 && n < 2000, "{n}");
+    }
+}

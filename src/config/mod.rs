@@ -1,0 +1,548 @@
+//! Configuration: `server.xml` + `vhosts.xml` (+ `svc/<vhost>/*.txt`), read
+//! into typed settings with `<VHostDefault>` inheritance and placed errors.
+//!
+//! Precedence for every vhost setting: the `<Vhost>` element, then
+//! `<VHostDefault>`, then the guide's documented default from the element
+//! table, except where kura deliberately differs (documented on the field).
+
+pub mod error;
+pub mod model;
+pub mod node;
+pub mod schema;
+pub mod value;
+pub mod xml;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::*;
+use node::{Node, Unused};
+use value::Listen;
+use xml::{ConfFile, Element};
+
+/// The default configuration directory.
+pub const DEFAULT_CONF_DIR: &str = "/etc/kura";
+
+/// Default management port (chapter 2).
+pub const DEFAULT_MANAGER_PORT: u16 = 10040;
+
+/// Whether an address is loopback (IPv4-mapped IPv6 included).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        IpAddr::V4(v4) => v4.is_loopback(),
+    }
+}
+
+/// Reads and validates `server.xml` and `vhosts.xml` in `dir`.
+pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::file(path.display().to_string(), format!("cannot read: {e}")))
+    };
+    let server = read("server.xml");
+    let vhosts = read("vhosts.xml");
+    match (server, vhosts) {
+        (Ok(s), Ok(v)) => load_str(dir, &s, &v),
+        (s, v) => Err(ConfigErrors(
+            [s.err(), v.err()].into_iter().flatten().collect(),
+        )),
+    }
+}
+
+/// Reads and validates configuration text (the files of `conf_dir`, or an embedded default).
+pub fn load_str(
+    conf_dir: &Path,
+    server_xml: &str,
+    vhosts_xml: &str,
+) -> Result<Config, ConfigErrors> {
+    let server_root = xml::parse(ConfFile::Server, server_xml)?;
+    let vhosts_root = xml::parse(ConfFile::Vhosts, vhosts_xml)?;
+    let mut cx = Cx::default();
+    for (root, want) in [(&server_root, "Server"), (&vhosts_root, "Vhosts")] {
+        if root.name != want {
+            cx.errors.push(ConfigError::at(
+                root.loc,
+                &root.name,
+                format!("the root element must be <{want}>"),
+            ));
+        }
+    }
+    cx.errors.extend(schema::validate(&server_root));
+    cx.errors.extend(schema::validate(&vhosts_root));
+
+    let server = read_server(&mut cx, &server_root);
+    let defaults = server_root.children_named("VHostDefault").next();
+    if let Some(d) = defaults {
+        d.used.set(true);
+    }
+    // Read <VHostDefault> on its own too, so its values are checked (and marked
+    // as read) even when no vhost inherits them.
+    read_vhost(&mut cx, None, defaults, "(VHostDefault)");
+    let mut vhosts = Vec::new();
+    for el in vhosts_root.children_named("Vhost") {
+        let name = Node::new(Some(el), None, "Vhosts/Vhost").attr("Name");
+        match name {
+            Some(n) if !n.raw.trim().is_empty() => {
+                let v = read_vhost(&mut cx, Some(el), defaults, n.raw.trim());
+                vhosts.push((Arc::new(v), el));
+            }
+            _ => cx.errors.push(ConfigError::at(
+                el.loc,
+                "Vhost",
+                "missing Name attribute".into(),
+            )),
+        }
+    }
+    let default_vhost = Node::new(Some(&vhosts_root), None, "Vhosts")
+        .child("Default")
+        .value()
+        .map(|v| (v.raw.trim().to_ascii_lowercase(), v));
+    check_names(
+        &mut cx,
+        &vhosts,
+        default_vhost.as_ref().map(|(n, v)| (n.as_str(), *v)),
+    );
+    let vhosts: Vec<Arc<VhostConfig>> = vhosts.into_iter().map(|(v, _)| v).collect();
+
+    let mut not_implemented = Vec::new();
+    node::unused(&server_root, &mut not_implemented);
+    node::unused(&vhosts_root, &mut not_implemented);
+    if cx.errors.is_empty() {
+        cx.errors
+            .extend(svc_files(conf_dir, &vhosts, &mut not_implemented));
+    }
+    if !cx.errors.is_empty() {
+        cx.errors.sort_by_key(|e| match &e.place {
+            error::Place::Line(l) => (l.file as u8, l.line),
+            _ => (u8::MAX, 0),
+        });
+        return Err(ConfigErrors(cx.errors));
+    }
+    Ok(Config {
+        conf_dir: conf_dir.to_path_buf(),
+        server,
+        vhosts,
+        default_vhost: default_vhost.map(|(n, _)| n),
+        not_implemented,
+    })
+}
+
+/// Collects errors while reading, so one `check` reports all of them.
+#[derive(Default)]
+struct Cx {
+    errors: Vec<ConfigError>,
+}
+
+impl Cx {
+    /// The parsed value, or `fallback` after recording the error.
+    fn ok<T>(&mut self, r: Result<T, ConfigError>, fallback: T) -> T {
+        r.unwrap_or_else(|e| {
+            self.errors.push(e);
+            fallback
+        })
+    }
+
+    /// Parses a setting that has a documented default; `fallback` only covers errors.
+    fn get<T>(
+        &mut self,
+        v: Option<node::Value<'_>>,
+        f: impl FnOnce(&str) -> Result<T, String>,
+        fallback: T,
+    ) -> T {
+        match v {
+            Some(v) => self.ok(v.parse(f), fallback),
+            None => fallback,
+        }
+    }
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn physical_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(1 << 30, |kb| kb * 1024)
+}
+
+fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
+    let server = Node::new(Some(root), None, "Server");
+    let host = server.child("Host");
+    let name = host
+        .child("Name")
+        .value()
+        .map(|v| v.raw.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(system_hostname);
+    let admin = host
+        .child("Admin")
+        .value()
+        .map(|v| v.raw.trim().to_string())
+        .unwrap_or_default();
+
+    let manager = host.child("Manager");
+    let port = cx.get(
+        manager.attr("Port"),
+        value::int_in(0u16, u16::MAX),
+        DEFAULT_MANAGER_PORT,
+    );
+    let role = cx.get(manager.attr("Role"), Role::parse, Role::Admin);
+    let mut allow = Vec::new();
+    for el in manager.list("Allow") {
+        let n = Node::new(Some(el), None, "Server/Host/Manager/Allow");
+        let Some(v) = n.value() else { continue };
+        let rule = cx.ok(
+            v.parse(value::ip_rule),
+            value::IpRule::Single(Ipv4Addr::LOCALHOST.into()),
+        );
+        let r = cx.get(n.attr("Role"), Role::parse, role);
+        allow.push((rule, r));
+    }
+    // Loopback unless some <Allow> admits a remote address (see ARCHITECTURE.md).
+    let remote = allow.iter().any(|(rule, _)| match rule {
+        value::IpRule::Single(ip) | value::IpRule::Prefix(ip, _) => !is_loopback(*ip),
+        value::IpRule::Range(ip, _) => !ip.is_loopback(),
+    });
+    let bind_ip: IpAddr = if remote {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::LOCALHOST.into()
+    };
+
+    let cache = server.child("Cache");
+    // Memory-only storage is what kura does today: <Storage/> is read, while any
+    // <Disk> under it stays reported as not implemented.
+    let _ = cache.child("Storage");
+    let mut listen_ips = Vec::new();
+    for el in cache.list("Listen") {
+        let v = Node::new(Some(el), None, "Server/Cache/Listen").value();
+        if let Some(v) = v {
+            let ip = cx.get(
+                Some(v),
+                |s| {
+                    s.parse::<IpAddr>()
+                        .map_err(|_| format!("\"{s}\" is not an IP address"))
+                },
+                Ipv4Addr::UNSPECIFIED.into(),
+            );
+            listen_ips.push(ip);
+        }
+    }
+    let system_ratio = cx.get(
+        cache.child("SystemMemoryRatio").value(),
+        value::int_in(1u64, 100),
+        100,
+    );
+    let content_ratio = cx.get(
+        cache.child("ContentMemoryRatio").value(),
+        value::int_in(1u64, 100),
+        50,
+    );
+    ServerSettings {
+        name,
+        admin,
+        manager: ManagerConfig {
+            bind: SocketAddr::new(bind_ip, port),
+            role,
+            allow,
+        },
+        listen_ips,
+        cache_memory_bytes: physical_memory_bytes() / 100 * system_ratio / 100 * content_ratio,
+    }
+}
+
+/// Reads one vhost; with `own == None` it reads `<VHostDefault>` alone.
+fn read_vhost(
+    cx: &mut Cx,
+    own: Option<&Element>,
+    defaults: Option<&Element>,
+    name: &str,
+) -> VhostConfig {
+    let vhost = Node::new(own, None, "Vhosts/Vhost");
+    let options = group(own, defaults, "Options");
+    let origin_options = group(own, defaults, "OriginOptions");
+
+    let status = match vhost.attr("Status") {
+        Some(v) => cx.ok(
+            v.parse(|s| match s.to_ascii_lowercase().as_str() {
+                "active" => Ok(VhostStatus::Active),
+                "inactive" => Ok(VhostStatus::Inactive),
+                _ => match s.split_once(':') {
+                    Some((f, target)) if f.eq_ignore_ascii_case("facade") && !target.is_empty() => {
+                        Ok(VhostStatus::Facade(target.trim().to_ascii_lowercase()))
+                    }
+                    _ => Err(format!(
+                        "unknown value \"{s}\" (Active, Inactive or facade:<vhost>)"
+                    )),
+                },
+            }),
+            VhostStatus::Active,
+        ),
+        None => VhostStatus::Active,
+    };
+    let static_index = vhost
+        .attr("StaticIndex")
+        .map(|v| cx.ok(v.parse(value::int_in(1u32, u32::MAX)).map(Some), None))
+        .unwrap_or(None);
+
+    let mut aliases = Vec::new();
+    for el in vhost.list("Alias") {
+        if let Some(v) = Node::new(Some(el), None, "Vhosts/Vhost/Alias").value() {
+            let a = cx.ok(v.parse(alias), String::new());
+            if !a.is_empty() {
+                aliases.push(a);
+            }
+        }
+    }
+
+    let mut listen = Vec::new();
+    let listen_els = vhost.list("Listen");
+    if listen_els.is_empty() && own.is_some() {
+        listen.push(Listen::AnyIp(80));
+    }
+    for el in listen_els {
+        if let Some(v) = Node::new(Some(el), None, "Vhosts/Vhost/Listen").value() {
+            match cx.ok(v.parse(value::listen), Listen::Off) {
+                Listen::Off => {}
+                l => listen.push(l),
+            }
+        }
+    }
+
+    let origin = vhost.child("Origin");
+    let mut addresses = |tag: &str| -> Vec<value::OriginAddress> {
+        origin
+            .list(tag)
+            .into_iter()
+            .filter_map(|el| {
+                Node::new(Some(el), None, &format!("Vhosts/Vhost/Origin/{tag}")).value()
+            })
+            .filter_map(|v| {
+                v.parse(value::origin_address)
+                    .map_err(|e| cx.errors.push(e))
+                    .ok()
+            })
+            .collect()
+    };
+    let origins = addresses("Address");
+    let standby_origins = addresses("Address2");
+    if own.is_some() && origins.is_empty() && status == VhostStatus::Active {
+        cx.errors
+            .push(vhost.error(format!("vhost {name} has no <Origin><Address>")));
+    }
+
+    let ttl = options.child("TTL");
+    let secs = |cx: &mut Cx, n: Node<'_>, fallback: u64| {
+        cx.get(n.value(), value::duration, Duration::from_secs(fallback))
+    };
+    let priority = cx.get(
+        ttl.attr("Priority"),
+        ttl_priority,
+        vec![
+            TtlSource::CcNoCache,
+            TtlSource::Custom,
+            TtlSource::CcMaxAge,
+            TtlSource::ResCode,
+        ],
+    );
+    let no_cache = ttl.child("NoCache");
+    let ttl = TtlPolicy {
+        priority,
+        res2xx: secs(cx, ttl.child("Res2xx"), 1800),
+        no_cache: secs(cx, no_cache.clone(), 5),
+        no_cache_max_age: cx.get(no_cache.attr("MaxAge"), value::duration, Duration::ZERO),
+        res3xx: secs(cx, ttl.child("Res3xx"), 300),
+        res4xx: secs(cx, ttl.child("Res4xx"), 30),
+        res5xx: secs(cx, ttl.child("Res5xx"), 30),
+    };
+
+    let on = |cx: &mut Cx, n: Node<'_>, fallback: bool| cx.get(n.value(), value::on_off, fallback);
+    let age = options.child("AgeHeader");
+    let keep_alive_header = options.child("KeepAliveHeader");
+    let client = ClientPolicy {
+        // RFC 9111 5.1: a shared cache sends Age. The guide's default is OFF;
+        // kura sends it unless the configuration says OFF.
+        age_header: if age.is_written() {
+            on(cx, age, true)
+        } else {
+            true
+        },
+        via_header: on(cx, options.child("ViaHeader"), true),
+        server_header: on(cx, options.child("ServerHeader"), true),
+        etag_header: on(cx, options.child("ETagHeader"), true),
+        connection_close: cx.get(
+            options.child("ConnectionHeader").value(),
+            |s| match s.to_ascii_lowercase().as_str() {
+                "keep-alive" => Ok(false),
+                "close" => Ok(true),
+                _ => Err(format!("unknown value \"{s}\" (keep-alive or close)")),
+            },
+            false,
+        ),
+        keep_alive_max: cx.get(
+            keep_alive_header.attr("Max"),
+            value::int_in(0u32, u32::MAX),
+            0,
+        ),
+        keep_alive_header: on(cx, keep_alive_header, true),
+        keep_alive: secs(cx, options.child("ClientKeepAliveSec"), 10),
+    };
+    let origin = OriginPolicy {
+        connect_timeout: secs(cx, origin_options.child("ConnectTimeout"), 3),
+        receive_timeout: secs(cx, origin_options.child("ReceiveTimeout"), 10),
+        reuse_timeout: secs(cx, origin_options.child("ReuseTimeout"), 60),
+    };
+    VhostConfig {
+        name: name.to_ascii_lowercase(),
+        status,
+        static_index,
+        aliases,
+        listen,
+        origins,
+        standby_origins,
+        ttl,
+        client,
+        origin,
+    }
+}
+
+/// One of the five groups of a vhost, which inherit from `<VHostDefault>`
+/// (everything else in a `<Vhost>` is its own).
+fn group<'a>(own: Option<&'a Element>, defaults: Option<&'a Element>, g: &str) -> Node<'a> {
+    let pick = |e: Option<&'a Element>| e.and_then(|e| e.children_named(g).next());
+    Node::new(
+        pick(own),
+        pick(defaults),
+        &format!("Server/VHostDefault/{g}"),
+    )
+}
+
+/// An `<Alias>`: a host name, or `*.suffix` (only a leading `*.` is a pattern).
+fn alias(s: &str) -> Result<String, String> {
+    let name = s.strip_prefix("*.").unwrap_or(s);
+    if name.is_empty()
+        || name.contains('*')
+        || name.contains('/')
+        || name.contains(char::is_whitespace)
+    {
+        return Err(format!("\"{s}\" is not a host name or *.suffix pattern"));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+fn ttl_priority(s: &str) -> Result<Vec<TtlSource>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let src = match part.to_ascii_lowercase().as_str() {
+            "cc_nocache" => TtlSource::CcNoCache,
+            "custom" => TtlSource::Custom,
+            "cc_maxage" => TtlSource::CcMaxAge,
+            "rescode" => TtlSource::ResCode,
+            _ => {
+                return Err(format!(
+                    "unknown TTL source \"{part}\" (cc_nocache, custom, cc_maxage, rescode)"
+                ))
+            }
+        };
+        if out.contains(&src) {
+            return Err(format!("\"{part}\" is listed twice"));
+        }
+        out.push(src);
+    }
+    if !out.contains(&TtlSource::ResCode) {
+        out.push(TtlSource::ResCode);
+    }
+    Ok(out)
+}
+
+/// Vhost names and aliases are unique, and `<Default>` and facades name real vhosts.
+fn check_names(
+    cx: &mut Cx,
+    vhosts: &[(Arc<VhostConfig>, &Element)],
+    default: Option<(&str, node::Value<'_>)>,
+) {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for (v, el) in vhosts {
+        if let Some(prev) = seen.insert(&v.name, &v.name) {
+            cx.errors.push(ConfigError::at(
+                el.loc,
+                "Vhost",
+                format!("duplicate vhost name {prev}"),
+            ));
+        }
+    }
+    for (v, el) in vhosts {
+        for a in &v.aliases {
+            let line = el
+                .children_named("Alias")
+                .find(|x| x.text.eq_ignore_ascii_case(a))
+                .map_or(el.loc, |x| x.loc);
+            if let Some(owner) = seen.insert(a, &v.name) {
+                cx.errors.push(ConfigError::at(
+                    line,
+                    "Alias",
+                    format!("{a} is already used by vhost {owner}"),
+                ));
+            }
+        }
+        if let VhostStatus::Facade(target) = &v.status {
+            if !vhosts.iter().any(|(o, _)| &o.name == target) {
+                cx.errors.push(ConfigError::at(
+                    el.loc,
+                    "Vhost",
+                    format!("Status: facade target {target} is not a vhost"),
+                ));
+            }
+        }
+    }
+    if let Some((name, v)) = default {
+        if !vhosts.iter().any(|(o, _)| o.name == name) {
+            cx.errors
+                .push(v.error(format!("{name} is not the Name of any <Vhost>")));
+        }
+    }
+}
+
+/// `svc/<vhost>/*.txt`: every documented file is recognised; none is implemented yet.
+fn svc_files(
+    conf_dir: &Path,
+    vhosts: &[Arc<VhostConfig>],
+    out: &mut Vec<Unused>,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for v in vhosts {
+        for file in &schema::schema().text_files {
+            let path: PathBuf = conf_dir.join("svc").join(&v.name).join(file);
+            if path.is_file() {
+                if let Err(e) = std::fs::read_to_string(&path) {
+                    errors.push(ConfigError::file(
+                        path.display().to_string(),
+                        format!("cannot read: {e}"),
+                    ));
+                } else if !out.iter().any(|u| u.path.ends_with(file)) {
+                    out.push(Unused {
+                        path: format!("svc/<vhost>/{file}"),
+                        place: path.display().to_string(),
+                    });
+                }
+            }
+        }
+    }
+    errors
+}

@@ -1,0 +1,187 @@
+//! The typed configuration that the rest of kurad reads.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::node::Unused;
+use super::value::{IpRule, Listen, OriginAddress};
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory it was read from (holds `svc/`).
+    pub conf_dir: PathBuf,
+    /// `server.xml` settings that are not per vhost.
+    pub server: ServerSettings,
+    /// Every `<Vhost>`, in file order, with `<VHostDefault>` applied.
+    pub vhosts: Vec<Arc<VhostConfig>>,
+    /// `<Vhosts><Default>`: the vhost for requests no vhost matches.
+    pub default_vhost: Option<String>,
+    /// What the files set that kurad recognises but does not implement yet.
+    pub not_implemented: Vec<Unused>,
+}
+
+/// Management API access role (chapter 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Graphs only.
+    Looker,
+    /// Monitoring and graphs.
+    User,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    /// Parses `Admin`, `User` or `Looker`.
+    pub fn parse(s: &str) -> Result<Role, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            "looker" => Ok(Role::Looker),
+            _ => Err(format!("unknown role \"{s}\" (Admin, User or Looker)")),
+        }
+    }
+}
+
+/// `<Host><Manager>`: the management port and who may use it.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Address to bind: loopback unless an `<Allow>` admits another address.
+    pub bind: SocketAddr,
+    /// Role of an `<Allow>` without its own `Role`.
+    pub role: Role,
+    /// Allowed client addresses and their roles; loopback is allowed when empty.
+    pub allow: Vec<(IpRule, Role)>,
+}
+
+impl ManagerConfig {
+    /// The role of a client address, or `None` when its connection must be refused.
+    pub fn role_of(&self, ip: IpAddr) -> Option<Role> {
+        if self.allow.is_empty() {
+            return super::is_loopback(ip).then_some(self.role);
+        }
+        self.allow
+            .iter()
+            .find(|(rule, _)| rule.matches(ip))
+            .map(|(_, role)| *role)
+    }
+}
+
+/// Global settings of `server.xml`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// `<Host><Name>`, or the system host name.
+    pub name: String,
+    /// `<Host><Admin>`.
+    pub admin: String,
+    /// `<Host><Manager>`.
+    pub manager: ManagerConfig,
+    /// `<Cache><Listen>`: the addresses `*:port` stands for (all when empty).
+    pub listen_ips: Vec<IpAddr>,
+    /// Bytes of memory the object cache may hold
+    /// (RAM x `SystemMemoryRatio` x `ContentMemoryRatio`).
+    pub cache_memory_bytes: u64,
+}
+
+/// `<Vhost Status>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VhostStatus {
+    /// Serving.
+    Active,
+    /// Not serving; its cache is kept.
+    Inactive,
+    /// Serves as the named vhost while keeping its own statistics and logs.
+    Facade(String),
+}
+
+/// Where a TTL may come from, in `<TTL Priority>` order (chapter 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlSource {
+    /// `Cache-Control: no-cache` (or must-revalidate): the `<NoCache>` TTL.
+    CcNoCache,
+    /// `svc/<vhost>/ttl.txt` rules.
+    Custom,
+    /// `s-maxage`, `max-age` or `Expires` from the origin.
+    CcMaxAge,
+    /// The `<ResNxx>` TTL of the status class.
+    ResCode,
+}
+
+/// `<Options><TTL>`.
+#[derive(Debug, Clone)]
+pub struct TtlPolicy {
+    /// Order in which TTL sources are tried.
+    pub priority: Vec<TtlSource>,
+    /// `<Res2xx>`.
+    pub res2xx: Duration,
+    /// `<NoCache>`.
+    pub no_cache: Duration,
+    /// `<NoCache MaxAge>`: when > 0, a no-cache response's max-age is honoured up to it.
+    pub no_cache_max_age: Duration,
+    /// `<Res3xx>`.
+    pub res3xx: Duration,
+    /// `<Res4xx>`.
+    pub res4xx: Duration,
+    /// `<Res5xx>`.
+    pub res5xx: Duration,
+}
+
+/// Client-side session and header settings (chapter 6).
+#[derive(Debug, Clone)]
+pub struct ClientPolicy {
+    /// `<AgeHeader>`; ON unless written OFF (RFC 9111 requires Age from a shared cache).
+    pub age_header: bool,
+    /// `<ViaHeader>`.
+    pub via_header: bool,
+    /// `<ServerHeader>`: pass the origin's Server header.
+    pub server_header: bool,
+    /// `<ETagHeader>`.
+    pub etag_header: bool,
+    /// `<ConnectionHeader>close</ConnectionHeader>`.
+    pub connection_close: bool,
+    /// `<KeepAliveHeader>`.
+    pub keep_alive_header: bool,
+    /// `<KeepAliveHeader Max>`: requests per connection, 0 = unlimited.
+    pub keep_alive_max: u32,
+    /// `<ClientKeepAliveSec>`: idle client connections are closed after this.
+    pub keep_alive: Duration,
+}
+
+/// Origin-side settings (chapter 7).
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    /// `<ConnectTimeout>`.
+    pub connect_timeout: Duration,
+    /// `<ReceiveTimeout>`: wait for the origin's response head.
+    pub receive_timeout: Duration,
+    /// `<ReuseTimeout>`: idle origin connections are kept this long (0 = no reuse).
+    pub reuse_timeout: Duration,
+}
+
+/// One virtual host, with `<VHostDefault>` applied.
+#[derive(Debug, Clone)]
+pub struct VhostConfig {
+    /// `Name`, lower case.
+    pub name: String,
+    /// `Status`.
+    pub status: VhostStatus,
+    /// `StaticIndex` (SNMP index pin).
+    pub static_index: Option<u32>,
+    /// `<Alias>` names, lower case; `*.suffix` patterns keep their `*.`.
+    pub aliases: Vec<String>,
+    /// `<Listen>` addresses (empty for `OFF`).
+    pub listen: Vec<Listen>,
+    /// `<Origin><Address>`.
+    pub origins: Vec<OriginAddress>,
+    /// `<Origin><Address2>`: standby origins.
+    pub standby_origins: Vec<OriginAddress>,
+    /// `<Options><TTL>`.
+    pub ttl: TtlPolicy,
+    /// Client-side headers and sessions.
+    pub client: ClientPolicy,
+    /// Origin-side timeouts.
+    pub origin: OriginPolicy,
+}

@@ -1,0 +1,140 @@
+//! kurad: the kura edge cache daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kura::config;
+use kura::daemon::{ConfSource, Daemon};
+
+#[derive(Parser)]
+#[command(name = "kurad", version, about = "kura HTTP edge cache daemon")]
+struct Cli {
+    /// Directory holding server.xml, vhosts.xml and svc/.
+    #[arg(long, global = true, default_value = config::DEFAULT_CONF_DIR)]
+    conf_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Validate the configuration without starting; exits 1 when it is invalid.
+    Check,
+    /// Run a demo vhost in front of a built-in origin, memory only, no files needed.
+    Demo {
+        /// Service address of the demo vhost.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Management port (on 127.0.0.1).
+        #[arg(long, default_value_t = config::DEFAULT_MANAGER_PORT)]
+        manager_port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Check) = cli.command {
+        return check(&cli.conf_dir);
+    }
+    kura::log::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kurad: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("kurad: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `kurad check`: every error on its own line as `file:line: <Element>: message`.
+fn check(dir: &std::path::Path) -> ExitCode {
+    match config::load_dir(dir) {
+        Ok(c) => {
+            println!(
+                "{}: configuration OK ({} vhosts)",
+                dir.display(),
+                c.vhosts.len()
+            );
+            for u in &c.not_implemented {
+                println!("{}: {}: recognised, not implemented", u.place, u.path);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: {} error(s); configuration rejected",
+                dir.display(),
+                errors.0.len()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let source = match cli.command {
+        Some(Command::Demo {
+            listen,
+            manager_port,
+        }) => {
+            let origin = kura::demo::start_origin()
+                .await
+                .context("starting the demo origin")?;
+            let (server, vhosts) = kura::demo::config(listen, manager_port, origin);
+            let daemon = Daemon::start(ConfSource::Embedded { server, vhosts }).await?;
+            let manager = daemon.start_manager().await?;
+            let bound = daemon.bound_addrs().await.first().map_or(listen, |b| b.1);
+            print!("{}", kura::demo::banner(bound, manager, origin));
+            return wait_for_signals(daemon).await;
+        }
+        _ => ConfSource::Dir(cli.conf_dir.clone()),
+    };
+    let daemon = Daemon::start(source)
+        .await
+        .with_context(|| format!("configuration in {}", cli.conf_dir.display()))?;
+    daemon.start_manager().await?;
+    tracing::info!(version = kura::VERSION, "kurad ready");
+    wait_for_signals(daemon).await
+}
+
+/// SIGHUP reloads; SIGTERM and SIGINT stop.
+async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                if let Err(e) = daemon.reload().await {
+                    tracing::error!("reload rejected; the previous configuration keeps serving:\n{e}");
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("kurad stopping");
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! The one response body type: no boxing, no copy on hits.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::cache::fill::FillReader;
+use crate::cache::store::Object;
+
+/// Why a response body stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The origin stopped before the end of the body; the client connection is cut
+    /// so the client sees a truncated response, never a short "complete" one.
+    #[error("origin body truncated")]
+    Truncated,
+    /// The origin connection failed while streaming.
+    #[error("origin body: {0}")]
+    Origin(#[from] hyper::Error),
+}
+
+/// A response body.
+#[derive(Debug)]
+pub enum Body {
+    /// No body (HEAD, 304, errors without text).
+    Empty,
+    /// A small body made here (error pages, API replies).
+    Full(Option<Bytes>),
+    /// A cached object, chunk by chunk.
+    Object {
+        /// The object.
+        obj: Arc<Object>,
+        /// Next chunk to send.
+        next: usize,
+    },
+    /// A body still arriving from the origin, shared with other clients.
+    Fill(FillReader),
+    /// A body streamed straight from the origin (not cached).
+    Origin(Incoming),
+}
+
+impl Body {
+    /// A body with the given bytes.
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        Body::Full(Some(b.into()))
+    }
+
+    /// A cached object's body.
+    pub fn object(obj: Arc<Object>) -> Self {
+        Body::Object { obj, next: 0 }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Object { obj, next } => {
+                let chunk = obj.body.get(*next).cloned();
+                *next += 1;
+                Poll::Ready(chunk.map(|c| Ok(Frame::data(c))))
+            }
+            Body::Fill(r) => r
+                .poll_chunk(cx)
+                .map(|c| c.map(|c| c.map(Frame::data).map_err(|_| BodyError::Truncated))),
+            Body::Origin(inc) => Pin::new(inc).poll_frame(cx).map_err(BodyError::Origin),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty => true,
+            Body::Full(b) => b.is_none(),
+            Body::Object { obj, next } => *next >= obj.body.len(),
+            Body::Fill(r) => r.is_end(),
+            Body::Origin(inc) => inc.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty => SizeHint::with_exact(0),
+            Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Object { obj, next } => {
+                SizeHint::with_exact(obj.body.iter().skip(*next).map(|c| c.len() as u64).sum())
+            }
+            Body::Fill(_) => SizeHint::default(),
+            Body::Origin(inc) => inc.size_hint(),
+        }
+    }
+}

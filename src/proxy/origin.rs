@@ -1,0 +1,184 @@
+//! Requests to a vhost's origins over a keep-alive connection pool.
+//!
+//! Addresses are used round-robin; a request that could not connect moves on
+//! to the next address when it has no body to replay. (Health checks,
+//! exclusion, standby addresses and balance modes come with origin management.)
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, HOST};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::value::OriginAddress;
+use crate::config::VhostConfig;
+
+/// The body of a request to an origin: the client's, or none.
+pub type OriginBody = Either<Incoming, Empty<Bytes>>;
+
+/// Why an origin request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginError {
+    /// The vhost has no origin address.
+    #[error("no origin address configured")]
+    NoAddress,
+    /// No address accepted a connection.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The last address tried.
+        addr: String,
+        /// What the connector said.
+        reason: String,
+    },
+    /// The origin did not answer within `<ReceiveTimeout>`.
+    #[error("no response from {addr} within {timeout:?}")]
+    Timeout {
+        /// The address.
+        addr: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The connection failed after it was made.
+    #[error("origin {addr}: {reason}")]
+    Http {
+        /// The address.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl OriginError {
+    /// The status a client gets for this failure.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OriginError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// The origins of one vhost.
+pub struct OriginPool {
+    client: Client<HttpConnector, OriginBody>,
+    addresses: Vec<(OriginAddress, HeaderValue)>,
+    next: AtomicUsize,
+    receive_timeout: Duration,
+}
+
+impl OriginPool {
+    /// A pool for `vhost`'s `<Origin><Address>` list with its timeouts.
+    pub fn new(vhost: &VhostConfig) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(vhost.origin.connect_timeout));
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_timer(TokioTimer::new());
+        if vhost.origin.reuse_timeout.is_zero() {
+            builder.pool_max_idle_per_host(0);
+        } else {
+            builder.pool_idle_timeout(vhost.origin.reuse_timeout);
+        }
+        let addresses = vhost
+            .origins
+            .iter()
+            .map(|a| {
+                let host = HeaderValue::from_str(&a.host_header(&vhost.name))
+                    .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+                (a.clone(), host)
+            })
+            .collect();
+        OriginPool {
+            client: builder.build(connector),
+            addresses,
+            next: AtomicUsize::new(0),
+            receive_timeout: vhost.origin.receive_timeout,
+        }
+    }
+
+    /// `<ReceiveTimeout>`, also applied between body chunks.
+    pub fn receive_timeout(&self) -> Duration {
+        self.receive_timeout
+    }
+
+    /// Sends a request for `path_and_query`; `headers` must already be origin-bound
+    /// (no hop-by-hop headers, no Host).
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: Option<Incoming>,
+    ) -> Result<Response<Incoming>, OriginError> {
+        let n = self.addresses.len();
+        if n == 0 {
+            return Err(OriginError::NoAddress);
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let attempts = if body.is_some() { 1 } else { n };
+        let mut body = body;
+        let mut last = None;
+        for i in 0..attempts {
+            let (addr, host) = &self.addresses[(start + i) % n];
+            let uri: Uri = format!("http://{}{}{}", addr.authority(), addr.path, path_and_query)
+                .parse()
+                .map_err(|e| OriginError::Http {
+                    addr: addr.authority(),
+                    reason: format!("bad request target: {e}"),
+                })?;
+            let mut req = Request::builder().method(method.clone()).uri(uri);
+            if let Some(h) = req.headers_mut() {
+                *h = headers.clone();
+                h.insert(HOST, host.clone());
+            }
+            let req_body = match body.take() {
+                Some(b) => Either::Left(b),
+                None => Either::Right(Empty::new()),
+            };
+            let req = req.body(req_body).map_err(|e| OriginError::Http {
+                addr: addr.authority(),
+                reason: e.to_string(),
+            })?;
+            match tokio::time::timeout(self.receive_timeout, self.client.request(req)).await {
+                Ok(Ok(resp)) => return Ok(resp),
+                Ok(Err(e)) if e.is_connect() => {
+                    last = Some(OriginError::Connect {
+                        addr: addr.authority(),
+                        reason: source_chain(&e),
+                    });
+                }
+                Ok(Err(e)) => {
+                    return Err(OriginError::Http {
+                        addr: addr.authority(),
+                        reason: source_chain(&e),
+                    })
+                }
+                Err(_) => {
+                    return Err(OriginError::Timeout {
+                        addr: addr.authority(),
+                        timeout: self.receive_timeout,
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(OriginError::NoAddress))
+    }
+}
+
+/// An error and its causes on one line.
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
