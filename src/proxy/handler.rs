@@ -131,10 +131,13 @@ async fn serve_cached(
             } else {
                 Body::object(obj.clone())
             };
-            (
-                respond(&obj.head, CacheResult::Hit, &vhost.cfg.client, body),
-                CacheResult::Hit,
-            )
+            // A cached error response is the guide's negative hit.
+            let result = if obj.head.status.as_u16() >= 400 {
+                CacheResult::NegativeHit
+            } else {
+                CacheResult::Hit
+            };
+            (respond(&obj.head, result, &vhost.cfg.client, body), result)
         }
         Lookup::Join(fill) => match fill.head().await {
             HeadOutcome::Shared(head) if head.vary_matches(&parts.headers) => match fill.reader() {

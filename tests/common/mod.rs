@@ -1,0 +1,424 @@
+//! Test harness: a real kurad process, a scriptable origin, and curl.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// What the origin answers for one request.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: ReplyBody,
+    pub delay: Duration,
+}
+
+pub enum ReplyBody {
+    Bytes(Vec<u8>),
+    /// `n` bytes generated in 64 KiB chunks, without Content-Length unless `with_length`.
+    Generated {
+        len: u64,
+        with_length: bool,
+    },
+}
+
+impl Reply {
+    pub fn ok(body: &str) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![],
+            body: ReplyBody::Bytes(body.as_bytes().to_vec()),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn status(mut self, s: u16) -> Reply {
+        self.status = s;
+        self
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Reply {
+        self.delay = d;
+        self
+    }
+}
+
+/// A request as the origin saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+}
+
+type Handler = dyn Fn(&Seen) -> Reply + Send + Sync;
+
+/// An HTTP origin on 127.0.0.1:0 that records every request.
+pub struct Origin {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Origin {
+    pub fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let handler: Arc<Handler> = Arc::new(handler);
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen2 = seen.clone();
+        rt.spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let (seen, handler) = (seen2.clone(), handler.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (seen, handler) = (seen.clone(), handler.clone());
+                        async move {
+                            let s = Seen {
+                                method: req.method().to_string(),
+                                path: req
+                                    .uri()
+                                    .path_and_query()
+                                    .map_or("/".into(), |p| p.to_string()),
+                                headers: req
+                                    .headers()
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (k.to_string(), v.to_str().unwrap_or("").to_string())
+                                    })
+                                    .collect(),
+                            };
+                            seen.lock().unwrap().push(s.clone());
+                            let _ = req.into_body().collect().await;
+                            let reply = handler(&s);
+                            if !reply.delay.is_zero() {
+                                tokio::time::sleep(reply.delay).await;
+                            }
+                            Ok::<_, Infallible>(render(reply))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            addr,
+            seen,
+            _rt: rt,
+        }
+    }
+
+    /// Requests the origin received for `path` (path and query).
+    pub fn count(&self, path: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path == path)
+            .count()
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+type Boxed = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn render(reply: Reply) -> hyper::Response<Boxed> {
+    let mut b = hyper::Response::builder().status(reply.status);
+    for (k, v) in &reply.headers {
+        b = b.header(k, v);
+    }
+    let body: Boxed = match reply.body {
+        ReplyBody::Bytes(v) => Full::new(Bytes::from(v)).boxed(),
+        ReplyBody::Generated { len, with_length } => {
+            if with_length {
+                b = b.header("content-length", len.to_string());
+            }
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let mut left = len;
+            let stream = futures_stream(move || {
+                if left == 0 {
+                    return None;
+                }
+                let n = left.min(chunk.len() as u64);
+                left -= n;
+                Some(Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))))
+            });
+            StreamBody::new(stream).boxed()
+        }
+    };
+    b.body(body).unwrap()
+}
+
+/// A stream from a closure, without pulling in the futures crate.
+fn futures_stream<T>(
+    mut next: impl FnMut() -> Option<T> + Send + Unpin + 'static,
+) -> impl futures_core::Stream<Item = T> + Send {
+    struct S<F>(F);
+    impl<T, F: FnMut() -> Option<T> + Unpin> futures_core::Stream for S<F> {
+        type Item = T;
+        fn poll_next(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
+            std::task::Poll::Ready((self.get_mut().0)())
+        }
+    }
+    S(move || next())
+}
+
+/// A running kurad with its configuration directory.
+pub struct Kurad {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    /// Bound address of each configured listen address, as logged.
+    pub listening: Arc<Mutex<Vec<(String, SocketAddr)>>>,
+    pub manager: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn kurad_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kurad")
+}
+
+pub fn kuractl_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kuractl")
+}
+
+/// Writes a configuration directory.
+pub fn conf_dir(server_xml: &str, vhosts_xml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("server.xml"), server_xml).unwrap();
+    std::fs::write(dir.path().join("vhosts.xml"), vhosts_xml).unwrap();
+    dir
+}
+
+/// A server.xml with the manager on an ephemeral port and `cache` inside `<Cache>`.
+pub fn server_xml(cache: &str, vhost_default: &str) -> String {
+    format!(
+        "<Server>\n  <Host>\n    <Manager Port=\"0\" Role=\"Admin\" />\n  </Host>\n  <Cache>\n    <Storage />\n{cache}\n  </Cache>\n  <VHostDefault>\n{vhost_default}\n  </VHostDefault>\n</Server>\n"
+    )
+}
+
+/// A `<Vhost>` listening on 127.0.0.1:0 in front of `origin`.
+pub fn vhost(name: &str, origin: SocketAddr, extra: &str) -> String {
+    format!(
+        "  <Vhost Name=\"{name}\">\n    <Listen>127.0.0.1:0</Listen>\n    <Origin><Address>{origin}</Address></Origin>\n{extra}\n  </Vhost>\n"
+    )
+}
+
+pub fn vhosts_xml(body: &str) -> String {
+    format!("<Vhosts>\n{body}</Vhosts>\n")
+}
+
+impl Kurad {
+    /// Starts kurad on `dir` and waits until its HTTP and manager ports are bound.
+    pub fn start(dir: tempfile::TempDir) -> Kurad {
+        Self::start_args(dir, &[])
+    }
+
+    pub fn start_args(dir: tempfile::TempDir, extra: &[&str]) -> Kurad {
+        let mut child = Command::new(kurad_bin())
+            .arg("--conf-dir")
+            .arg(dir.path())
+            .args(extra)
+            .env("KURA_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kurad");
+        let (log, listening, manager) = watch_log(&mut child);
+        let manager = manager
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("kurad did not start:\n{}", log.lock().unwrap().join("\n"))
+            });
+        Kurad {
+            child,
+            dir,
+            listening,
+            manager,
+            log,
+        }
+    }
+
+    /// The bound address of the first HTTP listener.
+    pub fn http(&self) -> SocketAddr {
+        self.listening.lock().unwrap()[0].1
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until the log has a line containing `needle`.
+    pub fn wait_log(&self, needle: &str) -> bool {
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn conf_path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write_vhosts(&self, text: &str) {
+        std::fs::write(self.dir.path().join("vhosts.xml"), text).unwrap();
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+    }
+}
+
+impl Drop for Kurad {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Collects kurad's log lines; returns them, the listening list and the manager address.
+#[allow(clippy::type_complexity)]
+pub fn watch_log(
+    child: &mut Child,
+) -> (
+    Arc<Mutex<Vec<String>>>,
+    Arc<Mutex<Vec<(String, SocketAddr)>>>,
+    mpsc::Receiver<SocketAddr>,
+) {
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listening: Arc<Mutex<Vec<(String, SocketAddr)>>> = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let (log2, listening2) = (log.clone(), listening.clone());
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening") {
+                let field = |k: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(k))
+                        .map(|s| s.trim_matches('"').to_string())
+                };
+                if let (Some(addr), Some(spec)) = (field("addr="), field("spec=")) {
+                    let addr: SocketAddr = addr.parse().unwrap();
+                    if line.contains("service=\"manager\"") {
+                        let _ = tx.send(addr);
+                    } else {
+                        listening2.lock().unwrap().push((spec, addr));
+                    }
+                }
+            }
+            log2.lock().unwrap().push(line);
+        }
+    });
+    (log, listening, rx)
+}
+
+/// A response as curl saw it.
+#[derive(Debug)]
+pub struct CurlResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl CurlResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+static CURL_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs curl against `url` with extra arguments.
+pub fn curl(url: &str, args: &[&str]) -> CurlResponse {
+    let n = CURL_SEQ.fetch_add(1, Ordering::Relaxed);
+    let hdr: PathBuf = std::env::temp_dir().join(format!("kura-curl-{}-{n}.h", std::process::id()));
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "30", "-D"])
+        .arg(&hdr)
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl must be installed (apt-get install curl)");
+    let head = std::fs::read_to_string(&hdr).unwrap_or_default();
+    let _ = std::fs::remove_file(&hdr);
+    // With redirects or 100-continue there may be several heads; keep the last.
+    let last = head.trim_end().rsplit("\r\n\r\n").next().unwrap_or("");
+    let mut lines = last.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    CurlResponse {
+        status,
+        headers,
+        body: out.stdout,
+    }
+}
+
+/// curl GET with a Host header.
+pub fn get(addr: SocketAddr, host: &str, path: &str) -> CurlResponse {
+    curl(
+        &format!("http://{addr}{path}"),
+        &["-H", &format!("Host: {host}")],
+    )
+}
