@@ -203,7 +203,7 @@ fn errors_name_file_line_and_element() {
         !ok && stderr.contains("server.xml:1: <MaxSockets>: unknown attribute Bogus"),
         "{stderr}"
     );
-    let (ok, stderr) = check(&format!("<Server><VHostDefault>\n<Options>\n<ClientKeepAliveSec>x</ClientKeepAliveSec></Options></VHostDefault></Server>"), &vhosts_xml(""));
+    let (ok, stderr) = check("<Server><VHostDefault>\n<Options>\n<ClientKeepAliveSec>x</ClientKeepAliveSec></Options></VHostDefault></Server>", &vhosts_xml(""));
     assert!(
         !ok && stderr.contains("server.xml:3: <ClientKeepAliveSec>"),
         "a bad <VHostDefault> is reported even without vhosts: {stderr}"

@@ -8,7 +8,6 @@
 //! reader, so even a 1 GiB body passes through in bounded memory.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -156,7 +155,7 @@ impl Fill {
             trim(&mut st);
         }
         wake_all(&mut st);
-        !(was_retaining && !st.retain)
+        !was_retaining || st.retain
     }
 
     /// Whether the producer should keep reading: it has readers to serve or it is
@@ -247,14 +246,6 @@ impl FillReader {
     pub fn is_end(&self) -> bool {
         let st = self.fill.state.lock();
         st.end == Some(BodyEnd::Complete) && self.next >= st.first + st.chunks.len()
-    }
-
-    /// Polls for the next chunk through a pinned reference.
-    pub fn poll_chunk_pinned(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, BodyEnd>>> {
-        self.get_mut().poll_chunk(cx)
     }
 }
 

@@ -178,7 +178,7 @@ fn render(reply: Reply) -> hyper::Response<Boxed> {
 
 /// A stream from a closure, without pulling in the futures crate.
 fn futures_stream<T>(
-    mut next: impl FnMut() -> Option<T> + Send + Unpin + 'static,
+    next: impl FnMut() -> Option<T> + Send + Unpin + 'static,
 ) -> impl futures_core::Stream<Item = T> + Send {
     struct S<F>(F);
     impl<T, F: FnMut() -> Option<T> + Unpin> futures_core::Stream for S<F> {
@@ -190,7 +190,7 @@ fn futures_stream<T>(
             std::task::Poll::Ready((self.get_mut().0)())
         }
     }
-    S(move || next())
+    S(next)
 }
 
 /// A running kurad with its configuration directory.
