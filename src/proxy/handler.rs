@@ -77,6 +77,12 @@ pub async fn handle(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
     let (parts, body) = req.into_parts();
+    // Only origin-form (`/path`) and absolute-form targets name a resource (RFC 9112 3.2).
+    if !parts.uri.path().starts_with('/') || parts.uri.path_and_query().is_none() {
+        let resp = plain(StatusCode::BAD_REQUEST, "bad request target\n".to_string());
+        access_log(&parts, conn, "-", &resp, CacheResult::None, started);
+        return resp;
+    }
     let host = parts
         .headers
         .get(header::HOST)
