@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::cache::store::Store;
 use crate::config::{self, Config, ConfigErrors};
 use crate::proxy::{self, Runtime};
+use crate::stats::Stats;
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]
@@ -88,6 +89,8 @@ pub struct Daemon {
     source: ConfSource,
     /// The object store; it outlives configurations.
     pub store: Arc<Store>,
+    /// The stats core; vhosts keep their history across reloads.
+    pub stats: Arc<Stats>,
     runtime: ArcSwap<Runtime>,
     listeners: tokio::sync::Mutex<HashMap<SocketAddr, Listener>>,
     generation: AtomicU64,
@@ -106,10 +109,13 @@ impl Daemon {
             max_object = store.max_object(),
             "memory cache"
         );
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(stats.clone().run_ticker());
         let daemon = Arc::new(Daemon {
             source,
             store,
-            runtime: ArcSwap::from_pointee(Runtime::new(config)),
+            runtime: ArcSwap::from_pointee(Runtime::new(config, &stats)),
+            stats,
             listeners: tokio::sync::Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             started: Instant::now(),
@@ -150,7 +156,7 @@ impl Daemon {
         if config.server.manager.bind != old.config.server.manager.bind {
             tracing::warn!("a changed <Manager Port> applies at the next restart");
         }
-        let new = Arc::new(Runtime::new(config));
+        let new = Arc::new(Runtime::new(config, &self.stats));
         let (opened, closed) = self.sync_listeners(&new).await?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let summary = ReloadSummary {
@@ -184,6 +190,7 @@ impl Daemon {
             }
         }
         self.runtime.store(rt.clone());
+        self.stats.install(rt.stats.iter().cloned());
         let mut opened = Vec::new();
         for (addr, l) in fresh {
             let bound = l.local_addr().unwrap_or(addr);

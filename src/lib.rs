@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod demo;
 pub mod log;
 pub mod proxy;
+pub mod stats;
 
 /// kura's version, as reported by `/version`, `Via` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -11,12 +11,15 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use super::body::Body;
+use super::metered::{self, Metered, OriginLeg};
 use super::{Runtime, VhostRt};
 use crate::cache::fill::{BodyEnd, HeadOutcome};
 use crate::cache::policy;
 use crate::cache::store::{FillGuard, Head, Lookup, Store};
 use crate::cache::{self, CacheResult};
 use crate::config::ClientPolicy;
+use crate::stats::counter::Side;
+use crate::stats::{Exchange, VhostStats};
 
 static VIA: LazyLock<HeaderValue> = LazyLock::new(|| {
     HeaderValue::from_str(&format!("1.1 kura (kura/{})", crate::VERSION)).expect("ASCII")
@@ -70,7 +73,7 @@ pub async fn handle(
     store: &Arc<Store>,
     conn: &Conn,
     req: hyper::Request<Incoming>,
-) -> Response<Body> {
+) -> Response<Metered> {
     let started = Instant::now();
     let served = conn
         .requests
@@ -81,7 +84,7 @@ pub async fn handle(
     if !parts.uri.path().starts_with('/') || parts.uri.path_and_query().is_none() {
         let resp = plain(StatusCode::BAD_REQUEST, "bad request target\n".to_string());
         access_log(&parts, conn, "-", &resp, CacheResult::None, started);
-        return resp;
+        return resp.map(Metered::uncounted);
     }
     let host = parts
         .headers
@@ -95,10 +98,14 @@ pub async fn handle(
             format!("no virtual host for Host: {host}\n"),
         );
         access_log(&parts, conn, "-", &resp, CacheResult::None, started);
-        return resp;
+        return resp.map(Metered::uncounted);
     };
     let vhost = vhost.clone();
-    let (mut resp, result) = if parts.method == Method::GET || parts.method == Method::HEAD {
+    let inbound = metered::head_bytes(&parts.headers)
+        + body.size_hint().exact().unwrap_or(0)
+        + parts.uri.to_string().len() as u64;
+    let (mut resp, result, origin) = if parts.method == Method::GET || parts.method == Method::HEAD
+    {
         serve_cached(&vhost, store, conn, &parts).await
     } else {
         pass(
@@ -117,8 +124,13 @@ pub async fn handle(
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
     set_connection_headers(resp.headers_mut(), &vhost.cfg.client, client_close, served);
     access_log(&parts, conn, &vhost.cfg.name, &resp, result, started);
-    resp
+    let (status, head) = (resp.status().as_u16(), metered::head_bytes(resp.headers()));
+    let stats = vhost.stats.clone();
+    resp.map(|b| Metered::counted(b, stats, status, result, inbound, head, started, origin))
 }
+
+/// A response, its result code, and the origin leg when the body streams straight from the origin.
+type Served = (Response<Body>, CacheResult, Option<OriginLeg>);
 
 /// Serves GET/HEAD through the cache.
 async fn serve_cached(
@@ -126,7 +138,7 @@ async fn serve_cached(
     store: &Arc<Store>,
     conn: &Conn,
     parts: &Parts,
-) -> (Response<Body>, CacheResult) {
+) -> Served {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let key = cache::key(&vhost.cache_name, pq);
     let head_only = parts.method == Method::HEAD;
@@ -143,7 +155,11 @@ async fn serve_cached(
             } else {
                 CacheResult::Hit
             };
-            (respond(&obj.head, result, &vhost.cfg.client, body), result)
+            (
+                respond(&obj.head, result, &vhost.cfg.client, body),
+                result,
+                None,
+            )
         }
         Lookup::Join(fill) => match fill.head().await {
             HeadOutcome::Shared(head) if head.vary_matches(&parts.headers) => match fill.reader() {
@@ -156,6 +172,7 @@ async fn serve_cached(
                     (
                         respond(&head, CacheResult::Hit, &vhost.cfg.client, body),
                         CacheResult::Hit,
+                        None,
                     )
                 }
                 None => pass(vhost, conn, parts, None, CacheResult::Miss).await,
@@ -166,6 +183,7 @@ async fn serve_cached(
             HeadOutcome::Failed(status) => (
                 error_response(status, CacheResult::Error),
                 CacheResult::Error,
+                None,
             ),
         },
         Lookup::Fetch { fill, stale } => {
@@ -187,9 +205,11 @@ async fn fetch_and_fill(
     parts: &Parts,
     guard: FillGuard,
     result: CacheResult,
-) -> (Response<Body>, CacheResult) {
+) -> Served {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let headers = origin_headers(&parts.headers, conn.peer, true);
+    let origin_started = Instant::now();
+    let outbound = metered::head_bytes(&headers) + pq.len() as u64;
     let resp = match vhost.origin.send(Method::GET, pq, headers, None).await {
         Ok(r) => r,
         Err(e) => {
@@ -199,10 +219,18 @@ async fn fetch_and_fill(
             return (
                 error_response(status, CacheResult::Error),
                 CacheResult::Error,
+                None,
             );
         }
     };
     let (mut head_parts, body) = resp.into_parts();
+    let leg = OriginLeg {
+        status: head_parts.status.as_u16(),
+        started: origin_started,
+        time_res: origin_started.elapsed(),
+        outbound,
+        head: metered::head_bytes(&head_parts.headers),
+    };
     strip_hop_by_hop(&mut head_parts.headers);
     let decision = policy::storable(
         &parts.method,
@@ -236,6 +264,7 @@ async fn fetch_and_fill(
                     body,
                 ),
                 result,
+                Some(leg),
             );
         }
     };
@@ -255,12 +284,17 @@ async fn fetch_and_fill(
         body,
         vhost.origin.receive_timeout(),
         store.max_object(),
+        (vhost.stats.clone(), leg),
     ));
     let body = match reader {
         Some(r) if parts.method != Method::HEAD => Body::Fill(r),
         _ => Body::Empty,
     };
-    (respond(&head, result, &vhost.cfg.client, body), result)
+    (
+        respond(&head, result, &vhost.cfg.client, body),
+        result,
+        None,
+    )
 }
 
 /// Reads the origin body into the fill until it ends, then stores it.
@@ -270,9 +304,11 @@ async fn produce(
     mut body: Incoming,
     receive_timeout: std::time::Duration,
     max_keep: u64,
+    (stats, leg): (Arc<VhostStats>, OriginLeg),
 ) {
     use http_body_util::BodyExt;
     let fill = guard.fill().clone();
+    let mut received = 0u64;
     let end = loop {
         if !fill.wait_for_space().await {
             break BodyEnd::Truncated;
@@ -280,6 +316,7 @@ async fn produce(
         match tokio::time::timeout(receive_timeout, body.frame()).await {
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
+                    received += data.len() as u64;
                     if !fill.push(data, max_keep) {
                         guard.unregister();
                     }
@@ -290,6 +327,14 @@ async fn produce(
         }
     };
     guard.finish(head, end);
+    stats.record(&Exchange {
+        side: Side::Origin,
+        status: leg.status,
+        inbound: leg.head + received,
+        outbound: leg.outbound,
+        time_res: leg.time_res,
+        time_complete: leg.started.elapsed(),
+    });
 }
 
 /// Forwards a request without the cache.
@@ -299,10 +344,17 @@ async fn pass(
     parts: &Parts,
     body: Option<Incoming>,
     result: CacheResult,
-) -> (Response<Body>, CacheResult) {
+) -> Served {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let headers = origin_headers(&parts.headers, conn.peer, false);
     let body = body.filter(|b| !b.is_end_stream());
+    let origin_started = Instant::now();
+    let outbound = metered::head_bytes(&headers)
+        + pq.len() as u64
+        + body
+            .as_ref()
+            .and_then(|b| b.size_hint().exact())
+            .unwrap_or(0);
     match vhost
         .origin
         .send(parts.method.clone(), pq, headers, body)
@@ -310,6 +362,13 @@ async fn pass(
     {
         Ok(resp) => {
             let (mut p, body) = resp.into_parts();
+            let leg = OriginLeg {
+                status: p.status.as_u16(),
+                started: origin_started,
+                time_res: origin_started.elapsed(),
+                outbound,
+                head: metered::head_bytes(&p.headers),
+            };
             strip_hop_by_hop(&mut p.headers);
             let body = if parts.method == Method::HEAD {
                 Body::Empty
@@ -319,6 +378,7 @@ async fn pass(
             (
                 finish_response(p.status, p.headers, result, &vhost.cfg.client, None, body),
                 result,
+                Some(leg),
             )
         }
         Err(e) => {
@@ -326,6 +386,7 @@ async fn pass(
             (
                 error_response(e.status(), CacheResult::Error),
                 CacheResult::Error,
+                None,
             )
         }
     }

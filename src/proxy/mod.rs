@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod handler;
+pub mod metered;
 pub mod origin;
 pub mod router;
 
@@ -23,6 +24,7 @@ use tokio::net::TcpStream;
 use crate::cache::store::Store;
 use crate::config::value::Listen;
 use crate::config::{Config, VhostConfig, VhostStatus};
+use crate::stats::{Stats, VhostStats};
 use origin::OriginPool;
 use router::Router;
 
@@ -34,6 +36,8 @@ pub struct VhostRt {
     pub origin: Arc<OriginPool>,
     /// The vhost whose cached objects it serves (its own name unless a facade).
     pub cache_name: String,
+    /// Its statistics (a facade counts its own clients).
+    pub stats: Arc<VhostStats>,
 }
 
 /// Everything a request needs from one configuration.
@@ -44,6 +48,8 @@ pub struct Runtime {
     routers: HashMap<SocketAddr, Router>,
     /// Idle timeout of client connections on each listen address.
     keep_alive: HashMap<SocketAddr, Duration>,
+    /// Stats of every configured vhost (inactive ones too), installed when this runtime is.
+    pub stats: Vec<Arc<VhostStats>>,
 }
 
 /// The socket addresses a `<Listen>` stands for.
@@ -62,8 +68,9 @@ fn listen_addrs(listen: &Listen, listen_ips: &[IpAddr]) -> Vec<SocketAddr> {
 }
 
 impl Runtime {
-    /// Builds routers and origin pools for `config`.
-    pub fn new(config: Arc<Config>) -> Runtime {
+    /// Builds routers, origin pools and stats handles for `config`.
+    pub fn new(config: Arc<Config>, stats: &Stats) -> Runtime {
+        let vhost_stats = stats.handles(config.vhosts.iter().map(|v| v.name.as_str()));
         let pools: HashMap<&str, Arc<OriginPool>> = config
             .vhosts
             .iter()
@@ -82,6 +89,7 @@ impl Runtime {
                     cfg: v.clone(),
                     origin: pools[target].clone(),
                     cache_name: target.to_string(),
+                    stats: vhost_stats[&v.name].clone(),
                 })
             })
             .collect();
@@ -116,6 +124,7 @@ impl Runtime {
             config,
             routers,
             keep_alive,
+            stats: vhost_stats.into_values().collect(),
         }
     }
 

@@ -1,0 +1,521 @@
+//! The time-bucketed stats core (guide chapter 10; spec `SNMP.md` 5-10,
+//! `MONITORING.md`).
+//!
+//! Recording a request is a few relaxed atomic adds on the calling thread's
+//! slot of its vhost: no lock, no allocation. Once a second the ticker folds
+//! every slot into the vhost's history: the last 60 seconds, the last 60
+//! completed minutes (with response-time distributions), and RRD-style
+//! consolidation rings of 5 minutes (1 day), hours (31 days) and days (1 year)
+//! for graphs. Windows (`last second`, `last m minutes`) are sums over those
+//! rings, so every export reads the same numbers.
+
+pub mod counter;
+pub mod hist;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::cache::CacheResult;
+use counter::{Class, Side, N};
+use hist::{AtomicHist, Snapshot, BUCKETS};
+
+/// One thread's share of a vhost's counters, on its own cache lines.
+#[repr(align(128))]
+struct Slot {
+    counters: [AtomicU64; N],
+    /// Response-time distributions, client and origin side.
+    hist: [AtomicHist; 2],
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            hist: Default::default(),
+        }
+    }
+}
+
+/// Number of slots per vhost: a power of two near the core count, at most 16.
+fn slot_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get())
+        .next_power_of_two()
+        .clamp(2, 16)
+}
+
+/// The calling thread's slot number (threads are spread round robin).
+fn thread_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed));
+    SLOT.with(|s| *s)
+}
+
+/// One finished exchange on one side.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange {
+    /// Client or origin side.
+    pub side: Side,
+    /// Response status.
+    pub status: u16,
+    /// Bytes received (request from the client; response from the origin).
+    pub inbound: u64,
+    /// Bytes sent (response to the client; request to the origin).
+    pub outbound: u64,
+    /// Time until the response head.
+    pub time_res: Duration,
+    /// Time until the response was complete.
+    pub time_complete: Duration,
+}
+
+/// Counter sums and distributions over some seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Unix second the sample starts at.
+    pub start: u64,
+    /// Seconds it covers (less than its length for the first, partial one).
+    pub seconds: u64,
+    /// Counter sums.
+    pub counts: [u64; N],
+    /// Response-time distributions, client and origin (kept for seconds and minutes only).
+    pub hist: [Snapshot; 2],
+}
+
+impl Sample {
+    fn empty(start: u64) -> Sample {
+        Sample {
+            start,
+            seconds: 0,
+            counts: [0; N],
+            hist: Default::default(),
+        }
+    }
+
+    fn add(&mut self, other: &Sample, with_hist: bool) {
+        self.seconds += other.seconds;
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        if with_hist {
+            for (a, b) in self.hist.iter_mut().zip(other.hist.iter()) {
+                a.merge(b);
+            }
+        }
+    }
+
+    /// Approximate bytes this sample holds.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Sample>() + self.hist.iter().map(Snapshot::heap_bytes).sum::<usize>()
+    }
+}
+
+/// A ring of samples each `period` seconds long, consolidated from seconds.
+#[derive(Debug)]
+struct Ring {
+    period: u64,
+    capacity: usize,
+    with_hist: bool,
+    /// The sample being filled.
+    current: Option<Sample>,
+    /// Completed samples, oldest first.
+    done: VecDeque<Sample>,
+}
+
+impl Ring {
+    fn new(period: u64, capacity: usize, with_hist: bool) -> Ring {
+        Ring {
+            period,
+            capacity,
+            with_hist,
+            current: None,
+            done: VecDeque::new(),
+        }
+    }
+
+    /// Adds the sample of second `sec`; completes the current period when `sec` is its last second.
+    fn push_second(&mut self, sec: u64, s: &Sample) {
+        let start = sec - sec % self.period;
+        if self.current.as_ref().is_some_and(|c| c.start != start) {
+            self.complete();
+        }
+        let cur = self.current.get_or_insert_with(|| Sample::empty(start));
+        cur.add(s, self.with_hist);
+        if (sec + 1) % self.period == 0 {
+            self.complete();
+        }
+    }
+
+    fn complete(&mut self) {
+        if let Some(c) = self.current.take() {
+            if self.done.len() == self.capacity {
+                self.done.pop_front();
+            }
+            self.done.push_back(c);
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.done
+            .iter()
+            .chain(self.current.iter())
+            .map(Sample::bytes)
+            .sum()
+    }
+}
+
+/// A vhost's history and the last cumulative values it was folded from.
+#[derive(Debug)]
+struct History {
+    last_counts: [u64; N],
+    last_hist: [Vec<u64>; 2],
+    /// Last folded second (unix), to detect skipped seconds.
+    last_sec: Option<u64>,
+    seconds: Ring,
+    minutes: Ring,
+    five_minutes: Ring,
+    hours: Ring,
+    days: Ring,
+}
+
+impl History {
+    fn new() -> History {
+        History {
+            last_counts: [0; N],
+            last_hist: [vec![0; BUCKETS], vec![0; BUCKETS]],
+            last_sec: None,
+            seconds: Ring::new(1, 60, true),
+            minutes: Ring::new(60, 60, true),
+            five_minutes: Ring::new(300, 288, false),
+            hours: Ring::new(3600, 744, false),
+            days: Ring::new(86_400, 366, false),
+        }
+    }
+}
+
+/// Which window to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The last completed second (minute variable 0, `/monitoring/realtime`).
+    LastSecond,
+    /// The last `m` completed minutes, 1..=60 (`/monitoring/average` is 5).
+    Minutes(u8),
+}
+
+/// One vhost's statistics.
+pub struct VhostStats {
+    /// Vhost name.
+    pub name: String,
+    slots: Box<[Slot]>,
+    history: Mutex<History>,
+}
+
+impl VhostStats {
+    fn new(name: &str) -> VhostStats {
+        VhostStats {
+            name: name.to_string(),
+            slots: (0..slot_count()).map(|_| Slot::default()).collect(),
+            history: Mutex::new(History::new()),
+        }
+    }
+
+    #[inline]
+    fn slot(&self) -> &Slot {
+        &self.slots[thread_slot() & (self.slots.len() - 1)]
+    }
+
+    /// Records one finished exchange.
+    #[inline]
+    pub fn record(&self, e: &Exchange) {
+        let slot = self.slot();
+        let c = &slot.counters;
+        let add = |i: usize, v: u64| {
+            c[i].fetch_add(v, Ordering::Relaxed);
+        };
+        let (res, done) = (
+            e.time_res.as_micros() as u64,
+            e.time_complete.as_micros() as u64,
+        );
+        add(counter::requests(e.side), 1);
+        add(counter::inbound(e.side), e.inbound);
+        add(counter::outbound(e.side), e.outbound);
+        for class in std::iter::once(Class::Total).chain(Class::of(e.status)) {
+            add(counter::responses(e.side, class), 1);
+            add(counter::time_res(e.side, class), res);
+            add(counter::time_complete(e.side, class), done);
+        }
+        slot.hist[e.side as usize].record(done);
+    }
+
+    /// Records a client request's result code and the bytes sent for it.
+    #[inline]
+    pub fn record_result(&self, r: CacheResult, bytes: u64) {
+        let c = &self.slot().counters;
+        c[counter::result(r)].fetch_add(1, Ordering::Relaxed);
+        c[counter::result_bytes(r)].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Folds everything recorded since the last fold into the second ending at `now` (unix seconds).
+    pub fn fold(&self, now: u64) {
+        let mut counts = [0u64; N];
+        let mut hist = [vec![0u64; BUCKETS], vec![0u64; BUCKETS]];
+        for slot in self.slots.iter() {
+            for (sum, c) in counts.iter_mut().zip(slot.counters.iter()) {
+                *sum += c.load(Ordering::Relaxed);
+            }
+            for (side, h) in slot.hist.iter().enumerate() {
+                h.add_to(&mut hist[side]);
+            }
+        }
+        let mut guard = self.history.lock();
+        let hs = &mut *guard;
+        let sec = now.saturating_sub(1);
+        if hs.last_sec.is_some_and(|l| sec <= l) {
+            return;
+        }
+        let mut sample = Sample::empty(sec);
+        sample.seconds = 1;
+        for ((d, n), l) in sample
+            .counts
+            .iter_mut()
+            .zip(counts.iter())
+            .zip(hs.last_counts.iter())
+        {
+            *d = n - l;
+        }
+        sample.hist = [
+            Snapshot::delta(&hist[0], &hs.last_hist[0]),
+            Snapshot::delta(&hist[1], &hs.last_hist[1]),
+        ];
+        hs.last_counts = counts;
+        hs.last_hist = hist;
+        hs.last_sec = Some(sec);
+        for ring in [
+            &mut hs.seconds,
+            &mut hs.minutes,
+            &mut hs.five_minutes,
+            &mut hs.hours,
+            &mut hs.days,
+        ] {
+            ring.push_second(sec, &sample);
+        }
+    }
+
+    /// Sums over a window. A window longer than the history holds is what exists.
+    pub fn window(&self, w: Window) -> Sample {
+        let hs = self.history.lock();
+        let (ring, n) = match w {
+            Window::LastSecond => (&hs.seconds, 1),
+            Window::Minutes(m) => (&hs.minutes, usize::from(m)),
+        };
+        let mut out = Sample::empty(0);
+        let recent: Vec<&Sample> = ring.done.iter().rev().take(n).collect();
+        if let Some(first) = recent.last() {
+            out.start = first.start;
+        }
+        for s in recent {
+            out.add(s, true);
+        }
+        out
+    }
+
+    /// Bytes of history this vhost holds now.
+    pub fn history_bytes(&self) -> usize {
+        let hs = self.history.lock();
+        [
+            &hs.seconds,
+            &hs.minutes,
+            &hs.five_minutes,
+            &hs.hours,
+            &hs.days,
+        ]
+        .iter()
+        .map(|r| r.bytes())
+        .sum::<usize>()
+            + self.slots.len() * (std::mem::size_of::<Slot>() + 2 * BUCKETS * 8)
+    }
+}
+
+/// Statistics of every vhost.
+#[derive(Default)]
+pub struct Stats {
+    vhosts: RwLock<HashMap<String, Arc<VhostStats>>>,
+}
+
+impl Stats {
+    /// Stats handles for `names`: the existing ones (with their history) and
+    /// new ones. Nothing changes until [`Stats::install`].
+    pub fn handles<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> HashMap<String, Arc<VhostStats>> {
+        let map = self.vhosts.read();
+        names
+            .into_iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    map.get(n)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(VhostStats::new(n))),
+                )
+            })
+            .collect()
+    }
+
+    /// Makes `vhosts` the set that is folded and reported; vhosts not in it are
+    /// dropped with their history.
+    pub fn install(&self, vhosts: impl IntoIterator<Item = Arc<VhostStats>>) {
+        *self.vhosts.write() = vhosts.into_iter().map(|v| (v.name.clone(), v)).collect();
+    }
+
+    /// The stats of one vhost.
+    pub fn vhost(&self, name: &str) -> Option<Arc<VhostStats>> {
+        self.vhosts.read().get(name).cloned()
+    }
+
+    /// Folds every vhost (called once a second).
+    pub fn fold(&self, now: u64) {
+        let all: Vec<Arc<VhostStats>> = self.vhosts.read().values().cloned().collect();
+        for v in all {
+            v.fold(now);
+        }
+    }
+
+    /// The host aggregate over a window: the sum over every vhost.
+    pub fn host_window(&self, w: Window) -> Sample {
+        let all: Vec<Arc<VhostStats>> = self.vhosts.read().values().cloned().collect();
+        let mut out = Sample::empty(0);
+        let mut first = true;
+        for v in all {
+            let s = v.window(w);
+            if first || s.seconds > out.seconds {
+                out.start = s.start;
+            }
+            let seconds = out.seconds.max(s.seconds);
+            out.add(&s, true);
+            out.seconds = seconds;
+            first = false;
+        }
+        out
+    }
+
+    /// Runs the once-a-second fold, aligned to whole seconds of the wall clock.
+    pub async fn run_ticker(self: Arc<Self>) {
+        loop {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let to_next =
+                Duration::from_secs(1) - Duration::from_nanos(u64::from(now.subsec_nanos()));
+            tokio::time::sleep(to_next).await;
+            let sec = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            self.fold(sec);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(v: &VhostStats, status: u16, bytes: u64) {
+        v.record(&Exchange {
+            side: Side::Client,
+            status,
+            inbound: 100,
+            outbound: bytes,
+            time_res: Duration::from_micros(200),
+            time_complete: Duration::from_micros(500),
+        });
+        v.record_result(CacheResult::Hit, bytes);
+    }
+
+    #[test]
+    fn last_second_and_minute_windows_sum_exactly() {
+        let v = VhostStats::new("a");
+        let t0 = 1_800_000_000 - 1_800_000_000 % 60; // a minute boundary
+        v.fold(t0);
+        for sec in 1..=120u64 {
+            for _ in 0..sec % 7 {
+                hit(&v, 200, 1000);
+            }
+            v.fold(t0 + sec);
+        }
+        // What is recorded before fold(t0 + s) is second t0 + s - 1: the last second had 120 % 7.
+        assert_eq!(
+            v.window(Window::LastSecond).counts[counter::requests(Side::Client)],
+            120 % 7
+        );
+        let per_minute: u64 = (1..=60u64).map(|s| s % 7).sum();
+        let m1 = v.window(Window::Minutes(1));
+        assert_eq!(m1.seconds, 60);
+        assert_eq!(
+            m1.counts[counter::requests(Side::Client)],
+            (61..=120u64).map(|s| s % 7).sum::<u64>()
+        );
+        let m2 = v.window(Window::Minutes(2));
+        assert_eq!(m2.seconds, 120);
+        assert_eq!(
+            m2.counts[counter::requests(Side::Client)],
+            (1..=120u64).map(|s| s % 7).sum::<u64>()
+        );
+        assert_eq!(
+            m2.counts[counter::result(CacheResult::Hit)],
+            m2.counts[counter::requests(Side::Client)]
+        );
+        assert!(per_minute > 0);
+        assert_eq!(
+            m2.hist[0].count(),
+            m2.counts[counter::requests(Side::Client)]
+        );
+    }
+
+    #[test]
+    fn partial_history_is_not_zero_padded() {
+        let v = VhostStats::new("a");
+        let t0 = 1_800_000_000 - 1_800_000_000 % 60;
+        v.fold(t0 + 30);
+        for sec in 31..=150 {
+            hit(&v, 404, 10);
+            v.fold(t0 + sec);
+        }
+        // Completed minutes: [t0, t0+60) partial (31 s from the first fold on), [t0+60, t0+120)
+        // full. The third is still running and not part of any window.
+        let m5 = v.window(Window::Minutes(5));
+        assert_eq!(m5.seconds, 31 + 60);
+        assert_eq!(m5.counts[counter::responses(Side::Client, Class::C4xx)], 90);
+        assert_eq!(
+            m5.counts[counter::time_res(Side::Client, Class::C4xx)],
+            90 * 200
+        );
+    }
+
+    #[test]
+    fn counts_stay_exact_across_threads() {
+        let v = Arc::new(VhostStats::new("a"));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let v = v.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        hit(&v, 200, 3);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        v.fold(1_800_000_001);
+        let s = v.window(Window::LastSecond);
+        assert_eq!(s.counts[counter::requests(Side::Client)], 80_000);
+        assert_eq!(s.counts[counter::result_bytes(CacheResult::Hit)], 240_000);
+    }
+}
