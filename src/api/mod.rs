@@ -16,6 +16,9 @@ use tokio::net::TcpListener;
 use crate::config::Role;
 use crate::daemon::Daemon;
 use crate::proxy::body::Body;
+use crate::stats::Window;
+
+pub mod monitoring;
 
 /// Accepts management connections; addresses outside every `<Allow>` are
 /// disconnected without a reply, as the guide says.
@@ -82,6 +85,8 @@ async fn route(
         "/version" => ("version", Role::Admin),
         "/conf/reload" => ("reload", Role::Admin),
         "/monitoring/vhostslist" => ("vhostslist", Role::User),
+        "/monitoring/realtime" => ("realtime", Role::User),
+        "/monitoring/average" => ("average", Role::User),
         _ => return error(StatusCode::NOT_FOUND, "", format!("no such API: {path}")),
     };
     if role < need {
@@ -92,6 +97,32 @@ async fn route(
         );
     }
     match method {
+        "realtime" | "average" => {
+            let ty = req.uri().query().and_then(|q| {
+                q.split('&').find_map(|kv| {
+                    kv.split_once('=')
+                        .filter(|(k, _)| k.eq_ignore_ascii_case("type"))
+                        .map(|(_, v)| v)
+                })
+            });
+            let Some(format) = monitoring::Format::parse(ty) else {
+                return error(StatusCode::BAD_REQUEST, method, "type must be JSON or XML");
+            };
+            let window = if method == "realtime" {
+                Window::LastSecond
+            } else {
+                Window::Minutes(5)
+            };
+            let mut r = Response::new(Body::full(monitoring::render(daemon, window, format)));
+            let ct = if format == monitoring::Format::Xml {
+                "application/xml"
+            } else {
+                "application/json"
+            };
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ct));
+            r
+        }
         "version" => reply(StatusCode::OK, &envelope("version", json!(crate::VERSION))),
         "vhostslist" => {
             let rt = daemon.runtime();

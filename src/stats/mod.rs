@@ -9,6 +9,7 @@
 //! for graphs. Windows (`last second`, `last m minutes`) are sums over those
 //! rings, so every export reads the same numbers.
 
+pub mod catalog;
 pub mod counter;
 pub mod hist;
 
@@ -209,6 +210,8 @@ pub enum Window {
 pub struct VhostStats {
     /// Vhost name.
     pub name: String,
+    /// When its statistics started (the vhost's `Uptime`).
+    pub created: std::time::Instant,
     slots: Box<[Slot]>,
     history: Mutex<History>,
 }
@@ -217,6 +220,7 @@ impl VhostStats {
     fn new(name: &str) -> VhostStats {
         VhostStats {
             name: name.to_string(),
+            created: std::time::Instant::now(),
             slots: (0..slot_count()).map(|_| Slot::default()).collect(),
             history: Mutex::new(History::new()),
         }

@@ -1,0 +1,155 @@
+//! `/monitoring/realtime` and `/monitoring/average` (guide chapter 10) in
+//! JSON and XML, both written from the catalog.
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value};
+
+use crate::daemon::Daemon;
+use crate::stats::catalog::{self, Field};
+use crate::stats::{Sample, Window};
+
+/// Reply formats (`?type=JSON|XML`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON, the default.
+    Json,
+    /// XML: scalars as attributes, groups as child elements.
+    Xml,
+}
+
+impl Format {
+    /// Parses the `type` parameter (any case); `None` for anything else.
+    pub fn parse(s: Option<&str>) -> Option<Format> {
+        match s.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("json") => Some(Format::Json),
+            Some("xml") => Some(Format::Xml),
+            _ => None,
+        }
+    }
+}
+
+/// One block of values: the host or a vhost.
+struct Block {
+    /// `VirtualHost` name; `None` for the host.
+    name: Option<String>,
+    window: Sample,
+    uptime: u64,
+}
+
+fn blocks(daemon: &Daemon, window: Window) -> (Block, Vec<Block>) {
+    let host = Block {
+        name: None,
+        window: daemon.stats.host_window(window),
+        uptime: daemon.started.elapsed().as_secs(),
+    };
+    let rt = daemon.runtime();
+    let vhosts = rt
+        .config
+        .vhosts
+        .iter()
+        .filter_map(|v| daemon.stats.vhost(&v.name))
+        .map(|s| Block {
+            name: Some(s.name.clone()),
+            window: s.window(window),
+            uptime: s.created.elapsed().as_secs(),
+        })
+        .collect();
+    (host, vhosts)
+}
+
+fn values<'a>(fields: &'a [Field], b: &'a Block) -> impl Iterator<Item = (&'a str, i64)> + 'a {
+    fields.iter().map(move |f| {
+        (
+            f.name.as_str(),
+            catalog::evaluate(f.source, &b.window, b.uptime),
+        )
+    })
+}
+
+fn json_group(fields: &[Field], b: &Block) -> Value {
+    Value::Object(
+        values(fields, b)
+            .map(|(k, v)| (k.to_string(), Value::from(v)))
+            .collect(),
+    )
+}
+
+/// The whole reply for a window.
+pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
+    let (host, vhosts) = blocks(daemon, window);
+    let name = daemon.runtime().config.server.name.clone();
+    match format {
+        Format::Json => {
+            let mut h = Map::new();
+            h.insert("Version".into(), crate::VERSION.into());
+            h.insert("Name".into(), name.into());
+            h.insert("State".into(), "Healthy".into());
+            for (k, v) in values(catalog::traffic(), &host) {
+                h.insert(k.into(), v.into());
+            }
+            h.insert(
+                "HttpCountSum".into(),
+                json_group(catalog::http_count_sum(), &host),
+            );
+            h.insert(
+                "HttpRequestHitSum".into(),
+                json_group(catalog::http_request_hit_sum(), &host),
+            );
+            let vh: Vec<Value> = vhosts
+                .iter()
+                .map(|b| {
+                    let mut m = Map::new();
+                    m.insert("Name".into(), b.name.clone().unwrap_or_default().into());
+                    for (k, v) in values(catalog::traffic(), b) {
+                        m.insert(k.into(), v.into());
+                    }
+                    Value::Object(m)
+                })
+                .collect();
+            h.insert("VirtualHost".into(), vh.into());
+            let mut root = Map::new();
+            root.insert("Host".into(), Value::Object(h));
+            format!("{:#}\n", Value::Object(root))
+        }
+        Format::Xml => {
+            let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+            let _ = write!(
+                x,
+                "<Host Version=\"{}\" Name=\"{}\" State=\"Healthy\"",
+                crate::VERSION,
+                escape(&name)
+            );
+            attrs(&mut x, catalog::traffic(), &host);
+            x.push_str(">\n  <HttpCountSum");
+            attrs(&mut x, catalog::http_count_sum(), &host);
+            x.push_str("/>\n  <HttpRequestHitSum");
+            attrs(&mut x, catalog::http_request_hit_sum(), &host);
+            x.push_str("/>\n");
+            for b in &vhosts {
+                let _ = write!(
+                    x,
+                    "  <VirtualHost Name=\"{}\"",
+                    escape(b.name.as_deref().unwrap_or(""))
+                );
+                attrs(&mut x, catalog::traffic(), b);
+                x.push_str("/>\n");
+            }
+            x.push_str("</Host>\n");
+            x
+        }
+    }
+}
+
+fn attrs(x: &mut String, fields: &[Field], b: &Block) {
+    for (k, v) in values(fields, b) {
+        let _ = write!(x, " {k}=\"{v}\"");
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,215 @@
+//! The metric catalog: every exported statistic declared once, with its
+//! guide name (the JSON member and the XML attribute), unit, and how it is
+//! computed from a window. The JSON and XML writers iterate it; SNMP and
+//! `/metrics` will too.
+//!
+//! Value rules (`MONITORING.md`): "(average)" fields are per-second means over
+//! the window; `...Sum` groups are totals; times are the mean per response in
+//! 0.01 ms; ratios come from the window's totals in 0.01 %; means round half
+//! away from zero.
+
+use std::sync::LazyLock;
+
+use super::counter::{self, Class, Side};
+use super::Sample;
+use crate::cache::CacheResult;
+
+/// How a field is computed from a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Seconds since the daemon (or vhost) started.
+    Uptime,
+    /// A counter's per-second mean over the window.
+    Rate(usize),
+    /// A counter's sum over the window.
+    Sum(usize),
+    /// Mean microseconds per response, in 0.01 ms: `sum / count / 10`.
+    MeanTime {
+        /// Counter holding the sum of microseconds.
+        sum: usize,
+        /// Counter holding the number of responses.
+        count: usize,
+    },
+    /// Client requests served from the cache, in 0.01 % of client requests.
+    RequestHitRatio,
+    /// `(client outbound - origin inbound) / client outbound`, in 0.01 % (may be negative).
+    ByteHitRatio,
+}
+
+/// One exported statistic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// The guide's name: JSON member and XML attribute.
+    pub name: String,
+    /// Unit as the guide states it.
+    pub unit: &'static str,
+    /// How it is computed.
+    pub source: Source,
+}
+
+fn field(name: impl Into<String>, unit: &'static str, source: Source) -> Field {
+    Field {
+        name: name.into(),
+        unit,
+        source,
+    }
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Origin => "Origin",
+        Side::Client => "Client",
+    }
+}
+
+/// The traffic block shared by `Host` and every `VirtualHost`, in the guide's
+/// order: origin side, client side, then the two hit ratios.
+pub fn traffic() -> &'static [Field] {
+    static FIELDS: LazyLock<Vec<Field>> = LazyLock::new(|| {
+        let mut f = vec![field("Uptime", "seconds", Source::Uptime)];
+        for side in [Side::Origin, Side::Client] {
+            let s = side_name(side);
+            f.push(field(
+                format!("{s}Inbound"),
+                "bytes",
+                Source::Rate(counter::inbound(side)),
+            ));
+            f.push(field(
+                format!("{s}Outbound"),
+                "bytes",
+                Source::Rate(counter::outbound(side)),
+            ));
+            f.push(field(
+                format!("{s}ReqCount"),
+                "count",
+                Source::Rate(counter::requests(side)),
+            ));
+            for class in Class::ALL {
+                let (c, count) = (class.as_str(), counter::responses(side, class));
+                f.push(field(
+                    format!("{s}Res{c}Count"),
+                    "count",
+                    Source::Rate(count),
+                ));
+                let time = |sum| Source::MeanTime { sum, count };
+                f.push(field(
+                    format!("{s}Res{c}TimeRes"),
+                    "0.01 ms",
+                    time(counter::time_res(side, class)),
+                ));
+                f.push(field(
+                    format!("{s}Res{c}TimeComplete"),
+                    "0.01 ms",
+                    time(counter::time_complete(side, class)),
+                ));
+            }
+        }
+        f.push(field("RequestHitRatio", "0.01%", Source::RequestHitRatio));
+        f.push(field("ByteHitRatio", "0.01%", Source::ByteHitRatio));
+        f
+    });
+    &FIELDS
+}
+
+/// `HttpCountSum`: request and response counts over the window.
+pub fn http_count_sum() -> &'static [Field] {
+    static FIELDS: LazyLock<Vec<Field>> = LazyLock::new(|| {
+        let mut f = Vec::new();
+        for side in [Side::Origin, Side::Client] {
+            let s = side_name(side);
+            f.push(field(
+                format!("{s}ReqCount"),
+                "count",
+                Source::Sum(counter::requests(side)),
+            ));
+            for class in Class::ALL {
+                let name = format!("{s}Res{}Count", class.as_str());
+                f.push(field(
+                    name,
+                    "count",
+                    Source::Sum(counter::responses(side, class)),
+                ));
+            }
+        }
+        f
+    });
+    &FIELDS
+}
+
+/// `HttpRequestHitSum`: client requests per result code over the window.
+pub fn http_request_hit_sum() -> &'static [Field] {
+    static FIELDS: LazyLock<Vec<Field>> = LazyLock::new(|| {
+        CacheResult::ALL
+            .iter()
+            .map(|r| field(r.as_str(), "count", Source::Sum(counter::result(*r))))
+            .collect()
+    });
+    &FIELDS
+}
+
+/// `n / d` rounded to the nearest integer, halves away from zero; 0 when `d` is 0.
+fn round_div(n: i128, d: i128) -> i64 {
+    if d == 0 {
+        return 0;
+    }
+    let q = (2 * n.abs() + d.abs()) / (2 * d.abs());
+    let q = if (n < 0) != (d < 0) { -q } else { q };
+    q.clamp(i64::MIN.into(), i64::MAX.into()) as i64
+}
+
+/// A field's value over `window`; `uptime` is in seconds.
+pub fn evaluate(source: Source, window: &Sample, uptime: u64) -> i64 {
+    let c = |i: usize| i128::from(window.counts[i]);
+    match source {
+        Source::Uptime => uptime as i64,
+        Source::Rate(i) => round_div(c(i), i128::from(window.seconds)),
+        Source::Sum(i) => c(i).min(i64::MAX.into()) as i64,
+        Source::MeanTime { sum, count } => round_div(c(sum), c(count) * 10),
+        Source::RequestHitRatio => {
+            let hits: i128 = CacheResult::ALL
+                .iter()
+                .filter(|r| r.is_hit())
+                .map(|r| c(counter::result(*r)))
+                .sum();
+            let all: i128 = CacheResult::ALL
+                .iter()
+                .map(|r| c(counter::result(*r)))
+                .sum();
+            round_div(hits * 10_000, all)
+        }
+        Source::ByteHitRatio => {
+            let out = c(counter::outbound(Side::Client));
+            round_div((out - c(counter::inbound(Side::Origin))) * 10_000, out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(round_div(5, 2), 3);
+        assert_eq!(round_div(-5, 2), -3);
+        assert_eq!(round_div(4, 3), 1);
+        assert_eq!(round_div(1, 0), 0);
+    }
+
+    #[test]
+    fn traffic_block_has_the_guide_names_in_order() {
+        let names: Vec<&str> = traffic().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            &names[..4],
+            [
+                "Uptime",
+                "OriginInbound",
+                "OriginOutbound",
+                "OriginReqCount"
+            ]
+        );
+        assert!(names.contains(&"ClientRes5xxTimeComplete"));
+        assert_eq!(names.last(), Some(&"ByteHitRatio"));
+        assert_eq!(names.len(), 1 + 2 * (3 + 15) + 2);
+    }
+}

@@ -1,0 +1,168 @@
+//! `/monitoring/realtime` and `/monitoring/average`: a known traffic mix gives
+//! exact counts, and JSON and XML agree.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn monitoring(k: &Kurad, what: &str, ty: &str) -> CurlResponse {
+    curl(
+        &format!("http://{}/monitoring/{what}?type={ty}", k.manager),
+        &[],
+    )
+}
+
+/// The attributes of every element named `tag` in an XML document, parsed with quick-xml.
+fn xml_attrs(doc: &str, tag: &str) -> Vec<HashMap<String, String>> {
+    let mut r = quick_xml::Reader::from_str(doc);
+    let mut out = Vec::new();
+    loop {
+        match r.read_event().expect("well-formed XML") {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)
+                if e.name().as_ref() == tag.as_bytes() =>
+            {
+                out.push(
+                    e.attributes()
+                        .map(|a| {
+                            let a = a.unwrap();
+                            (
+                                String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                                a.unescape_value().unwrap().into_owned(),
+                            )
+                        })
+                        .collect(),
+                );
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn a_known_mix_gives_exact_counts_in_json_and_xml() {
+    let origin = Origin::start(|s| match s.path.as_str() {
+        "/hit" => Reply::ok(&"h".repeat(1000)).header("cache-control", "max-age=600"),
+        "/nf" => Reply::ok("nope")
+            .status(404)
+            .header("cache-control", "no-store"),
+        _ => Reply::ok("miss").header("cache-control", "no-store"),
+    });
+    let vhosts = vhosts_xml(&format!(
+        "{}{}",
+        vhost("a.test", origin.addr, ""),
+        vhost("b.test", origin.addr, "")
+    ));
+    let k = Kurad::start(conf_dir(&server_xml("", ""), &vhosts));
+    let (hits, misses, not_found) = (20u64, 5u64, 3u64);
+    // One miss fills the cache, then the hits; every other request is a miss.
+    let mut urls = vec!["/hit".to_string()];
+    urls.extend((0..hits).map(|_| "/hit".to_string()));
+    urls.extend((0..misses).map(|i| format!("/m{i}")));
+    urls.extend((0..not_found).map(|_| "/nf".to_string()));
+    for u in &urls {
+        assert!(get(k.http(), "a.test", u).status > 0);
+    }
+    get(k.http(), "b.test", "/other");
+    let total_a = 1 + hits + misses + not_found;
+
+    // The 5-minute window holds only completed minutes: wait for the one with the mix.
+    let until = Instant::now() + Duration::from_secs(75);
+    let json = loop {
+        let r = monitoring(&k, "average", "JSON");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v: Value = serde_json::from_slice(&r.body).expect("valid JSON");
+        if v["Host"]["HttpCountSum"]["ClientReqCount"] == total_a + 1 {
+            break v;
+        }
+        assert!(Instant::now() < until, "the minute never completed: {v:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let host = &json["Host"];
+    assert_eq!(host["Version"], kura::VERSION);
+    assert_eq!(host["State"], "Healthy");
+    let sum = &host["HttpCountSum"];
+    assert_eq!(sum["ClientResTotalCount"], total_a + 1);
+    assert_eq!(sum["ClientRes2xxCount"], 1 + hits + misses + 1);
+    assert_eq!(sum["ClientRes4xxCount"], not_found);
+    assert_eq!(
+        sum["OriginReqCount"],
+        1 + misses + not_found + 1,
+        "hits never reach the origin"
+    );
+    assert_eq!(sum["OriginRes4xxCount"], not_found);
+    let results = &host["HttpRequestHitSum"];
+    assert_eq!(results["TCP_HIT"], hits);
+    assert_eq!(results["TCP_MISS"], 1 + misses + not_found + 1);
+    assert_eq!(results["TCP_ERROR"], 0);
+    let keys: Vec<&String> = results.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys.first().map(|s| s.as_str()),
+        Some("TCP_NONE"),
+        "members in the guide's order"
+    );
+    // Ratios from the window's totals: 20 hits of 30 requests = 66.67 %.
+    assert_eq!(host["RequestHitRatio"], 6667);
+    let vh = json["Host"]["VirtualHost"].as_array().unwrap();
+    assert_eq!(vh.len(), 2);
+    assert_eq!(vh[0]["Name"], "a.test");
+    assert_eq!(vh[1]["Name"], "b.test");
+    assert_eq!(
+        vh[0]["RequestHitRatio"],
+        (hits * 10_000 + (total_a / 2)) / total_a
+    );
+    assert_eq!(vh[1]["RequestHitRatio"], 0);
+
+    // XML carries the same numbers, as attributes.
+    let xml = monitoring(&k, "average", "XML");
+    assert_eq!(xml.header("content-type"), Some("application/xml"));
+    let doc = xml.text();
+    let host_x = &xml_attrs(&doc, "Host")[0];
+    let sum_x = &xml_attrs(&doc, "HttpCountSum")[0];
+    let hit_x = &xml_attrs(&doc, "HttpRequestHitSum")[0];
+    for (k, v) in sum.as_object().unwrap() {
+        assert_eq!(sum_x[k], v.to_string(), "HttpCountSum@{k}");
+    }
+    for (k, v) in results.as_object().unwrap() {
+        assert_eq!(hit_x[k], v.to_string(), "HttpRequestHitSum@{k}");
+    }
+    for (k, v) in host
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| v.is_i64() || v.is_u64())
+    {
+        if k != "Uptime" {
+            assert_eq!(host_x[k], v.to_string(), "Host@{k}");
+        }
+    }
+    let vh_x = xml_attrs(&doc, "VirtualHost");
+    assert_eq!(vh_x.len(), 2);
+    assert_eq!(vh_x[0]["Name"], "a.test");
+    assert_eq!(
+        vh_x[0]["ClientRes4xxCount"],
+        vh[0]["ClientRes4xxCount"].to_string()
+    );
+}
+
+#[test]
+fn unknown_type_is_a_400_with_a_json_error() {
+    let origin = Origin::start(|_| Reply::ok("x"));
+    let k = Kurad::start(conf_dir(
+        &server_xml("", ""),
+        &vhosts_xml(&vhost("a.test", origin.addr, "")),
+    ));
+    let r = monitoring(&k, "realtime", "YAML");
+    assert_eq!(r.status, 400);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["status"], "ERROR");
+    let ok = monitoring(&k, "realtime", "json");
+    assert_eq!(ok.status, 200);
+    let v: Value = serde_json::from_slice(&ok.body).unwrap();
+    assert!(v["Host"]["Uptime"].is_u64());
+}
