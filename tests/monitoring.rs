@@ -166,3 +166,52 @@ fn unknown_type_is_a_400_with_a_json_error() {
     let v: Value = serde_json::from_slice(&ok.body).unwrap();
     assert!(v["Host"]["Uptime"].is_u64());
 }
+
+#[test]
+fn counts_stay_exact_under_concurrency() {
+    let origin = Origin::start(|_| Reply::ok("c").header("cache-control", "max-age=600"));
+    let k = Kurad::start(conf_dir(
+        &server_xml("", ""),
+        &vhosts_xml(&vhost("a.test", origin.addr, "")),
+    ));
+    let (clients, each) = (64u64, 1000u64);
+    let addr = k.http();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut conn = connect(addr);
+                for _ in 0..each {
+                    assert_eq!(exchange(&mut conn, "a.test", "/c").0, "HTTP/1.1 200 OK");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let until = Instant::now() + Duration::from_secs(75);
+    loop {
+        let v: Value = serde_json::from_slice(&monitoring(&k, "average", "JSON").body).unwrap();
+        let sum = &v["Host"]["HttpCountSum"];
+        if sum["ClientReqCount"] == clients * each {
+            let hits = &v["Host"]["HttpRequestHitSum"];
+            assert_eq!(sum["ClientRes2xxCount"], clients * each);
+            assert_eq!(
+                hits["TCP_HIT"].as_u64().unwrap() + hits["TCP_MISS"].as_u64().unwrap(),
+                clients * each
+            );
+            assert_eq!(
+                origin.count("/c"),
+                1,
+                "one origin request for 64,000 client requests"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "totals never reached {}: {v:#}",
+            clients * each
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

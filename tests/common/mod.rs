@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -421,4 +422,39 @@ pub fn get(addr: SocketAddr, host: &str, path: &str) -> CurlResponse {
         &format!("http://{addr}{path}"),
         &["-H", &format!("Host: {host}")],
     )
+}
+
+/// Sends one GET on `s` and reads the response; returns (status line, X-Cache, body).
+pub fn exchange(s: &mut BufReader<TcpStream>, host: &str, path: &str) -> (String, String, String) {
+    write!(s.get_mut(), "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut status = String::new();
+    s.read_line(&mut status).unwrap();
+    let (mut len, mut x_cache) = (0usize, String::new());
+    loop {
+        let mut line = String::new();
+        s.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+        if let Some(v) = lower.strip_prefix("x-cache:") {
+            x_cache = v.trim().to_uppercase();
+        }
+    }
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).unwrap();
+    (
+        status.trim().to_string(),
+        x_cache,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+pub fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    BufReader::new(s)
 }
