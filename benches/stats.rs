@@ -44,4 +44,16 @@ fn main() {
     let two = t.elapsed().as_nanos() as f64 / n as f64;
     println!("stats record (exchange + result), 1 thread:  {single:.1} ns/request");
     println!("stats record (exchange + result), 2 threads: {two:.1} ns/request (wall time per request per thread)");
+
+    // History memory once every ring is full: a year and a day of folds at one-minute
+    // steps, with traffic in every step so each sample holds a latency distribution.
+    let v = stats.handles(["year.kura"]).remove("year.kura").unwrap();
+    let start = 30_000_000 * 60;
+    for minute in 0..(366 * 24 * 60 + 24 * 60) {
+        for ms in [1u64, 3, 10, 40] {
+            v.record(&Exchange { time_complete: Duration::from_millis(ms), ..e });
+        }
+        v.fold(start + minute * 60);
+    }
+    println!("history per vhost with every ring full: {} KiB", v.history_bytes() / 1024);
 }
