@@ -51,9 +51,15 @@ fn main() {
     let start = 30_000_000 * 60;
     for minute in 0..(366 * 24 * 60 + 24 * 60) {
         for ms in [1u64, 3, 10, 40] {
-            v.record(&Exchange { time_complete: Duration::from_millis(ms), ..e });
+            v.record(&Exchange {
+                time_complete: Duration::from_millis(ms),
+                ..e
+            });
         }
         v.fold(start + minute * 60);
     }
-    println!("history per vhost with every ring full: {} KiB", v.history_bytes() / 1024);
+    println!(
+        "history per vhost with every ring full: {} KiB",
+        v.history_bytes() / 1024
+    );
 }

@@ -148,6 +148,66 @@ fn a_known_mix_gives_exact_counts_in_json_and_xml() {
         vh_x[0]["ClientRes4xxCount"],
         vh[0]["ClientRes4xxCount"].to_string()
     );
+
+    // /metrics: the same totals as monotonic counters, and a valid exposition.
+    let metrics = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+    let sample = |line_start: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
+    };
+    let a = sample;
+    assert_eq!(
+        a("kura_requests_total{vhost=\"a.test\",side=\"client\"}"),
+        total_a as f64
+    );
+    assert_eq!(
+        a("kura_cache_results_total{vhost=\"a.test\",result=\"TCP_HIT\"}"),
+        hits as f64
+    );
+    assert_eq!(
+        a("kura_cache_result_bytes_total{vhost=\"a.test\",result=\"TCP_HIT\"}"),
+        (hits * 1000) as f64
+    );
+    assert_eq!(
+        a("kura_responses_total{vhost=\"a.test\",side=\"origin\",class=\"4xx\"}"),
+        not_found as f64
+    );
+    assert_eq!(
+        a("kura_response_duration_seconds_count{vhost=\"a.test\",side=\"client\"}"),
+        total_a as f64
+    );
+    assert_eq!(
+        a("kura_response_duration_seconds_bucket{vhost=\"a.test\",side=\"client\",le=\"+Inf\"}"),
+        total_a as f64
+    );
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus; dev/setup does)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ use crate::daemon::Daemon;
 use crate::proxy::body::Body;
 use crate::stats::Window;
 
+pub mod metrics;
 pub mod monitoring;
 
 /// Accepts management connections; addresses outside every `<Allow>` are
@@ -87,6 +88,7 @@ async fn route(
         "/monitoring/vhostslist" => ("vhostslist", Role::User),
         "/monitoring/realtime" => ("realtime", Role::User),
         "/monitoring/average" => ("average", Role::User),
+        "/metrics" => ("metrics", Role::User),
         _ => return error(StatusCode::NOT_FOUND, "", format!("no such API: {path}")),
     };
     if role < need {
@@ -97,6 +99,14 @@ async fn route(
         );
     }
     match method {
+        "metrics" => {
+            let mut r = Response::new(Body::full(metrics::render(daemon)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
+            r
+        }
         "realtime" | "average" => {
             let ty = req.uri().query().and_then(|q| {
                 q.split('&').find_map(|kv| {

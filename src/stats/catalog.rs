@@ -184,6 +184,102 @@ pub fn evaluate(source: Source, window: &Sample, uptime: u64) -> i64 {
     }
 }
 
+/// One Prometheus counter family: cumulative totals of raw counters, labelled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromFamily {
+    /// Metric name without the `_total` suffix (`kura_requests`).
+    pub name: &'static str,
+    /// `# HELP` text.
+    pub help: &'static str,
+    /// `(labels, counter, scale)`: each sample is `counter * scale`; labels exclude `vhost`.
+    pub samples: Vec<(String, usize, f64)>,
+}
+
+/// The `/metrics` counter families (our addition): the raw counters as
+/// monotonically increasing `_total`s, so any window or rate can be derived.
+pub fn prometheus() -> &'static [PromFamily] {
+    static FAMILIES: LazyLock<Vec<PromFamily>> = LazyLock::new(|| {
+        let sides = [Side::Client, Side::Origin];
+        let lower = |s: Side| side_name(s).to_ascii_lowercase();
+        let per_side = |f: fn(Side) -> usize| -> Vec<(String, usize, f64)> {
+            sides
+                .iter()
+                .map(|s| (format!("side=\"{}\"", lower(*s)), f(*s), 1.0))
+                .collect()
+        };
+        let per_class = |f: fn(Side, Class) -> usize, scale: f64| -> Vec<(String, usize, f64)> {
+            sides
+                .iter()
+                .flat_map(|s| {
+                    Class::ALL[1..].iter().map(move |c| {
+                        (
+                            format!("side=\"{}\",class=\"{}\"", lower(*s), c.as_str()),
+                            f(*s, *c),
+                            scale,
+                        )
+                    })
+                })
+                .collect()
+        };
+        let per_result = |f: fn(CacheResult) -> usize| -> Vec<(String, usize, f64)> {
+            CacheResult::ALL
+                .iter()
+                .map(|r| (format!("result=\"{}\"", r.as_str()), f(*r), 1.0))
+                .collect()
+        };
+        vec![
+            PromFamily {
+                name: "kura_requests",
+                help:
+                    "Requests received from clients (side=client) or sent to origins (side=origin).",
+                samples: per_side(counter::requests),
+            },
+            PromFamily {
+                name: "kura_received_bytes",
+                help: "Bytes received from clients or from origins.",
+                samples: per_side(counter::inbound),
+            },
+            PromFamily {
+                name: "kura_sent_bytes",
+                help: "Bytes sent to clients or to origins.",
+                samples: per_side(counter::outbound),
+            },
+            PromFamily {
+                name: "kura_responses",
+                help: "Responses by status class.",
+                samples: per_class(counter::responses, 1.0),
+            },
+            PromFamily {
+                name: "kura_response_head_seconds",
+                help: "Sum of the time until the response head, by status class.",
+                samples: per_class(counter::time_res, 1e-6),
+            },
+            PromFamily {
+                name: "kura_response_complete_seconds",
+                help: "Sum of the time until the response was complete, by status class.",
+                samples: per_class(counter::time_complete, 1e-6),
+            },
+            PromFamily {
+                name: "kura_cache_results",
+                help: "Client requests by cache result code.",
+                samples: per_result(counter::result),
+            },
+            PromFamily {
+                name: "kura_cache_result_bytes",
+                help: "Body bytes sent to clients by cache result code.",
+                samples: per_result(counter::result_bytes),
+            },
+        ]
+    });
+    &FAMILIES
+}
+
+/// Upper bounds (seconds) of the `kura_response_duration_seconds` histogram buckets.
+pub const PROM_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -314,6 +314,13 @@ impl VhostStats {
         }
     }
 
+    /// Totals since the vhost's statistics started, as of the last fold: counters
+    /// and the client and origin latency buckets (monotonic, for `/metrics`).
+    pub fn totals(&self) -> ([u64; N], [Vec<u64>; 2]) {
+        let hs = self.history.lock();
+        (hs.last_counts, hs.last_hist.clone())
+    }
+
     /// Sums over a window. A window longer than the history holds is what exists.
     pub fn window(&self, w: Window) -> Sample {
         let hs = self.history.lock();
