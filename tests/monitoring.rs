@@ -275,3 +275,38 @@ fn counts_stay_exact_under_concurrency() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// Every field the catalog writes is in the spec's chapter 10 inventory, at the
+/// JSON path and the XML path the writers use.
+#[test]
+fn catalog_fields_are_in_the_chapter_10_inventory() {
+    use kura::stats::catalog;
+    let tsv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec/monitoring-fields.tsv"))
+        .expect("../shared/spec/monitoring-fields.tsv beside the repository");
+    let rows: std::collections::HashSet<(String, String)> = tsv
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f.len() > 2)
+        .map(|f| (f[1].to_string(), f[2].to_string()))
+        .collect();
+    let mut checked = 0;
+    let mut expect = |json: String, xml: String| {
+        assert!(rows.contains(&(json.clone(), xml.clone())), "{json} / {xml} is not in monitoring-fields.tsv");
+        checked += 1;
+    };
+    for f in catalog::traffic() {
+        expect(format!("Host.{}", f.name), format!("Host@{}", f.name));
+        expect(format!("Host.VirtualHost[].{}", f.name), format!("Host/VirtualHost@{}", f.name));
+    }
+    for (group, fields) in [("HttpCountSum", catalog::http_count_sum()), ("HttpRequestHitSum", catalog::http_request_hit_sum())] {
+        for f in fields {
+            expect(format!("Host.{group}.{}", f.name), format!("Host/{group}@{}", f.name));
+        }
+    }
+    for top in ["Version", "Name", "State"] {
+        expect(format!("Host.{top}"), format!("Host@{top}"));
+    }
+    expect("Host.VirtualHost[].Name".into(), "Host/VirtualHost@Name".into());
+    assert!(checked > 100, "{checked}");
+}
