@@ -281,8 +281,11 @@ fn counts_stay_exact_under_concurrency() {
 #[test]
 fn catalog_fields_are_in_the_chapter_10_inventory() {
     use kura::stats::catalog;
-    let tsv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec/monitoring-fields.tsv"))
-        .expect("../shared/spec/monitoring-fields.tsv beside the repository");
+    let tsv = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/spec/monitoring-fields.tsv"
+    ))
+    .expect("../shared/spec/monitoring-fields.tsv beside the repository");
     let rows: std::collections::HashSet<(String, String)> = tsv
         .lines()
         .skip(1)
@@ -292,21 +295,83 @@ fn catalog_fields_are_in_the_chapter_10_inventory() {
         .collect();
     let mut checked = 0;
     let mut expect = |json: String, xml: String| {
-        assert!(rows.contains(&(json.clone(), xml.clone())), "{json} / {xml} is not in monitoring-fields.tsv");
+        assert!(
+            rows.contains(&(json.clone(), xml.clone())),
+            "{json} / {xml} is not in monitoring-fields.tsv"
+        );
         checked += 1;
     };
     for f in catalog::traffic() {
         expect(format!("Host.{}", f.name), format!("Host@{}", f.name));
-        expect(format!("Host.VirtualHost[].{}", f.name), format!("Host/VirtualHost@{}", f.name));
+        expect(
+            format!("Host.VirtualHost[].{}", f.name),
+            format!("Host/VirtualHost@{}", f.name),
+        );
     }
-    for (group, fields) in [("HttpCountSum", catalog::http_count_sum()), ("HttpRequestHitSum", catalog::http_request_hit_sum())] {
+    for (group, fields) in [
+        ("HttpCountSum", catalog::http_count_sum()),
+        ("HttpRequestHitSum", catalog::http_request_hit_sum()),
+    ] {
         for f in fields {
-            expect(format!("Host.{group}.{}", f.name), format!("Host/{group}@{}", f.name));
+            expect(
+                format!("Host.{group}.{}", f.name),
+                format!("Host/{group}@{}", f.name),
+            );
         }
     }
     for top in ["Version", "Name", "State"] {
         expect(format!("Host.{top}"), format!("Host@{top}"));
     }
-    expect("Host.VirtualHost[].Name".into(), "Host/VirtualHost@Name".into());
+    expect(
+        "Host.VirtualHost[].Name".into(),
+        "Host/VirtualHost@Name".into(),
+    );
     assert!(checked > 100, "{checked}");
+}
+
+#[test]
+fn session_gauges_follow_connections_and_requests_in_flight() {
+    let origin = Origin::start(|s| {
+        let r = Reply::ok("s").header("cache-control", "no-store");
+        if s.path == "/slow" {
+            r.delay(Duration::from_millis(2500))
+        } else {
+            r
+        }
+    });
+    let k = Kurad::start(conf_dir(
+        &server_xml("", ""),
+        &vhosts_xml(&vhost("a.test", origin.addr, "")),
+    ));
+    let addr = k.http();
+    let realtime = |k: &Kurad| -> Value {
+        let v: Value = serde_json::from_slice(&monitoring(k, "realtime", "JSON").body).unwrap();
+        v["Host"]["VirtualHost"][0].clone()
+    };
+    let slow = std::thread::spawn(move || get(addr, "a.test", "/slow"));
+    std::thread::sleep(Duration::from_millis(1600));
+    let during = realtime(&k);
+    assert_eq!(during["ClientActiveSession"], 1, "{during:#}");
+    assert_eq!(during["OriginActiveSession"], 1, "{during:#}");
+    assert_eq!(during["OriginSession"], 1, "{during:#}");
+    assert_eq!(during["ClientSession"], 1, "{during:#}");
+    assert_eq!(slow.join().unwrap().status, 200);
+
+    // Two idle keep-alive clients: sessions, but nothing active.
+    let mut idle: Vec<_> = (0..2).map(|_| connect(addr)).collect();
+    for c in &mut idle {
+        assert_eq!(exchange(c, "a.test", "/x").0, "HTTP/1.1 200 OK");
+    }
+    std::thread::sleep(Duration::from_millis(1300));
+    let after = realtime(&k);
+    assert_eq!(after["ClientActiveSession"], 0, "{after:#}");
+    assert_eq!(after["OriginActiveSession"], 0, "{after:#}");
+    assert_eq!(after["ClientSession"], 2, "{after:#}");
+    assert!(
+        after["OriginSession"].as_u64().unwrap() >= 1,
+        "pooled origin connections stay open: {after:#}"
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(realtime(&k)["ClientSession"], 0);
 }

@@ -11,15 +11,15 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use super::body::Body;
-use super::metered::{self, Metered, OriginLeg};
+use super::metered::{self, Exchanged, Metered, OriginLeg};
 use super::{Runtime, VhostRt};
 use crate::cache::fill::{BodyEnd, HeadOutcome};
 use crate::cache::policy;
 use crate::cache::store::{FillGuard, Head, Lookup, Store};
 use crate::cache::{self, CacheResult};
 use crate::config::ClientPolicy;
-use crate::stats::counter::Side;
-use crate::stats::{Exchange, VhostStats};
+use crate::stats::counter::Gauge;
+use crate::stats::{GaugeGuard, VhostStats};
 
 static VIA: LazyLock<HeaderValue> = LazyLock::new(|| {
     HeaderValue::from_str(&format!("1.1 kura (kura/{})", crate::VERSION)).expect("ASCII")
@@ -65,6 +65,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Requests served on this connection so far, for `<KeepAliveHeader Max>`.
     pub requests: std::sync::atomic::AtomicU32,
+    /// Holds the `ClientSession` gauge of the vhost this connection counts for.
+    pub session: arc_swap::ArcSwapOption<GaugeGuard>,
 }
 
 /// Serves one request.
@@ -101,6 +103,19 @@ pub async fn handle(
         return resp.map(Metered::uncounted);
     };
     let vhost = vhost.clone();
+    // The connection counts as a session of the vhost its latest request was for.
+    let attributed = conn
+        .session
+        .load()
+        .as_ref()
+        .is_some_and(|g| g.is_for(&vhost.stats));
+    if !attributed {
+        conn.session.store(Some(Arc::new(GaugeGuard::new(
+            &vhost.stats,
+            Gauge::ClientSessions,
+        ))));
+    }
+    let active = GaugeGuard::new(&vhost.stats, Gauge::ClientActive);
     let inbound = metered::head_bytes(&parts.headers)
         + body.size_hint().exact().unwrap_or(0)
         + parts.uri.to_string().len() as u64;
@@ -124,9 +139,15 @@ pub async fn handle(
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
     set_connection_headers(resp.headers_mut(), &vhost.cfg.client, client_close, served);
     access_log(&parts, conn, &vhost.cfg.name, &resp, result, started);
-    let (status, head) = (resp.status().as_u16(), metered::head_bytes(resp.headers()));
-    let stats = vhost.stats.clone();
-    resp.map(|b| Metered::counted(b, stats, status, result, inbound, head, started, origin))
+    let exchanged = Exchanged {
+        stats: vhost.stats.clone(),
+        result,
+        inbound,
+        started,
+        origin,
+        active,
+    };
+    Metered::counted(resp, exchanged)
 }
 
 /// A response, its result code, and the origin leg when the body streams straight from the origin.
@@ -210,6 +231,7 @@ async fn fetch_and_fill(
     let headers = origin_headers(&parts.headers, conn.peer, true);
     let origin_started = Instant::now();
     let outbound = metered::head_bytes(&headers) + pq.len() as u64;
+    let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
     let resp = match vhost.origin.send(Method::GET, pq, headers, None).await {
         Ok(r) => r,
         Err(e) => {
@@ -230,6 +252,7 @@ async fn fetch_and_fill(
         time_res: origin_started.elapsed(),
         outbound,
         head: metered::head_bytes(&head_parts.headers),
+        active: origin_active,
     };
     strip_hop_by_hop(&mut head_parts.headers);
     let decision = policy::storable(
@@ -327,14 +350,7 @@ async fn produce(
         }
     };
     guard.finish(head, end);
-    stats.record(&Exchange {
-        side: Side::Origin,
-        status: leg.status,
-        inbound: leg.head + received,
-        outbound: leg.outbound,
-        time_res: leg.time_res,
-        time_complete: leg.started.elapsed(),
-    });
+    leg.record(&stats, received);
 }
 
 /// Forwards a request without the cache.
@@ -349,6 +365,7 @@ async fn pass(
     let headers = origin_headers(&parts.headers, conn.peer, false);
     let body = body.filter(|b| !b.is_end_stream());
     let origin_started = Instant::now();
+    let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
     let outbound = metered::head_bytes(&headers)
         + pq.len() as u64
         + body
@@ -368,6 +385,7 @@ async fn pass(
                 time_res: origin_started.elapsed(),
                 outbound,
                 head: metered::head_bytes(&p.headers),
+                active: origin_active,
             };
             strip_hop_by_hop(&mut p.headers);
             let body = if parts.method == Method::HEAD {

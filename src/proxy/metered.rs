@@ -13,7 +13,7 @@ use http_body::{Frame, SizeHint};
 use super::body::{Body, BodyError};
 use crate::cache::CacheResult;
 use crate::stats::counter::Side;
-use crate::stats::{Exchange, VhostStats};
+use crate::stats::{Exchange, GaugeGuard, VhostStats};
 
 /// Approximate bytes of a message head: the start line plus `name: value\r\n` lines.
 pub fn head_bytes(headers: &HeaderMap) -> u64 {
@@ -24,8 +24,7 @@ pub fn head_bytes(headers: &HeaderMap) -> u64 {
     (fields + 32) as u64
 }
 
-/// The origin side of a response streamed straight through (not stored).
-#[derive(Debug, Clone, Copy)]
+/// The origin side of an exchange, recorded when its body ends.
 pub struct OriginLeg {
     /// Origin status.
     pub status: u16,
@@ -37,6 +36,22 @@ pub struct OriginLeg {
     pub outbound: u64,
     /// Bytes of the origin's response head.
     pub head: u64,
+    /// Keeps the vhost's `OriginActiveSession` up until the body ends.
+    pub active: GaugeGuard,
+}
+
+impl OriginLeg {
+    /// Records the origin exchange with `received` body bytes, completed now.
+    pub fn record(self, stats: &VhostStats, received: u64) {
+        stats.record(&Exchange {
+            side: Side::Origin,
+            status: self.status,
+            inbound: self.head + received,
+            outbound: self.outbound,
+            time_res: self.time_res,
+            time_complete: self.started.elapsed(),
+        });
+    }
 }
 
 /// What is recorded when the body ends.
@@ -50,7 +65,26 @@ struct Pending {
     head: u64,
     started: Instant,
     time_res: Duration,
+    /// The origin leg when the body streams straight from the origin.
     origin: Option<OriginLeg>,
+    /// Keeps the vhost's `ClientActiveSession` up until the body ends.
+    _active: GaugeGuard,
+}
+
+/// What a counted response records when its body ends.
+pub struct Exchanged {
+    /// The vhost's stats.
+    pub stats: Arc<VhostStats>,
+    /// The cache result.
+    pub result: CacheResult,
+    /// Bytes received from the client.
+    pub inbound: u64,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The origin leg, when the body streams straight from the origin.
+    pub origin: Option<OriginLeg>,
+    /// The request's `ClientActiveSession` guard.
+    pub active: GaugeGuard,
 }
 
 /// A response body that is counted.
@@ -71,56 +105,40 @@ impl Metered {
         }
     }
 
-    /// A body whose exchange is recorded in `stats` when it ends.
-    #[allow(clippy::too_many_arguments)]
-    pub fn counted(
-        body: Body,
-        stats: Arc<VhostStats>,
-        status: u16,
-        result: CacheResult,
-        inbound: u64,
-        head: u64,
-        started: Instant,
-        origin: Option<OriginLeg>,
-    ) -> Self {
-        let time_res = started.elapsed();
-        Metered {
+    /// A response whose exchange is recorded when its body ends.
+    pub fn counted(resp: http::Response<Body>, x: Exchanged) -> http::Response<Metered> {
+        let (status, head) = (resp.status().as_u16(), head_bytes(resp.headers()));
+        let time_res = x.started.elapsed();
+        resp.map(|body| Metered {
             body,
             sent: 0,
             pending: Some(Box::new(Pending {
-                stats,
+                stats: x.stats,
                 status,
-                result,
-                inbound,
+                result: x.result,
+                inbound: x.inbound,
                 head,
-                started,
+                started: x.started,
                 time_res,
-                origin,
+                origin: x.origin,
+                _active: x.active,
             })),
-        }
+        })
     }
 
     fn finish(&mut self) {
         let Some(p) = self.pending.take() else { return };
-        let now = Instant::now();
         p.stats.record(&Exchange {
             side: Side::Client,
             status: p.status,
             inbound: p.inbound,
             outbound: p.head + self.sent,
             time_res: p.time_res,
-            time_complete: now - p.started,
+            time_complete: p.started.elapsed(),
         });
         p.stats.record_result(p.result, self.sent);
         if let Some(o) = p.origin {
-            p.stats.record(&Exchange {
-                side: Side::Origin,
-                status: o.status,
-                inbound: o.head + self.sent,
-                outbound: o.outbound,
-                time_res: o.time_res,
-                time_complete: now - o.started,
-            });
+            o.record(&p.stats, self.sent);
         }
     }
 }

@@ -74,7 +74,12 @@ impl Runtime {
         let pools: HashMap<&str, Arc<OriginPool>> = config
             .vhosts
             .iter()
-            .map(|v| (v.name.as_str(), Arc::new(OriginPool::new(v))))
+            .map(|v| {
+                (
+                    v.name.as_str(),
+                    Arc::new(OriginPool::new(v, vhost_stats[&v.name].clone())),
+                )
+            })
             .collect();
         let active: Vec<Arc<VhostRt>> = config
             .vhosts
@@ -161,6 +166,7 @@ pub async fn serve_connection(
         listen,
         peer,
         requests: Default::default(),
+        session: Default::default(),
     });
     let runtime = Arc::new(runtime);
     let svc = service_fn(move |req| {

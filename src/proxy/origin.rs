@@ -4,7 +4,12 @@
 //! to the next address when it has no body to replay. (Health checks,
 //! exclusion, standby addresses and balance modes come with origin management.)
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,12 +17,15 @@ use http::header::{HeaderMap, HeaderValue, HOST};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
 
 use crate::config::value::OriginAddress;
 use crate::config::VhostConfig;
+use crate::stats::counter::Gauge;
+use crate::stats::{GaugeGuard, VhostStats};
 
 /// The body of a request to an origin: the client's, or none.
 pub type OriginBody = Either<Incoming, Empty<Bytes>>;
@@ -64,17 +72,99 @@ impl OriginError {
     }
 }
 
+/// An `HttpConnector` whose connections hold the vhost's `OriginSession` gauge up while open.
+#[derive(Clone)]
+struct CountingConnector {
+    inner: HttpConnector,
+    stats: Arc<VhostStats>,
+}
+
+impl tower_service::Service<Uri> for CountingConnector {
+    type Response = CountedConnection;
+    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<CountedConnection, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let stats = self.stats.clone();
+        Box::pin(async move {
+            let io = connecting.await?;
+            Ok(CountedConnection {
+                io,
+                _session: GaugeGuard::new(&stats, Gauge::OriginSessions),
+            })
+        })
+    }
+}
+
+/// An origin connection, counted while it is open.
+struct CountedConnection {
+    io: TokioIo<TcpStream>,
+    _session: GaugeGuard,
+}
+
+impl Connection for CountedConnection {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
+impl hyper::rt::Read for CountedConnection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for CountedConnection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+}
+
 /// The origins of one vhost.
 pub struct OriginPool {
-    client: Client<HttpConnector, OriginBody>,
+    client: Client<CountingConnector, OriginBody>,
     addresses: Vec<(OriginAddress, HeaderValue)>,
     next: AtomicUsize,
     receive_timeout: Duration,
 }
 
 impl OriginPool {
-    /// A pool for `vhost`'s `<Origin><Address>` list with its timeouts.
-    pub fn new(vhost: &VhostConfig) -> Self {
+    /// A pool for `vhost`'s `<Origin><Address>` list with its timeouts; its
+    /// connections count in `stats`.
+    pub fn new(vhost: &VhostConfig, stats: Arc<VhostStats>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(vhost.origin.connect_timeout));
@@ -95,7 +185,10 @@ impl OriginPool {
             })
             .collect();
         OriginPool {
-            client: builder.build(connector),
+            client: builder.build(CountingConnector {
+                inner: connector,
+                stats,
+            }),
             addresses,
             next: AtomicUsize::new(0),
             receive_timeout: vhost.origin.receive_timeout,

@@ -10,7 +10,7 @@
 
 use std::sync::LazyLock;
 
-use super::counter::{self, Class, Side};
+use super::counter::{self, Class, Gauge, Side};
 use super::Sample;
 use crate::cache::CacheResult;
 
@@ -69,6 +69,21 @@ pub fn traffic() -> &'static [Field] {
         let mut f = vec![field("Uptime", "seconds", Source::Uptime)];
         for side in [Side::Origin, Side::Client] {
             let s = side_name(side);
+            // Gauges: the per-second sample's mean over the window (the value, in realtime).
+            let (sessions, active) = match side {
+                Side::Origin => (Gauge::OriginSessions, Gauge::OriginActive),
+                Side::Client => (Gauge::ClientSessions, Gauge::ClientActive),
+            };
+            f.push(field(
+                format!("{s}Session"),
+                "count",
+                Source::Rate(counter::gauge(sessions)),
+            ));
+            f.push(field(
+                format!("{s}ActiveSession"),
+                "count",
+                Source::Rate(counter::gauge(active)),
+            ));
             f.push(field(
                 format!("{s}Inbound"),
                 "bytes",
@@ -296,16 +311,17 @@ mod tests {
     fn traffic_block_has_the_guide_names_in_order() {
         let names: Vec<&str> = traffic().iter().map(|f| f.name.as_str()).collect();
         assert_eq!(
-            &names[..4],
+            &names[..5],
             [
                 "Uptime",
+                "OriginSession",
+                "OriginActiveSession",
                 "OriginInbound",
                 "OriginOutbound",
-                "OriginReqCount"
             ]
         );
         assert!(names.contains(&"ClientRes5xxTimeComplete"));
         assert_eq!(names.last(), Some(&"ByteHitRatio"));
-        assert_eq!(names.len(), 1 + 2 * (3 + 15) + 2);
+        assert_eq!(names.len(), 1 + 2 * (2 + 3 + 15) + 2);
     }
 }

@@ -60,9 +60,38 @@ impl Class {
 const PER_SIDE: usize = 3 + 5 * 3;
 const RESULTS: usize = 2 * PER_SIDE;
 const RESULT_BYTES: usize = RESULTS + CacheResult::ALL.len();
+const GAUGES: usize = RESULT_BYTES + CacheResult::ALL.len();
 
-/// Number of raw counters per vhost.
-pub const N: usize = RESULT_BYTES + CacheResult::ALL.len();
+/// Number of raw values per vhost: counters, then the session gauges.
+pub const N: usize = GAUGES + 4;
+
+/// Gauges: values sampled once a second rather than summed events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    /// Open client connections whose latest request was for the vhost.
+    ClientSessions = 0,
+    /// Client requests in progress.
+    ClientActive = 1,
+    /// Open connections to the vhost's origins.
+    OriginSessions = 2,
+    /// Origin requests in progress.
+    OriginActive = 3,
+}
+
+impl Gauge {
+    /// Every gauge.
+    pub const ALL: [Gauge; 4] = [
+        Gauge::ClientSessions,
+        Gauge::ClientActive,
+        Gauge::OriginSessions,
+        Gauge::OriginActive,
+    ];
+}
+
+/// Where a gauge's per-second samples are summed in a window.
+pub const fn gauge(g: Gauge) -> usize {
+    GAUGES + g as usize
+}
 
 /// Requests sent on a side.
 pub const fn requests(side: Side) -> usize {
@@ -122,11 +151,19 @@ pub fn name(i: usize) -> String {
     }
     if i < RESULT_BYTES {
         format!("result_{}", CacheResult::ALL[i - RESULTS].as_str())
-    } else {
+    } else if i < GAUGES {
         format!(
             "result_{}_bytes",
             CacheResult::ALL[i - RESULT_BYTES].as_str()
         )
+    } else {
+        [
+            "client_sessions",
+            "client_active_sessions",
+            "origin_sessions",
+            "origin_active_sessions",
+        ][i - GAUGES]
+            .to_string()
     }
 }
 

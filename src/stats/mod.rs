@@ -21,13 +21,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::CacheResult;
-use counter::{Class, Side, N};
+use counter::{Class, Gauge, Side, N};
 use hist::{AtomicHist, Snapshot, BUCKETS};
 
 /// One thread's share of a vhost's counters, on its own cache lines.
 #[repr(align(128))]
 struct Slot {
     counters: [AtomicU64; N],
+    /// This thread's net changes to the gauges (their sum over slots is the value).
+    gauges: [std::sync::atomic::AtomicI64; 4],
     /// Response-time distributions, client and origin side.
     hist: [AtomicHist; 2],
 }
@@ -36,6 +38,7 @@ impl Default for Slot {
     fn default() -> Self {
         Slot {
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            gauges: Default::default(),
             hist: Default::default(),
         }
     }
@@ -54,6 +57,37 @@ fn thread_slot() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local!(static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed));
     SLOT.with(|s| *s)
+}
+
+/// Holds a gauge up by one for as long as it lives (a request in progress, an
+/// open connection), so every path out, including a dropped future, takes it down.
+pub struct GaugeGuard {
+    stats: Arc<VhostStats>,
+    gauge: Gauge,
+}
+
+impl GaugeGuard {
+    /// Raises `gauge` of `stats` until the guard is dropped.
+    pub fn new(stats: &Arc<VhostStats>, gauge: Gauge) -> GaugeGuard {
+        stats.gauge_add(gauge, 1);
+        GaugeGuard {
+            stats: stats.clone(),
+            gauge,
+        }
+    }
+}
+
+impl GaugeGuard {
+    /// Whether the guard holds up a gauge of `stats`.
+    pub fn is_for(&self, stats: &Arc<VhostStats>) -> bool {
+        Arc::ptr_eq(&self.stats, stats)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.stats.gauge_add(self.gauge, -1);
+    }
 }
 
 /// One finished exchange on one side.
@@ -268,6 +302,25 @@ impl VhostStats {
         c[counter::result_bytes(r)].fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Moves a gauge by `delta` (+1 when something opens, -1 when it closes).
+    #[inline]
+    pub fn gauge_add(&self, g: Gauge, delta: i64) {
+        if cfg!(feature = "no-stats-recording") {
+            return;
+        }
+        self.slot().gauges[g as usize].fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// A gauge's current value.
+    pub fn gauge(&self, g: Gauge) -> u64 {
+        let sum: i64 = self
+            .slots
+            .iter()
+            .map(|s| s.gauges[g as usize].load(Ordering::Relaxed))
+            .sum();
+        sum.max(0) as u64
+    }
+
     /// Folds everything recorded since the last fold into the second ending at `now` (unix seconds).
     pub fn fold(&self, now: u64) {
         let mut counts = [0u64; N];
@@ -300,6 +353,11 @@ impl VhostStats {
             Snapshot::delta(&hist[0], &hs.last_hist[0]),
             Snapshot::delta(&hist[1], &hs.last_hist[1]),
         ];
+        // Gauges are sampled, not differenced: a window sums one sample per second.
+        for g in Gauge::ALL {
+            sample.counts[counter::gauge(g)] = self.gauge(g);
+            counts[counter::gauge(g)] = 0;
+        }
         hs.last_counts = counts;
         hs.last_hist = hist;
         hs.last_sec = Some(sec);
