@@ -149,6 +149,21 @@ fn a_known_mix_gives_exact_counts_in_json_and_xml() {
         vh[0]["ClientRes4xxCount"].to_string()
     );
 
+    // Response-time quantiles (our addition): ordered, and the same in XML.
+    let rt = &host["ResponseTime"]["Client"];
+    let q = |k: &str| rt[k].as_i64().unwrap();
+    assert!(
+        q("P50") >= 0 && q("P50") <= q("P90") && q("P90") <= q("P99") && q("P99") <= q("P999"),
+        "{rt}"
+    );
+    assert!(
+        host["ResponseTime"]["Origin"]["P50"].as_i64().unwrap() >= q("P50") / 100,
+        "origin quantiles exist"
+    );
+    let rt_x = xml_attrs(&doc, "ResponseTime");
+    assert_eq!(rt_x[0]["Side"], "Client");
+    assert_eq!(rt_x[0]["P99"], rt["P99"].to_string());
+
     // /metrics: the same totals as monotonic counters, and a valid exposition.
     let metrics = curl(&format!("http://{}/metrics", k.manager), &[]).text();
     let sample = |line_start: &str| -> f64 {

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::daemon::Daemon;
 use crate::stats::catalog::{self, Field};
+use crate::stats::counter::Side;
 use crate::stats::{Sample, Window};
 
 /// Reply formats (`?type=JSON|XML`).
@@ -75,6 +76,22 @@ fn json_group(fields: &[Field], b: &Block) -> Value {
     )
 }
 
+/// `"ResponseTime": {"Client": {"P50": ..}, "Origin": {..}}` (our addition).
+fn json_response_time(b: &Block) -> Value {
+    let mut m = Map::new();
+    for (name, side) in [("Client", Side::Client), ("Origin", Side::Origin)] {
+        m.insert(name.into(), json_group(catalog::response_time(side), b));
+    }
+    Value::Object(m)
+}
+
+/// The traffic block and the groups of one block, as JSON members.
+fn json_block(m: &mut Map<String, Value>, b: &Block) {
+    for (k, v) in values(catalog::traffic(), b) {
+        m.insert(k.into(), v.into());
+    }
+}
+
 /// The whole reply for a window.
 pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
     let (host, vhosts) = blocks(daemon, window);
@@ -85,9 +102,7 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
             h.insert("Version".into(), crate::VERSION.into());
             h.insert("Name".into(), name.into());
             h.insert("State".into(), "Healthy".into());
-            for (k, v) in values(catalog::traffic(), &host) {
-                h.insert(k.into(), v.into());
-            }
+            json_block(&mut h, &host);
             h.insert(
                 "HttpCountSum".into(),
                 json_group(catalog::http_count_sum(), &host),
@@ -96,14 +111,14 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
                 "HttpRequestHitSum".into(),
                 json_group(catalog::http_request_hit_sum(), &host),
             );
+            h.insert("ResponseTime".into(), json_response_time(&host));
             let vh: Vec<Value> = vhosts
                 .iter()
                 .map(|b| {
                     let mut m = Map::new();
                     m.insert("Name".into(), b.name.clone().unwrap_or_default().into());
-                    for (k, v) in values(catalog::traffic(), b) {
-                        m.insert(k.into(), v.into());
-                    }
+                    json_block(&mut m, b);
+                    m.insert("ResponseTime".into(), json_response_time(b));
                     Value::Object(m)
                 })
                 .collect();
@@ -126,6 +141,7 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
             x.push_str("/>\n  <HttpRequestHitSum");
             attrs(&mut x, catalog::http_request_hit_sum(), &host);
             x.push_str("/>\n");
+            xml_response_time(&mut x, &host, "  ");
             for b in &vhosts {
                 let _ = write!(
                     x,
@@ -133,11 +149,22 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
                     escape(b.name.as_deref().unwrap_or(""))
                 );
                 attrs(&mut x, catalog::traffic(), b);
-                x.push_str("/>\n");
+                x.push_str(">\n");
+                xml_response_time(&mut x, b, "    ");
+                x.push_str("  </VirtualHost>\n");
             }
             x.push_str("</Host>\n");
             x
         }
+    }
+}
+
+/// `<ResponseTime Side="Client" P50=".." .../>` for each side (our addition).
+fn xml_response_time(x: &mut String, b: &Block, indent: &str) {
+    for (name, side) in [("Client", Side::Client), ("Origin", Side::Origin)] {
+        let _ = write!(x, "{indent}<ResponseTime Side=\"{name}\"");
+        attrs(x, catalog::response_time(side), b);
+        x.push_str("/>\n");
     }
 }
 
