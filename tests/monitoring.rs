@@ -334,6 +334,14 @@ fn catalog_fields_are_in_the_chapter_10_inventory() {
             );
         }
     }
+    for (group, fields) in catalog::system() {
+        for f in fields {
+            expect(
+                format!("Host.System.{group}.{}", f.name),
+                format!("Host/System/{group}@{}", f.name),
+            );
+        }
+    }
     for top in ["Version", "Name", "State"] {
         expect(format!("Host.{top}"), format!("Host@{top}"));
     }
@@ -359,10 +367,11 @@ fn session_gauges_follow_connections_and_requests_in_flight() {
         &vhosts_xml(&vhost("a.test", origin.addr, "")),
     ));
     let addr = k.http();
-    let realtime = |k: &Kurad| -> Value {
+    let host_realtime = |k: &Kurad| -> Value {
         let v: Value = serde_json::from_slice(&monitoring(k, "realtime", "JSON").body).unwrap();
-        v["Host"]["VirtualHost"][0].clone()
+        v["Host"].clone()
     };
+    let realtime = |k: &Kurad| host_realtime(k)["VirtualHost"][0].clone();
     let slow = std::thread::spawn(move || get(addr, "a.test", "/slow"));
     std::thread::sleep(Duration::from_millis(1600));
     let during = realtime(&k);
@@ -382,6 +391,27 @@ fn session_gauges_follow_connections_and_requests_in_flight() {
     assert_eq!(after["ClientActiveSession"], 0, "{after:#}");
     assert_eq!(after["OriginActiveSession"], 0, "{after:#}");
     assert_eq!(after["ClientSession"], 2, "{after:#}");
+    let system = &host_realtime(&k)["System"];
+    assert_eq!(system["ServerSocket"]["Total"], 2, "{system:#}");
+    assert!(
+        system["ClientSocket"]["Total"].as_u64().unwrap() >= 1,
+        "{system:#}"
+    );
+    let cpu = &system["CPU"];
+    let shares: u64 = [
+        "Kernel", "User", "Idle", "Nice", "IOWait", "IRQ", "SoftIRQ", "Steal",
+    ]
+    .iter()
+    .map(|k| cpu[k].as_u64().unwrap())
+    .sum();
+    assert!(
+        (9_990..=10_000).contains(&shares),
+        "CPU shares add up to 100.00%: {cpu}"
+    );
+    assert!(
+        system["Mem"]["STON"].as_u64().unwrap() > 1 << 20,
+        "kurad's RSS in bytes: {system:#}"
+    );
     assert!(
         after["OriginSession"].as_u64().unwrap() >= 1,
         "pooled origin connections stay open: {after:#}"

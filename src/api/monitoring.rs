@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::daemon::Daemon;
 use crate::stats::catalog::{self, Field};
 use crate::stats::counter::Side;
+use crate::stats::system::SYS_N;
 use crate::stats::{Sample, Window};
 
 /// Reply formats (`?type=JSON|XML`).
@@ -60,27 +61,31 @@ fn blocks(daemon: &Daemon, window: Window) -> (Block, Vec<Block>) {
 }
 
 fn values<'a>(fields: &'a [Field], b: &'a Block) -> impl Iterator<Item = (&'a str, i64)> + 'a {
-    fields.iter().map(move |f| {
-        (
-            f.name.as_str(),
-            catalog::evaluate(f.source, &b.window, b.uptime),
-        )
-    })
+    evaluated(fields, &b.window, b.uptime)
 }
 
-fn json_group(fields: &[Field], b: &Block) -> Value {
-    Value::Object(
-        values(fields, b)
-            .map(|(k, v)| (k.to_string(), Value::from(v)))
-            .collect(),
-    )
+fn evaluated<'a, const K: usize>(
+    fields: &'a [Field],
+    window: &'a Sample<K>,
+    uptime: u64,
+) -> impl Iterator<Item = (&'a str, i64)> + 'a {
+    fields
+        .iter()
+        .map(move |f| (f.name.as_str(), catalog::evaluate(f.source, window, uptime)))
+}
+
+fn json_group<'a>(vals: impl Iterator<Item = (&'a str, i64)>) -> Value {
+    Value::Object(vals.map(|(k, v)| (k.to_string(), Value::from(v))).collect())
 }
 
 /// `"ResponseTime": {"Client": {"P50": ..}, "Origin": {..}}` (our addition).
 fn json_response_time(b: &Block) -> Value {
     let mut m = Map::new();
     for (name, side) in [("Client", Side::Client), ("Origin", Side::Origin)] {
-        m.insert(name.into(), json_group(catalog::response_time(side), b));
+        m.insert(
+            name.into(),
+            json_group(values(catalog::response_time(side), b)),
+        );
     }
     Value::Object(m)
 }
@@ -92,9 +97,37 @@ fn json_block(m: &mut Map<String, Value>, b: &Block) {
     }
 }
 
+fn json_system(sys: &Sample<SYS_N>) -> Value {
+    let mut m = Map::new();
+    for (group, fields) in catalog::system() {
+        m.insert((*group).into(), json_group(evaluated(fields, sys, 0)));
+        if *group == "Mem" {
+            // Memory-only storage: no <Disk> yet, so the disk list is empty.
+            let mut storage = Map::new();
+            storage.insert("Disk".into(), Value::Array(Vec::new()));
+            m.insert("Storage".into(), Value::Object(storage));
+        }
+    }
+    Value::Object(m)
+}
+
+fn xml_system(x: &mut String, sys: &Sample<SYS_N>) {
+    x.push_str("  <System>\n");
+    for (group, fields) in catalog::system() {
+        let _ = write!(x, "    <{group}");
+        attrs(x, evaluated(fields, sys, 0));
+        x.push_str("/>\n");
+        if *group == "Mem" {
+            x.push_str("    <Storage/>\n");
+        }
+    }
+    x.push_str("  </System>\n");
+}
+
 /// The whole reply for a window.
 pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
     let (host, vhosts) = blocks(daemon, window);
+    let sys = daemon.stats.system.window(window);
     let name = daemon.runtime().config.server.name.clone();
     match format {
         Format::Json => {
@@ -105,13 +138,13 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
             json_block(&mut h, &host);
             h.insert(
                 "HttpCountSum".into(),
-                json_group(catalog::http_count_sum(), &host),
+                json_group(values(catalog::http_count_sum(), &host)),
             );
             h.insert(
                 "HttpRequestHitSum".into(),
-                json_group(catalog::http_request_hit_sum(), &host),
+                json_group(values(catalog::http_request_hit_sum(), &host)),
             );
-            h.insert("ResponseTime".into(), json_response_time(&host));
+            h.insert("System".into(), json_system(&sys));
             let vh: Vec<Value> = vhosts
                 .iter()
                 .map(|b| {
@@ -123,6 +156,7 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
                 })
                 .collect();
             h.insert("VirtualHost".into(), vh.into());
+            h.insert("ResponseTime".into(), json_response_time(&host));
             let mut root = Map::new();
             root.insert("Host".into(), Value::Object(h));
             format!("{:#}\n", Value::Object(root))
@@ -135,24 +169,25 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
                 crate::VERSION,
                 escape(&name)
             );
-            attrs(&mut x, catalog::traffic(), &host);
+            attrs(&mut x, values(catalog::traffic(), &host));
             x.push_str(">\n  <HttpCountSum");
-            attrs(&mut x, catalog::http_count_sum(), &host);
+            attrs(&mut x, values(catalog::http_count_sum(), &host));
             x.push_str("/>\n  <HttpRequestHitSum");
-            attrs(&mut x, catalog::http_request_hit_sum(), &host);
+            attrs(&mut x, values(catalog::http_request_hit_sum(), &host));
             x.push_str("/>\n");
-            xml_response_time(&mut x, &host, "  ");
+            xml_system(&mut x, &sys);
             for b in &vhosts {
                 let _ = write!(
                     x,
                     "  <VirtualHost Name=\"{}\"",
                     escape(b.name.as_deref().unwrap_or(""))
                 );
-                attrs(&mut x, catalog::traffic(), b);
+                attrs(&mut x, values(catalog::traffic(), b));
                 x.push_str(">\n");
                 xml_response_time(&mut x, b, "    ");
                 x.push_str("  </VirtualHost>\n");
             }
+            xml_response_time(&mut x, &host, "  ");
             x.push_str("</Host>\n");
             x
         }
@@ -163,13 +198,13 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
 fn xml_response_time(x: &mut String, b: &Block, indent: &str) {
     for (name, side) in [("Client", Side::Client), ("Origin", Side::Origin)] {
         let _ = write!(x, "{indent}<ResponseTime Side=\"{name}\"");
-        attrs(x, catalog::response_time(side), b);
+        attrs(x, values(catalog::response_time(side), b));
         x.push_str("/>\n");
     }
 }
 
-fn attrs(x: &mut String, fields: &[Field], b: &Block) {
-    for (k, v) in values(fields, b) {
+fn attrs<'a>(x: &mut String, vals: impl Iterator<Item = (&'a str, i64)>) {
+    for (k, v) in vals {
         let _ = write!(x, " {k}=\"{v}\"");
     }
 }

@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use crate::cache::store::Store;
 use crate::config::value::Listen;
 use crate::config::{Config, VhostConfig, VhostStatus};
+use crate::stats::system::CONNECTIONS;
 use crate::stats::{Stats, VhostStats};
 use origin::OriginPool;
 use router::Router;
@@ -160,6 +161,9 @@ pub async fn serve_connection(
     peer: SocketAddr,
     listen: SocketAddr,
 ) {
+    CONNECTIONS
+        .accepted
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     let idle = runtime().keep_alive(listen);
     let conn = Arc::new(handler::Conn {
@@ -179,6 +183,9 @@ pub async fn serve_connection(
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), svc)
         .await;
+    CONNECTIONS
+        .closed
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "client connection ended with an error");
     }

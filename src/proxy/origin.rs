@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use crate::config::value::OriginAddress;
 use crate::config::VhostConfig;
 use crate::stats::counter::Gauge;
+use crate::stats::system::CONNECTIONS;
 use crate::stats::{GaugeGuard, VhostStats};
 
 /// The body of a request to an origin: the client's, or none.
@@ -93,6 +94,7 @@ impl tower_service::Service<Uri> for CountingConnector {
         let stats = self.stats.clone();
         Box::pin(async move {
             let io = connecting.await?;
+            CONNECTIONS.connected.fetch_add(1, Ordering::Relaxed);
             Ok(CountedConnection {
                 io,
                 _session: GaugeGuard::new(&stats, Gauge::OriginSessions),
@@ -105,6 +107,12 @@ impl tower_service::Service<Uri> for CountingConnector {
 struct CountedConnection {
     io: TokioIo<TcpStream>,
     _session: GaugeGuard,
+}
+
+impl Drop for CountedConnection {
+    fn drop(&mut self) {
+        CONNECTIONS.disconnected.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Connection for CountedConnection {

@@ -11,6 +11,7 @@
 use std::sync::LazyLock;
 
 use super::counter::{self, Class, Gauge, Side};
+use super::system::Sys;
 use super::Sample;
 use crate::cache::CacheResult;
 
@@ -147,6 +148,82 @@ pub fn response_time(side: Side) -> &'static [Field] {
     &FIELDS[side as usize]
 }
 
+/// The `System` groups in the guide's order: each field is the per-second mean
+/// of a value sampled from /proc (the value itself, in `realtime`).
+pub fn system() -> &'static [(&'static str, Vec<Field>)] {
+    static GROUPS: LazyLock<Vec<(&'static str, Vec<Field>)>> = LazyLock::new(|| {
+        use Sys::*;
+        let group = |name, fields: &[(&str, Sys, &'static str)]| {
+            (
+                name,
+                fields
+                    .iter()
+                    .map(|(n, v, unit)| field(*n, unit, Source::Rate(*v as usize)))
+                    .collect(),
+            )
+        };
+        let pct = "0.01%";
+        vec![
+            group(
+                "CPU",
+                &[
+                    ("Kernel", CpuKernel, pct),
+                    ("User", CpuUser, pct),
+                    ("Idle", CpuIdle, pct),
+                    ("ProcKernel", CpuProcKernel, pct),
+                    ("ProcUser", CpuProcUser, pct),
+                    ("Nice", CpuNice, pct),
+                    ("IOWait", CpuIoWait, pct),
+                    ("IRQ", CpuIrq, pct),
+                    ("SoftIRQ", CpuSoftIrq, pct),
+                    ("Steal", CpuSteal, pct),
+                ],
+            ),
+            group(
+                "Mem",
+                &[("Free", MemFree, "bytes"), ("STON", MemProcess, "bytes")],
+            ),
+            group(
+                "ServerSocket",
+                &[
+                    ("Total", ServerTotal, "count"),
+                    ("Established", ServerEstablished, "count"),
+                    ("Accepted", ServerAccepted, "count"),
+                    ("Closed", ServerClosed, "count"),
+                ],
+            ),
+            group(
+                "ClientSocket",
+                &[
+                    ("Total", ClientTotal, "count"),
+                    ("Established", ClientEstablished, "count"),
+                    ("Connected", ClientConnected, "count"),
+                    ("Closed", ClientClosed, "count"),
+                ],
+            ),
+            group(
+                "TCPSocket",
+                &[
+                    ("Established", TcpEstablished, "count"),
+                    ("Timewait", TcpTimewait, "count"),
+                    ("Orphan", TcpOrphan, "count"),
+                    ("Alloc", TcpAlloc, "count"),
+                    ("Mem", TcpMem, "pages"),
+                ],
+            ),
+            group(
+                "SystemLoadAverage",
+                &[
+                    ("Min1", Load1, "0.01"),
+                    ("Min5", Load5, "0.01"),
+                    ("Min15", Load15, "0.01"),
+                ],
+            ),
+        ]
+    });
+    &GROUPS
+}
+
 /// `HttpCountSum`: request and response counts over the window.
 pub fn http_count_sum() -> &'static [Field] {
     static FIELDS: LazyLock<Vec<Field>> = LazyLock::new(|| {
@@ -194,7 +271,7 @@ fn round_div(n: i128, d: i128) -> i64 {
 }
 
 /// A field's value over `window`; `uptime` is in seconds.
-pub fn evaluate(source: Source, window: &Sample, uptime: u64) -> i64 {
+pub fn evaluate<const K: usize>(source: Source, window: &Sample<K>, uptime: u64) -> i64 {
     let c = |i: usize| i128::from(window.counts[i]);
     match source {
         Source::Uptime => uptime as i64,

@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod counter;
 pub mod hist;
+pub mod system;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -109,28 +110,29 @@ pub struct Exchange {
 
 /// Counter sums and distributions over some seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sample {
+pub struct Sample<const K: usize = N> {
     /// Unix second the sample starts at.
     pub start: u64,
     /// Seconds it covers (less than its length for the first, partial one).
     pub seconds: u64,
     /// Counter sums.
-    pub counts: [u64; N],
+    pub counts: [u64; K],
     /// Response-time distributions, client and origin (kept for seconds and minutes only).
     pub hist: [Snapshot; 2],
 }
 
-impl Sample {
-    fn empty(start: u64) -> Sample {
+impl<const K: usize> Sample<K> {
+    /// An empty sample starting at `start`.
+    pub fn empty(start: u64) -> Self {
         Sample {
             start,
             seconds: 0,
-            counts: [0; N],
+            counts: [0; K],
             hist: Default::default(),
         }
     }
 
-    fn add(&mut self, other: &Sample, with_hist: bool) {
+    fn add(&mut self, other: &Self, with_hist: bool) {
         self.seconds += other.seconds;
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
             *a += b;
@@ -144,24 +146,24 @@ impl Sample {
 
     /// Approximate bytes this sample holds.
     fn bytes(&self) -> usize {
-        std::mem::size_of::<Sample>() + self.hist.iter().map(Snapshot::heap_bytes).sum::<usize>()
+        std::mem::size_of::<Self>() + self.hist.iter().map(Snapshot::heap_bytes).sum::<usize>()
     }
 }
 
 /// A ring of samples each `period` seconds long, consolidated from seconds.
 #[derive(Debug)]
-struct Ring {
+struct Ring<const K: usize = N> {
     period: u64,
     capacity: usize,
     with_hist: bool,
     /// The sample being filled.
-    current: Option<Sample>,
+    current: Option<Sample<K>>,
     /// Completed samples, oldest first.
-    done: VecDeque<Sample>,
+    done: VecDeque<Sample<K>>,
 }
 
-impl Ring {
-    fn new(period: u64, capacity: usize, with_hist: bool) -> Ring {
+impl<const K: usize> Ring<K> {
+    fn new(period: u64, capacity: usize, with_hist: bool) -> Self {
         Ring {
             period,
             capacity,
@@ -172,7 +174,7 @@ impl Ring {
     }
 
     /// Adds the sample of second `sec`; completes the current period when `sec` is its last second.
-    fn push_second(&mut self, sec: u64, s: &Sample) {
+    fn push_second(&mut self, sec: u64, s: &Sample<K>) {
         let start = sec - sec % self.period;
         if self.current.as_ref().is_some_and(|c| c.start != start) {
             self.complete();
@@ -193,11 +195,24 @@ impl Ring {
         }
     }
 
+    /// The sum of the last `n` completed samples (fewer when fewer exist).
+    fn window(&self, n: usize) -> Sample<K> {
+        let mut out = Sample::empty(0);
+        let recent: Vec<&Sample<K>> = self.done.iter().rev().take(n).collect();
+        if let Some(first) = recent.last() {
+            out.start = first.start;
+        }
+        for s in recent {
+            out.add(s, self.with_hist);
+        }
+        out
+    }
+
     fn bytes(&self) -> usize {
         self.done
             .iter()
             .chain(self.current.iter())
-            .map(Sample::bytes)
+            .map(Sample::<K>::bytes)
             .sum()
     }
 }
@@ -382,19 +397,10 @@ impl VhostStats {
     /// Sums over a window. A window longer than the history holds is what exists.
     pub fn window(&self, w: Window) -> Sample {
         let hs = self.history.lock();
-        let (ring, n) = match w {
-            Window::LastSecond => (&hs.seconds, 1),
-            Window::Minutes(m) => (&hs.minutes, usize::from(m)),
-        };
-        let mut out = Sample::empty(0);
-        let recent: Vec<&Sample> = ring.done.iter().rev().take(n).collect();
-        if let Some(first) = recent.last() {
-            out.start = first.start;
+        match w {
+            Window::LastSecond => hs.seconds.window(1),
+            Window::Minutes(m) => hs.minutes.window(usize::from(m)),
         }
-        for s in recent {
-            out.add(s, true);
-        }
-        out
     }
 
     /// Bytes of history this vhost holds now.
@@ -418,6 +424,8 @@ impl VhostStats {
 #[derive(Default)]
 pub struct Stats {
     vhosts: RwLock<HashMap<String, Arc<VhostStats>>>,
+    /// Host system figures.
+    pub system: system::SystemStats,
 }
 
 impl Stats {
@@ -454,6 +462,7 @@ impl Stats {
 
     /// Folds every vhost (called once a second).
     pub fn fold(&self, now: u64) {
+        self.system.sample(now);
         let all: Vec<Arc<VhostStats>> = self.vhosts.read().values().cloned().collect();
         for v in all {
             v.fold(now);

@@ -1,0 +1,312 @@
+//! Host system figures (guide chapter 10, `System`): CPU, memory, TCP sockets,
+//! load average and kurad's own connections, sampled from /proc once a second
+//! into the same rings as the traffic counters. Every value is a per-second
+//! sample, so `realtime` shows the last second and `average` the mean.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::{Ring, Sample, Window};
+
+/// The sampled values, in the guide's order within each group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sys {
+    /// System CPU in kernel mode, 0.01 %.
+    CpuKernel,
+    /// System CPU in user mode, 0.01 %.
+    CpuUser,
+    /// Idle CPU, 0.01 %.
+    CpuIdle,
+    /// kurad's kernel-mode CPU, 0.01 % of all CPUs.
+    CpuProcKernel,
+    /// kurad's user-mode CPU, 0.01 % of all CPUs.
+    CpuProcUser,
+    /// Niced CPU, 0.01 %.
+    CpuNice,
+    /// I/O wait, 0.01 %.
+    CpuIoWait,
+    /// Hardware interrupts, 0.01 %.
+    CpuIrq,
+    /// Soft interrupts, 0.01 %.
+    CpuSoftIrq,
+    /// Stolen by the hypervisor, 0.01 %.
+    CpuSteal,
+    /// Free memory, bytes.
+    MemFree,
+    /// kurad's resident memory, bytes.
+    MemProcess,
+    /// Open client connections.
+    ServerTotal,
+    /// Open client connections (all are established once accepted).
+    ServerEstablished,
+    /// Client connections accepted in the second.
+    ServerAccepted,
+    /// Client connections closed in the second.
+    ServerClosed,
+    /// Open origin connections.
+    ClientTotal,
+    /// Open origin connections (established once connected).
+    ClientEstablished,
+    /// Origin connections made in the second.
+    ClientConnected,
+    /// Origin connections closed in the second.
+    ClientClosed,
+    /// TCP connections in ESTABLISHED, whole system.
+    TcpEstablished,
+    /// TCP connections in TIME_WAIT.
+    TcpTimewait,
+    /// Orphaned TCP connections.
+    TcpOrphan,
+    /// Allocated TCP sockets.
+    TcpAlloc,
+    /// Pages of memory used by TCP.
+    TcpMem,
+    /// 1-minute load average, 0.01.
+    Load1,
+    /// 5-minute load average, 0.01.
+    Load5,
+    /// 15-minute load average, 0.01.
+    Load15,
+}
+
+/// Number of sampled values.
+pub const SYS_N: usize = Sys::Load15 as usize + 1;
+
+/// Process-wide connection events, counted where they happen.
+#[derive(Debug, Default)]
+pub struct Connections {
+    /// Client connections accepted.
+    pub accepted: AtomicU64,
+    /// Client connections closed.
+    pub closed: AtomicU64,
+    /// Origin connections made.
+    pub connected: AtomicU64,
+    /// Origin connections closed.
+    pub disconnected: AtomicU64,
+}
+
+/// kurad's connection events (one daemon per process).
+pub static CONNECTIONS: Connections = Connections {
+    accepted: AtomicU64::new(0),
+    closed: AtomicU64::new(0),
+    connected: AtomicU64::new(0),
+    disconnected: AtomicU64::new(0),
+};
+
+/// Cumulative CPU ticks from /proc/stat and /proc/self/stat.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuTicks {
+    /// user, nice, system, idle, iowait, irq, softirq, steal.
+    system: [u64; 8],
+    /// kurad's utime, stime.
+    process: [u64; 2],
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn cpu_ticks() -> CpuTicks {
+    let mut t = CpuTicks::default();
+    if let Some(line) = read("/proc/stat").lines().find(|l| l.starts_with("cpu ")) {
+        for (dst, v) in t.system.iter_mut().zip(line.split_whitespace().skip(1)) {
+            *dst = v.parse().unwrap_or(0);
+        }
+    }
+    let stat = read("/proc/self/stat");
+    // Fields after the ") " that ends the command name: utime and stime are the 12th and 13th.
+    if let Some(rest) = stat.rsplit_once(") ").map(|r| r.1) {
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        t.process = [11, 12].map(|i| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0));
+    }
+    t
+}
+
+/// A `Key: value kB` line of a /proc status-style file, in bytes.
+fn kib_field(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Counts of `/proc/net/tcp{,6}` sockets in ESTABLISHED (state 01).
+fn tcp_established() -> u64 {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .map(|p| {
+            read(p)
+                .lines()
+                .skip(1)
+                .filter(|l| l.split_whitespace().nth(3) == Some("01"))
+                .count() as u64
+        })
+        .sum()
+}
+
+/// `TCP: inuse N orphan N tw N alloc N mem N` from /proc/net/sockstat.
+fn sockstat(key: &str) -> u64 {
+    let text = read("/proc/net/sockstat");
+    let line = text.lines().find(|l| l.starts_with("TCP:")).unwrap_or("");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == key)
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(0)
+}
+
+#[derive(Debug)]
+struct State {
+    last_cpu: Option<CpuTicks>,
+    /// accepted, closed, connected, disconnected at the last sample.
+    last_events: [u64; 4],
+    last_sec: Option<u64>,
+    seconds: Ring<SYS_N>,
+    minutes: Ring<SYS_N>,
+}
+
+/// The system figures' history.
+#[derive(Debug)]
+pub struct SystemStats {
+    state: Mutex<State>,
+}
+
+impl Default for SystemStats {
+    fn default() -> Self {
+        SystemStats {
+            state: Mutex::new(State {
+                last_cpu: None,
+                last_events: [0; 4],
+                last_sec: None,
+                seconds: Ring::new(1, 60, false),
+                minutes: Ring::new(60, 60, false),
+            }),
+        }
+    }
+}
+
+impl SystemStats {
+    /// Samples /proc for the second ending at `now` (unix seconds).
+    pub fn sample(&self, now: u64) {
+        let cpu = cpu_ticks();
+        let events = [
+            &CONNECTIONS.accepted,
+            &CONNECTIONS.closed,
+            &CONNECTIONS.connected,
+            &CONNECTIONS.disconnected,
+        ]
+        .map(|a| a.load(Ordering::Relaxed));
+        let meminfo = read("/proc/meminfo");
+        let status = read("/proc/self/status");
+        let load: Vec<u64> = read("/proc/loadavg")
+            .split_whitespace()
+            .take(3)
+            .map(|v| (v.parse::<f64>().unwrap_or(0.0) * 100.0).round() as u64)
+            .collect();
+        let mut st = self.state.lock();
+        let sec = now.saturating_sub(1);
+        if st.last_sec.is_some_and(|l| sec <= l) {
+            return;
+        }
+        let mut s = Sample::<SYS_N>::empty(sec);
+        s.seconds = 1;
+        let v = &mut s.counts;
+        if let Some(prev) = st.last_cpu {
+            let d: Vec<u64> = cpu
+                .system
+                .iter()
+                .zip(prev.system.iter())
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect();
+            let total: u64 = d.iter().sum::<u64>().max(1);
+            let pct = |x: u64| x * 10_000 / total;
+            // /proc/stat order: user nice system idle iowait irq softirq steal.
+            v[Sys::CpuUser as usize] = pct(d[0]);
+            v[Sys::CpuNice as usize] = pct(d[1]);
+            v[Sys::CpuKernel as usize] = pct(d[2]);
+            v[Sys::CpuIdle as usize] = pct(d[3]);
+            v[Sys::CpuIoWait as usize] = pct(d[4]);
+            v[Sys::CpuIrq as usize] = pct(d[5]);
+            v[Sys::CpuSoftIrq as usize] = pct(d[6]);
+            v[Sys::CpuSteal as usize] = pct(d[7]);
+            v[Sys::CpuProcUser as usize] = pct(cpu.process[0].saturating_sub(prev.process[0]));
+            v[Sys::CpuProcKernel as usize] = pct(cpu.process[1].saturating_sub(prev.process[1]));
+        }
+        v[Sys::MemFree as usize] = kib_field(&meminfo, "MemFree:");
+        v[Sys::MemProcess as usize] = kib_field(&status, "VmRSS:");
+        let open_clients = events[0].saturating_sub(events[1]);
+        let open_origins = events[2].saturating_sub(events[3]);
+        v[Sys::ServerTotal as usize] = open_clients;
+        v[Sys::ServerEstablished as usize] = open_clients;
+        v[Sys::ServerAccepted as usize] = events[0] - st.last_events[0];
+        v[Sys::ServerClosed as usize] = events[1] - st.last_events[1];
+        v[Sys::ClientTotal as usize] = open_origins;
+        v[Sys::ClientEstablished as usize] = open_origins;
+        v[Sys::ClientConnected as usize] = events[2] - st.last_events[2];
+        v[Sys::ClientClosed as usize] = events[3] - st.last_events[3];
+        v[Sys::TcpEstablished as usize] = tcp_established();
+        v[Sys::TcpTimewait as usize] = sockstat("tw");
+        v[Sys::TcpOrphan as usize] = sockstat("orphan");
+        v[Sys::TcpAlloc as usize] = sockstat("alloc");
+        v[Sys::TcpMem as usize] = sockstat("mem");
+        for (i, l) in [Sys::Load1, Sys::Load5, Sys::Load15].into_iter().zip(load) {
+            v[i as usize] = l;
+        }
+        st.last_cpu = Some(cpu);
+        st.last_events = events;
+        st.last_sec = Some(sec);
+        st.seconds.push_second(sec, &s);
+        st.minutes.push_second(sec, &s);
+    }
+
+    /// The per-second samples summed over a window.
+    pub fn window(&self, w: Window) -> Sample<SYS_N> {
+        let st = self.state.lock();
+        match w {
+            Window::LastSecond => st.seconds.window(1),
+            Window::Minutes(m) => st.minutes.window(usize::from(m)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_shares_add_up_and_memory_is_read() {
+        let s = SystemStats::default();
+        s.sample(1_000);
+        // Burn a little CPU so the second sample has ticks to share out.
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = x.wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        s.sample(1_001);
+        let w = s.window(Window::LastSecond);
+        let c = |v: Sys| w.counts[v as usize];
+        let sum: u64 = [
+            Sys::CpuUser,
+            Sys::CpuNice,
+            Sys::CpuKernel,
+            Sys::CpuIdle,
+            Sys::CpuIoWait,
+            Sys::CpuIrq,
+            Sys::CpuSoftIrq,
+            Sys::CpuSteal,
+        ]
+        .into_iter()
+        .map(c)
+        .sum();
+        assert!(
+            (9_990..=10_000).contains(&sum) || sum == 0,
+            "CPU shares sum to 100%: {sum}"
+        );
+        assert!(c(Sys::MemFree) > 0 && c(Sys::MemProcess) > 0);
+        assert_eq!(w.seconds, 1);
+    }
+}
