@@ -53,8 +53,10 @@ fn a_known_mix_gives_exact_counts_in_json_and_xml() {
             .header("cache-control", "no-store"),
         _ => Reply::ok("miss").header("cache-control", "no-store"),
     });
+    // A view over both vhosts (and one that does not exist) sums to the host.
+    let view = "  <View Name=\"all\"><Vhost>a.test</Vhost><Vhost>B.test</Vhost><Vhost>ghost</Vhost></View>\n";
     let vhosts = vhosts_xml(&format!(
-        "{}{}",
+        "{}{}{view}",
         vhost("a.test", origin.addr, ""),
         vhost("b.test", origin.addr, "")
     ));
@@ -147,6 +149,24 @@ fn a_known_mix_gives_exact_counts_in_json_and_xml() {
     assert_eq!(
         vh_x[0]["ClientRes4xxCount"],
         vh[0]["ClientRes4xxCount"].to_string()
+    );
+
+    let views = json["Host"]["View"].as_array().unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0]["Name"], "all");
+    for k in [
+        "RequestHitRatio",
+        "ByteHitRatio",
+        "ClientReqCount",
+        "ClientOutbound",
+        "OriginRes4xxCount",
+    ] {
+        assert_eq!(views[0][k], host[k], "View all = Host for {k}");
+    }
+    let view_x = xml_attrs(&doc, "View");
+    assert_eq!(
+        view_x[0]["RequestHitRatio"],
+        views[0]["RequestHitRatio"].to_string()
     );
 
     // Response-time quantiles (our addition): ordered, and the same in XML.

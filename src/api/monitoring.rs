@@ -39,7 +39,7 @@ struct Block {
     uptime: u64,
 }
 
-fn blocks(daemon: &Daemon, window: Window) -> (Block, Vec<Block>) {
+fn blocks(daemon: &Daemon, window: Window) -> (Block, Vec<Block>, Vec<Block>) {
     let host = Block {
         name: None,
         window: daemon.stats.host_window(window),
@@ -57,7 +57,17 @@ fn blocks(daemon: &Daemon, window: Window) -> (Block, Vec<Block>) {
             uptime: s.created.elapsed().as_secs(),
         })
         .collect();
-    (host, vhosts)
+    let views = rt
+        .config
+        .views
+        .iter()
+        .map(|v| Block {
+            name: Some(v.name.clone()),
+            window: daemon.stats.view_window(&v.vhosts, window),
+            uptime: host.uptime,
+        })
+        .collect();
+    (host, vhosts, views)
 }
 
 fn values<'a>(fields: &'a [Field], b: &'a Block) -> impl Iterator<Item = (&'a str, i64)> + 'a {
@@ -126,7 +136,7 @@ fn xml_system(x: &mut String, sys: &Sample<SYS_N>) {
 
 /// The whole reply for a window.
 pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
-    let (host, vhosts) = blocks(daemon, window);
+    let (host, vhosts, views) = blocks(daemon, window);
     let sys = daemon.stats.system.window(window);
     let name = daemon.runtime().config.server.name.clone();
     match format {
@@ -145,17 +155,22 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
                 json_group(values(catalog::http_request_hit_sum(), &host)),
             );
             h.insert("System".into(), json_system(&sys));
-            let vh: Vec<Value> = vhosts
-                .iter()
-                .map(|b| {
-                    let mut m = Map::new();
-                    m.insert("Name".into(), b.name.clone().unwrap_or_default().into());
-                    json_block(&mut m, b);
-                    m.insert("ResponseTime".into(), json_response_time(b));
-                    Value::Object(m)
-                })
-                .collect();
-            h.insert("VirtualHost".into(), vh.into());
+            // A View has the same members as a VirtualHost (monitoring-fields.tsv).
+            let named = |blocks: &[Block]| -> Value {
+                let list: Vec<Value> = blocks
+                    .iter()
+                    .map(|b| {
+                        let mut m = Map::new();
+                        m.insert("Name".into(), b.name.clone().unwrap_or_default().into());
+                        json_block(&mut m, b);
+                        m.insert("ResponseTime".into(), json_response_time(b));
+                        Value::Object(m)
+                    })
+                    .collect();
+                list.into()
+            };
+            h.insert("VirtualHost".into(), named(&vhosts));
+            h.insert("View".into(), named(&views));
             h.insert("ResponseTime".into(), json_response_time(&host));
             let mut root = Map::new();
             root.insert("Host".into(), Value::Object(h));
@@ -176,16 +191,18 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
             attrs(&mut x, values(catalog::http_request_hit_sum(), &host));
             x.push_str("/>\n");
             xml_system(&mut x, &sys);
-            for b in &vhosts {
-                let _ = write!(
-                    x,
-                    "  <VirtualHost Name=\"{}\"",
-                    escape(b.name.as_deref().unwrap_or(""))
-                );
-                attrs(&mut x, values(catalog::traffic(), b));
-                x.push_str(">\n");
-                xml_response_time(&mut x, b, "    ");
-                x.push_str("  </VirtualHost>\n");
+            for (tag, blocks) in [("VirtualHost", &vhosts), ("View", &views)] {
+                for b in blocks {
+                    let _ = write!(
+                        x,
+                        "  <{tag} Name=\"{}\"",
+                        escape(b.name.as_deref().unwrap_or(""))
+                    );
+                    attrs(&mut x, values(catalog::traffic(), b));
+                    x.push_str(">\n");
+                    xml_response_time(&mut x, b, "    ");
+                    let _ = writeln!(x, "  </{tag}>");
+                }
             }
             xml_response_time(&mut x, &host, "  ");
             x.push_str("</Host>\n");

@@ -112,6 +112,7 @@ pub fn load_str(
     );
     let vhosts: Vec<Arc<VhostConfig>> = vhosts.into_iter().map(|(v, _)| v).collect();
 
+    let views = read_views(&mut cx, &vhosts_root);
     let mut not_implemented = Vec::new();
     node::unused(&server_root, &mut not_implemented);
     node::unused(&vhosts_root, &mut not_implemented);
@@ -131,6 +132,7 @@ pub fn load_str(
         server,
         vhosts,
         default_vhost: default_vhost.map(|(n, _)| n),
+        views,
         not_implemented,
     })
 }
@@ -420,6 +422,35 @@ fn read_vhost(
         client,
         origin,
     }
+}
+
+/// `<View Name><Vhost>name</Vhost>...</View>`; view names are unique.
+fn read_views(cx: &mut Cx, root: &Element) -> Vec<ViewConfig> {
+    let mut views: Vec<ViewConfig> = Vec::new();
+    for el in Node::new(Some(root), None, "Vhosts").list("View") {
+        let view = Node::new(Some(el), None, "Vhosts/View");
+        let name = view
+            .attr("Name")
+            .map(|v| v.raw.trim().to_string())
+            .unwrap_or_default();
+        if name.is_empty() {
+            cx.errors.push(view.error("missing Name attribute"));
+            continue;
+        }
+        if views.iter().any(|v| v.name == name) {
+            cx.errors
+                .push(view.error(format!("duplicate view name {name}")));
+            continue;
+        }
+        let vhosts = view
+            .list("Vhost")
+            .into_iter()
+            .map(|v| v.text.trim().to_ascii_lowercase())
+            .filter(|v| !v.is_empty())
+            .collect();
+        views.push(ViewConfig { name, vhosts });
+    }
+    views
 }
 
 /// One of the five groups of a vhost, which inherit from `<VHostDefault>`

@@ -19,8 +19,19 @@ pub struct Config {
     pub vhosts: Vec<Arc<VhostConfig>>,
     /// `<Vhosts><Default>`: the vhost for requests no vhost matches.
     pub default_vhost: Option<String>,
+    /// `<Vhosts><View>`: named groups of vhosts with combined statistics.
+    pub views: Vec<ViewConfig>,
     /// What the files set that kurad recognises but does not implement yet.
     pub not_implemented: Vec<Unused>,
+}
+
+/// `<View Name>`: a named group of vhosts whose statistics are combined (chapter 10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewConfig {
+    /// `Name`.
+    pub name: String,
+    /// Member vhost names, lower case (a name need not exist).
+    pub vhosts: Vec<String>,
 }
 
 /// Management API access role (chapter 3).

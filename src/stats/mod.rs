@@ -420,6 +420,21 @@ impl VhostStats {
     }
 }
 
+/// Sums vhost windows into one; its length is the longest of them (vhosts
+/// added later have shorter histories, not a shorter window).
+fn sum_windows(windows: impl Iterator<Item = Sample>) -> Sample {
+    let mut out = Sample::empty(0);
+    for s in windows {
+        if s.seconds > out.seconds {
+            out.start = s.start;
+        }
+        let seconds = out.seconds.max(s.seconds);
+        out.add(&s, true);
+        out.seconds = seconds;
+    }
+    out
+}
+
 /// Statistics of every vhost.
 #[derive(Default)]
 pub struct Stats {
@@ -472,19 +487,16 @@ impl Stats {
     /// The host aggregate over a window: the sum over every vhost.
     pub fn host_window(&self, w: Window) -> Sample {
         let all: Vec<Arc<VhostStats>> = self.vhosts.read().values().cloned().collect();
-        let mut out = Sample::empty(0);
-        let mut first = true;
-        for v in all {
-            let s = v.window(w);
-            if first || s.seconds > out.seconds {
-                out.start = s.start;
-            }
-            let seconds = out.seconds.max(s.seconds);
-            out.add(&s, true);
-            out.seconds = seconds;
-            first = false;
-        }
-        out
+        sum_windows(all.iter().map(|v| v.window(w)))
+    }
+
+    /// A view's aggregate over a window: the sum over its member vhosts that exist.
+    pub fn view_window(&self, members: &[String], w: Window) -> Sample {
+        let map = self.vhosts.read();
+        let found: Vec<Arc<VhostStats>> =
+            members.iter().filter_map(|m| map.get(m).cloned()).collect();
+        drop(map);
+        sum_windows(found.iter().map(|v| v.window(w)))
     }
 
     /// Runs the once-a-second fold, aligned to whole seconds of the wall clock.
