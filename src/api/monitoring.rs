@@ -39,7 +39,19 @@ struct Block {
     uptime: u64,
 }
 
-fn blocks(daemon: &Daemon, window: Window) -> (Block, Vec<Block>, Vec<Block>) {
+/// Everything one reply shows, gathered at once so every member reads the same window.
+struct Snapshot {
+    /// Server version.
+    version: String,
+    /// `<Host><Name>`.
+    name: String,
+    host: Block,
+    system: Sample<SYS_N>,
+    vhosts: Vec<Block>,
+    views: Vec<Block>,
+}
+
+fn snapshot(daemon: &Daemon, window: Window) -> Snapshot {
     let host = Block {
         name: None,
         window: daemon.stats.host_window(window),
@@ -67,7 +79,14 @@ fn blocks(daemon: &Daemon, window: Window) -> (Block, Vec<Block>, Vec<Block>) {
             uptime: host.uptime,
         })
         .collect();
-    (host, vhosts, views)
+    Snapshot {
+        version: crate::VERSION.to_string(),
+        name: rt.config.server.name.clone(),
+        system: daemon.stats.system.window(window),
+        host,
+        vhosts,
+        views,
+    }
 }
 
 fn values<'a>(fields: &'a [Field], b: &'a Block) -> impl Iterator<Item = (&'a str, i64)> + 'a {
@@ -136,25 +155,34 @@ fn xml_system(x: &mut String, sys: &Sample<SYS_N>) {
 
 /// The whole reply for a window.
 pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
-    let (host, vhosts, views) = blocks(daemon, window);
-    let sys = daemon.stats.system.window(window);
-    let name = daemon.runtime().config.server.name.clone();
+    write(&snapshot(daemon, window), format)
+}
+
+fn write(snap: &Snapshot, format: Format) -> String {
+    let Snapshot {
+        version,
+        name,
+        host,
+        system: sys,
+        vhosts,
+        views,
+    } = snap;
     match format {
         Format::Json => {
             let mut h = Map::new();
-            h.insert("Version".into(), crate::VERSION.into());
-            h.insert("Name".into(), name.into());
+            h.insert("Version".into(), version.as_str().into());
+            h.insert("Name".into(), name.as_str().into());
             h.insert("State".into(), "Healthy".into());
-            json_block(&mut h, &host);
+            json_block(&mut h, host);
             h.insert(
                 "HttpCountSum".into(),
-                json_group(values(catalog::http_count_sum(), &host)),
+                json_group(values(catalog::http_count_sum(), host)),
             );
             h.insert(
                 "HttpRequestHitSum".into(),
-                json_group(values(catalog::http_request_hit_sum(), &host)),
+                json_group(values(catalog::http_request_hit_sum(), host)),
             );
-            h.insert("System".into(), json_system(&sys));
+            h.insert("System".into(), json_system(sys));
             // A View has the same members as a VirtualHost (monitoring-fields.tsv).
             let named = |blocks: &[Block]| -> Value {
                 let list: Vec<Value> = blocks
@@ -169,9 +197,9 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
                     .collect();
                 list.into()
             };
-            h.insert("VirtualHost".into(), named(&vhosts));
-            h.insert("View".into(), named(&views));
-            h.insert("ResponseTime".into(), json_response_time(&host));
+            h.insert("VirtualHost".into(), named(vhosts));
+            h.insert("View".into(), named(views));
+            h.insert("ResponseTime".into(), json_response_time(host));
             let mut root = Map::new();
             root.insert("Host".into(), Value::Object(h));
             format!("{:#}\n", Value::Object(root))
@@ -182,16 +210,16 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
                 x,
                 "<Host Version=\"{}\" Name=\"{}\" State=\"Healthy\"",
                 crate::VERSION,
-                escape(&name)
+                escape(name)
             );
-            attrs(&mut x, values(catalog::traffic(), &host));
+            attrs(&mut x, values(catalog::traffic(), host));
             x.push_str(">\n  <HttpCountSum");
-            attrs(&mut x, values(catalog::http_count_sum(), &host));
+            attrs(&mut x, values(catalog::http_count_sum(), host));
             x.push_str("/>\n  <HttpRequestHitSum");
-            attrs(&mut x, values(catalog::http_request_hit_sum(), &host));
+            attrs(&mut x, values(catalog::http_request_hit_sum(), host));
             x.push_str("/>\n");
-            xml_system(&mut x, &sys);
-            for (tag, blocks) in [("VirtualHost", &vhosts), ("View", &views)] {
+            xml_system(&mut x, sys);
+            for (tag, blocks) in [("VirtualHost", vhosts), ("View", views)] {
                 for b in blocks {
                     let _ = write!(
                         x,
@@ -204,7 +232,7 @@ pub fn render(daemon: &Daemon, window: Window, format: Format) -> String {
                     let _ = writeln!(x, "  </{tag}>");
                 }
             }
-            xml_response_time(&mut x, &host, "  ");
+            xml_response_time(&mut x, host, "  ");
             x.push_str("</Host>\n");
             x
         }
@@ -231,4 +259,160 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::CacheResult;
+    use crate::stats::counter::{self, Class, Gauge};
+    use crate::stats::hist::{self, Snapshot as Dist};
+    use crate::stats::system::Sys;
+
+    /// Five minutes of a small site: 3,000 client requests, 2,000 of them hits.
+    fn five_minutes() -> Sample {
+        let mut s = Sample::empty(1_800_000_000);
+        s.seconds = 300;
+        let c = &mut s.counts;
+        let side = |c: &mut [u64],
+                    side: Side,
+                    req: u64,
+                    inb: u64,
+                    outb: u64,
+                    classes: [u64; 4],
+                    us: u64| {
+            c[counter::requests(side)] = req;
+            c[counter::inbound(side)] = inb;
+            c[counter::outbound(side)] = outb;
+            for (class, n) in Class::ALL
+                .into_iter()
+                .zip(std::iter::once(req).chain(classes))
+            {
+                c[counter::responses(side, class)] = n;
+                c[counter::time_res(side, class)] = n * us;
+                c[counter::time_complete(side, class)] = n * us * 3;
+            }
+        };
+        side(
+            c,
+            Side::Client,
+            3000,
+            1_200_000,
+            30_000_000,
+            [2800, 100, 80, 20],
+            450,
+        );
+        side(
+            c,
+            Side::Origin,
+            970,
+            9_500_000,
+            400_000,
+            [900, 40, 10, 20],
+            12_000,
+        );
+        for (r, n, bytes) in [
+            (CacheResult::Hit, 2000, 20_000_000),
+            (CacheResult::RefreshHit, 50, 500_000),
+            (CacheResult::NegativeHit, 30, 3_000),
+            (CacheResult::Miss, 870, 9_000_000),
+            (CacheResult::RefreshMiss, 30, 300_000),
+            (CacheResult::Error, 20, 2_000),
+        ] {
+            c[counter::result(r)] = n;
+            c[counter::result_bytes(r)] = bytes;
+        }
+        for (g, per_second) in [
+            (Gauge::ClientSessions, 12),
+            (Gauge::ClientActive, 3),
+            (Gauge::OriginSessions, 4),
+            (Gauge::OriginActive, 1),
+        ] {
+            c[counter::gauge(g)] = per_second * 300;
+        }
+        let dense = |values: &[(u64, u64)]| {
+            let mut d = vec![0u64; hist::BUCKETS];
+            for (us, n) in values {
+                d[hist::bucket_of(*us)] += n;
+            }
+            d
+        };
+        let zero = vec![0u64; hist::BUCKETS];
+        s.hist = [
+            Dist::delta(&dense(&[(200, 2000), (1_500, 900), (40_000, 100)]), &zero),
+            Dist::delta(&dense(&[(12_000, 900), (90_000, 70)]), &zero),
+        ];
+        s
+    }
+
+    fn system() -> Sample<SYS_N> {
+        let mut s = Sample::empty(1_800_000_000);
+        s.seconds = 300;
+        for (v, per_second) in [
+            (Sys::CpuKernel, 800),
+            (Sys::CpuUser, 1200),
+            (Sys::CpuIdle, 7900),
+            (Sys::CpuProcKernel, 300),
+            (Sys::CpuProcUser, 500),
+            (Sys::CpuSoftIrq, 100),
+            (Sys::MemFree, 8 << 30),
+            (Sys::MemProcess, 96 << 20),
+            (Sys::ServerTotal, 12),
+            (Sys::ServerEstablished, 12),
+            (Sys::ServerAccepted, 2),
+            (Sys::ServerClosed, 2),
+            (Sys::ClientTotal, 4),
+            (Sys::ClientEstablished, 4),
+            (Sys::TcpEstablished, 40),
+            (Sys::TcpTimewait, 7),
+            (Sys::TcpAlloc, 52),
+            (Sys::TcpMem, 9),
+            (Sys::Load1, 42),
+            (Sys::Load5, 35),
+            (Sys::Load15, 30),
+        ] {
+            s.counts[v as usize] = per_second * 300;
+        }
+        s
+    }
+
+    fn fixed() -> Snapshot {
+        let block = |name: Option<&str>| Block {
+            name: name.map(str::to_string),
+            window: five_minutes(),
+            uptime: 86_400,
+        };
+        Snapshot {
+            version: "0.1.0".into(),
+            name: "edge-01".into(),
+            host: block(None),
+            system: system(),
+            vhosts: vec![block(Some("www.example.com"))],
+            views: vec![block(Some("all"))],
+        }
+    }
+
+    /// The JSON and XML of a fixed snapshot, reviewed against chapter 10; set
+    /// KURA_BLESS=1 to rewrite them after a deliberate change.
+    #[test]
+    fn golden_json_and_xml() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+        for (format, file) in [
+            (Format::Json, "monitoring-average.json"),
+            (Format::Xml, "monitoring-average.xml"),
+        ] {
+            let got = write(&fixed(), format);
+            let path = dir.join(file);
+            if std::env::var_os("KURA_BLESS").is_some() {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &got).unwrap();
+            }
+            let want = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                got == want,
+                "{file} differs from the golden file; review, then rerun with KURA_BLESS=1"
+            );
+        }
+    }
 }

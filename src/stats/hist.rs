@@ -38,6 +38,17 @@ pub fn bucket_floor(b: usize) -> u64 {
     u64::from(SUB + sub) << (e - 4)
 }
 
+/// The middle of a bucket: the least biased single value for what it counted.
+pub fn bucket_mid(b: usize) -> u64 {
+    let floor = bucket_floor(b);
+    let next = if b + 1 < BUCKETS {
+        bucket_floor(b + 1)
+    } else {
+        floor * 17 / 16
+    };
+    floor + (next - floor) / 2
+}
+
 /// Lock-free recording side: one atomic counter per bucket.
 pub struct AtomicHist {
     buckets: Box<[AtomicU64]>,
@@ -125,11 +136,13 @@ impl Snapshot {
         self.buckets.capacity() * std::mem::size_of::<(u16, u64)>()
     }
 
-    /// The distribution as an hdrhistogram (each bucket at its floor value).
+    /// The distribution as an hdrhistogram (each bucket at its middle value).
     pub fn to_hdr(&self) -> hdrhistogram::Histogram<u64> {
         let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid");
         for (b, n) in &self.buckets {
-            h.saturating_record_n(bucket_floor(*b as usize), *n);
+            // record_n grows the histogram; the saturating form clamps to the initial range first.
+            h.record_n(bucket_mid(*b as usize), *n)
+                .expect("bucket floors stay below 2^42, far inside an auto-resizing histogram");
         }
         h
     }
@@ -170,5 +183,11 @@ mod tests {
         assert_eq!(a.count(), 2000);
         let p50 = a.to_hdr().value_at_quantile(0.5);
         assert!((470..=530).contains(&p50), "{p50}");
+        // A far tail must come out at its own value, not clamped.
+        let mut tail = vec![0; BUCKETS];
+        tail[bucket_of(3_000_000)] = 10;
+        a.merge(&Snapshot::delta(&tail, &vec![0; BUCKETS]));
+        let p999 = a.to_hdr().value_at_quantile(0.999);
+        assert!((2_900_000..=3_100_000).contains(&p999), "{p999}");
     }
 }
