@@ -440,3 +440,62 @@ fn session_gauges_follow_connections_and_requests_in_flight() {
     std::thread::sleep(Duration::from_millis(1300));
     assert_eq!(realtime(&k)["ClientSession"], 0);
 }
+
+#[test]
+fn hwinfo_and_origin_describe_the_machine_and_the_configured_origins() {
+    let origin = Origin::start(|_| Reply::ok("x"));
+    let a = format!(
+        "  <Vhost Name=\"a.test\"><Listen>127.0.0.1:0</Listen><Origin><Address>{}</Address>\
+         <Address2>10.9.9.9:8080</Address2><Address2>standby.example</Address2></Origin></Vhost>\n",
+        origin.addr
+    );
+    let vhosts = vhosts_xml(&format!("{a}{}", vhost("b.test", origin.addr, "")));
+    let k = Kurad::start(conf_dir(&server_xml("", ""), &vhosts));
+
+    let hw: Value =
+        serde_json::from_slice(&curl(&format!("http://{}/monitoring/hwinfo", k.manager), &[]).body)
+            .unwrap();
+    assert_eq!(hw["method"], "hwinfo");
+    let r = &hw["result"];
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(r["CPU"]["ProcCount"], cpus.to_string());
+    assert!(r["Memory"].as_str().unwrap().ends_with(" GB"));
+    assert!(r["OS"].as_str().unwrap().starts_with("Linux version"));
+    for disk in r["Disk"].as_array().unwrap() {
+        assert!(
+            disk["Total"].as_str().unwrap().parse::<u64>().unwrap() > 0,
+            "{disk}"
+        );
+    }
+
+    let all: Value =
+        serde_json::from_slice(&curl(&format!("http://{}/monitoring/origin", k.manager), &[]).body)
+            .unwrap();
+    let list = all["origin"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["VirtualHost"], "a.test");
+    assert_eq!(list[0]["Address"][0][origin.addr.to_string()], "Active");
+    assert_eq!(list[0]["Address2"].as_array().unwrap().len(), 2);
+    assert_eq!(list[0]["Address2"][0]["10.9.9.9:8080"], "Active");
+    assert_eq!(
+        list[0]["ActiveIP"].as_array().unwrap().len(),
+        2,
+        "IPs, not domains: {}",
+        list[0]
+    );
+    let one = curl(
+        &format!("http://{}/monitoring/origin.json?vhost=B.test", k.manager),
+        &[],
+    );
+    let one: Value = serde_json::from_slice(&one.body).unwrap();
+    assert_eq!(one["origin"].as_array().unwrap().len(), 1);
+    assert_eq!(one["origin"][0]["VirtualHost"], "b.test");
+    assert_eq!(
+        curl(
+            &format!("http://{}/monitoring/origin?vhost=none", k.manager),
+            &[]
+        )
+        .status,
+        404
+    );
+}

@@ -18,6 +18,7 @@ use crate::daemon::Daemon;
 use crate::proxy::body::Body;
 use crate::stats::Window;
 
+pub mod inventory;
 pub mod metrics;
 pub mod monitoring;
 
@@ -48,6 +49,15 @@ pub async fn serve(daemon: Arc<Daemon>, listener: TcpListener) {
                 .await;
         });
     }
+}
+
+/// The value of query parameter `name` (any case), as written.
+fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
 }
 
 /// The guide's reply envelope.
@@ -88,6 +98,8 @@ async fn route(
         "/monitoring/vhostslist" => ("vhostslist", Role::User),
         "/monitoring/realtime" => ("realtime", Role::User),
         "/monitoring/average" => ("average", Role::User),
+        "/monitoring/hwinfo" | "/monitoring/hwinfo.json" => ("hwinfo", Role::User),
+        "/monitoring/origin" | "/monitoring/origin.json" => ("origin", Role::User),
         "/metrics" => ("metrics", Role::User),
         _ => return error(StatusCode::NOT_FOUND, "", format!("no such API: {path}")),
     };
@@ -99,6 +111,14 @@ async fn route(
         );
     }
     match method {
+        "hwinfo" => reply(StatusCode::OK, &envelope("hwinfo", inventory::hwinfo())),
+        "origin" => {
+            let rt = daemon.runtime();
+            match inventory::origin(&rt.config, query_param(&req, "vhost")) {
+                Some(v) => reply(StatusCode::OK, &v),
+                None => error(StatusCode::NOT_FOUND, "origin", "no such vhost"),
+            }
+        }
         "metrics" => {
             let mut r = Response::new(Body::full(metrics::render(daemon)));
             r.headers_mut().insert(
@@ -108,13 +128,7 @@ async fn route(
             r
         }
         "realtime" | "average" => {
-            let ty = req.uri().query().and_then(|q| {
-                q.split('&').find_map(|kv| {
-                    kv.split_once('=')
-                        .filter(|(k, _)| k.eq_ignore_ascii_case("type"))
-                        .map(|(_, v)| v)
-                })
-            });
+            let ty = query_param(&req, "type");
             let Some(format) = monitoring::Format::parse(ty) else {
                 return error(StatusCode::BAD_REQUEST, method, "type must be JSON or XML");
             };

@@ -1,0 +1,167 @@
+//! `/monitoring/hwinfo` and `/monitoring/origin` (guide chapters 2 and 7):
+//! what the machine is, and which origin addresses each vhost uses.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::config::Config;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The first `key : value` of /proc/cpuinfo.
+fn cpuinfo(text: &str, key: &str) -> String {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Network interfaces: name, driver, first IPv4 address, MAC.
+fn nics() -> Vec<Value> {
+    let mut ipv4: BTreeMap<String, String> = BTreeMap::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
+                ipv4.entry(a.interface_name.clone())
+                    .or_insert_with(|| sin.ip().to_string());
+            }
+        }
+    }
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .filter(|n| n != "lo")
+        .map(|dev| {
+            let driver = std::fs::read_link(format!("/sys/class/net/{dev}/device/driver"))
+                .ok()
+                .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+                .unwrap_or_default();
+            json!({
+                "Dev": dev,
+                "Model": driver,
+                "IP": ipv4.get(&dev).cloned().unwrap_or_default(),
+                "MAC": read(&format!("/sys/class/net/{dev}/address")).trim(),
+            })
+        })
+        .collect()
+}
+
+/// Block devices (not loop, ram or zram): name, model, size, and the space used on
+/// the filesystems mounted from them.
+fn disks() -> Vec<Value> {
+    let mounts = read("/proc/self/mounts");
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .filter(|n| !["loop", "ram", "zram"].iter().any(|p| n.starts_with(p)))
+        .map(|dev| {
+            let sectors: u64 = read(&format!("/sys/block/{dev}/size"))
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            let used: u64 = mounts
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace();
+                    Some((f.next()?, f.next()?))
+                })
+                .filter(|(src, _)| {
+                    src.strip_prefix("/dev/")
+                        .is_some_and(|s| s.starts_with(dev.as_str()))
+                })
+                .filter_map(|(_, mnt)| nix::sys::statvfs::statvfs(mnt).ok())
+                .map(|s| (s.blocks() - s.blocks_free()) * s.fragment_size())
+                .sum();
+            json!({
+                "Dev": dev,
+                "Model": read(&format!("/sys/block/{dev}/device/model")).trim(),
+                "Total": (sectors * 512).to_string(),
+                "Usage": used.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The `hwinfo` result; every value is a string, as the guide shows.
+pub fn hwinfo() -> Value {
+    let cpu = read("/proc/cpuinfo");
+    let procs = cpu.lines().filter(|l| l.starts_with("processor")).count();
+    let mem_kb: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    json!({
+        "OS": read("/proc/version").trim(),
+        "STON": crate::VERSION,
+        "CPU": {
+            "ProcCount": procs.to_string(),
+            "Model": cpuinfo(&cpu, "model name"),
+            "MHz": cpuinfo(&cpu, "cpu MHz"),
+            "Cache": cpuinfo(&cpu, "cache size"),
+        },
+        "Memory": format!("{} GB", (mem_kb + (1 << 19)) >> 20),
+        "NIC": nics(),
+        "Disk": disks(),
+    })
+}
+
+/// The `/monitoring/origin` reply for every vhost or one (`None` when it is not configured).
+/// Every address is `Active` until origin health checks exist (issue 9); an address
+/// written as an IP is its own active IP with TTL 0.
+pub fn origin(config: &Config, vhost: Option<&str>) -> Option<Value> {
+    let list = |addrs: &[crate::config::value::OriginAddress]| -> Vec<Value> {
+        addrs
+            .iter()
+            .map(|a| {
+                let mut m = Map::new();
+                m.insert(a.authority(), "Active".into());
+                Value::Object(m)
+            })
+            .collect()
+    };
+    let wanted = vhost.map(str::to_ascii_lowercase);
+    let entries: Vec<Value> = config
+        .vhosts
+        .iter()
+        .filter(|v| wanted.as_ref().is_none_or(|w| &v.name == w))
+        .map(|v| {
+            let active_ips: Vec<Value> = v
+                .origins
+                .iter()
+                .chain(&v.standby_origins)
+                .filter(|a| a.is_ip)
+                .map(|a| json!({ a.host.clone(): 0 }))
+                .collect();
+            json!({
+                "VirtualHost": v.name,
+                "Address": list(&v.origins),
+                "Address2": list(&v.standby_origins),
+                "ActiveIP": active_ips,
+                "InactiveIP": [],
+            })
+        })
+        .collect();
+    if wanted.is_some() && entries.is_empty() {
+        return None;
+    }
+    Some(json!({ "origin": entries }))
+}
