@@ -499,3 +499,78 @@ fn hwinfo_and_origin_describe_the_machine_and_the_configured_origins() {
         404
     );
 }
+
+#[test]
+fn fileinfo_reports_a_cached_object() {
+    let origin = Origin::start(|_| {
+        Reply::ok(&"f".repeat(2048))
+            .header("cache-control", "max-age=600")
+            .header("content-type", "application/octet-stream")
+            .header("etag", "\"502dd614:200c2b\"")
+            .header("last-modified", "Mon, 22 Nov 2010 20:31:47 GMT")
+    });
+    let k = Kurad::start(conf_dir(
+        &server_xml("", ""),
+        &vhosts_xml(&vhost("a.test", origin.addr, "<Alias>alias.test</Alias>")),
+    ));
+    let info = |url: &str| -> Value {
+        serde_json::from_slice(
+            &curl(
+                &format!("http://{}/monitoring/fileinfo?url={url}", k.manager),
+                &[],
+            )
+            .body,
+        )
+        .unwrap()
+    };
+    let before = info("a.test/sample.dat");
+    assert_eq!(before["status"], "NOT_CACHED");
+    assert_eq!(before["result"].as_array().unwrap().len(), 0);
+    get(k.http(), "a.test", "/sample.dat");
+    get(k.http(), "a.test", "/sample.dat");
+    let v = info("alias.test/sample.dat");
+    assert_eq!(v["method"], "fileinfo");
+    assert_eq!(v["status"], "OK");
+    let r = &v["result"][0];
+    assert_eq!(r["URI"], "/sample.dat");
+    assert_eq!(r["Size"], 2048);
+    assert_eq!(r["ResponseCode"], 200);
+    assert_eq!(r["ContentType"], "application/octet-stream");
+    assert_eq!(r["CacheControl"], "600");
+    assert_eq!(r["ETag"], "502dd614:200c2b");
+    assert_eq!(r["State"], "Cached");
+    assert_eq!(
+        r["LastModifiedTime"].as_str().unwrap().split(',').next(),
+        Some("[ 2010.11.22 20:31:47")
+    );
+    let ttl_left: i64 = r["TTL-Left"]
+        .as_str()
+        .unwrap()
+        .trim_matches(|c| c == '[' || c == ']' || c == ' ')
+        .rsplit(", ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((590..=600).contains(&ttl_left), "TTL-Left {ttl_left}");
+    assert!(
+        r.get("File-Opened ").is_some(),
+        "the guide's key, with its trailing space"
+    );
+    assert_eq!(
+        curl(&format!("http://{}/monitoring/fileinfo", k.manager), &[]).status,
+        400
+    );
+    assert_eq!(
+        curl(
+            &format!(
+                "http://{}/monitoring/fileinfo?url=nowhere.test/x",
+                k.manager
+            ),
+            &[]
+        )
+        .status,
+        404
+    );
+}

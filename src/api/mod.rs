@@ -18,6 +18,7 @@ use crate::daemon::Daemon;
 use crate::proxy::body::Body;
 use crate::stats::Window;
 
+pub mod fileinfo;
 pub mod inventory;
 pub mod metrics;
 pub mod monitoring;
@@ -100,6 +101,7 @@ async fn route(
         "/monitoring/average" => ("average", Role::User),
         "/monitoring/hwinfo" | "/monitoring/hwinfo.json" => ("hwinfo", Role::User),
         "/monitoring/origin" | "/monitoring/origin.json" => ("origin", Role::User),
+        "/monitoring/fileinfo" | "/monitoring/fileinfo.json" => ("fileinfo", Role::User),
         "/metrics" => ("metrics", Role::User),
         _ => return error(StatusCode::NOT_FOUND, "", format!("no such API: {path}")),
     };
@@ -112,6 +114,27 @@ async fn route(
     }
     match method {
         "hwinfo" => reply(StatusCode::OK, &envelope("hwinfo", inventory::hwinfo())),
+        "fileinfo" => {
+            let Some(url) = query_param(&req, "url") else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "fileinfo",
+                    "url=<vhost>/<path> is required",
+                );
+            };
+            let rt = daemon.runtime();
+            match fileinfo::locate(&rt.config, url) {
+                Some((cache_name, path)) => {
+                    let found = daemon.store.peek(&crate::cache::key(&cache_name, &path));
+                    reply(StatusCode::OK, &fileinfo::reply(&path, found))
+                }
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "fileinfo",
+                    format!("no vhost for {url}"),
+                ),
+            }
+        }
         "origin" => {
             let rt = daemon.runtime();
             match inventory::origin(&rt.config, query_param(&req, "vhost")) {

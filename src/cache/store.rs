@@ -5,6 +5,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,9 +66,26 @@ pub struct Object {
     pub body: Vec<Bytes>,
     /// Body length in bytes.
     pub len: u64,
+    /// Object id (`fileinfo` FID), unique in this process.
+    pub id: u64,
+    /// Unix second of the last hit (or of storing).
+    last_access: AtomicU64,
 }
 
 impl Object {
+    /// Notes a hit at unix second `now` (stored at most once a second, so a hot
+    /// object's cache line is not written on every hit).
+    pub fn touch(&self, now: u64) {
+        if self.last_access.load(Ordering::Relaxed) != now {
+            self.last_access.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Unix second of the last hit.
+    pub fn last_access(&self) -> u64 {
+        self.last_access.load(Ordering::Relaxed)
+    }
+
     fn charge(&self, key: &str) -> u64 {
         let headers: usize = self
             .head
@@ -168,6 +186,13 @@ impl Store {
         }
     }
 
+    /// The stored object of `key` without counting a use, and whether a fill is in progress.
+    pub fn peek(&self, key: &str) -> (Option<Arc<Object>>, bool) {
+        let shard = self.shard(key).lock();
+        let obj = shard.objects.peek(key).map(|(o, _)| o.clone());
+        (obj, shard.filling.contains_key(key))
+    }
+
     /// Number of stored objects and bytes charged for them.
     pub fn usage(&self) -> (usize, u64) {
         self.shards.iter().fold((0, 0), |(n, b), s| {
@@ -245,7 +270,17 @@ impl FillGuard {
             } else {
                 chunks
             };
-            Object { head, body, len }
+            static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            Object {
+                head,
+                body,
+                len,
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                last_access: AtomicU64::new(now),
+            }
         });
         if self.registered || stored.is_some() {
             self.store.unregister(&self.key, &self.fill, stored);
