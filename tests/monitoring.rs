@@ -574,3 +574,73 @@ fn fileinfo_reports_a_cached_object() {
         404
     );
 }
+
+/// Every chapter 10 field of the inventory is either written (as in the golden
+/// reply, which has a vhost and a view) or listed in docs/monitoring-gaps.tsv with
+/// a status and a reason; and no listed gap is written already.
+#[test]
+fn every_chapter_10_field_is_written_or_a_documented_gap() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{root}/tests/golden/monitoring-average.json")).unwrap(),
+    )
+    .unwrap();
+    let mut written = std::collections::HashSet::new();
+    fn walk(v: &Value, path: String, out: &mut std::collections::HashSet<String>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, x)| {
+                walk(
+                    x,
+                    if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    },
+                    out,
+                )
+            }),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, format!("{path}[]"), out)),
+            _ => {}
+        }
+        out.insert(path);
+    }
+    walk(&golden, String::new(), &mut written);
+    let gaps_text = std::fs::read_to_string(format!("{root}/docs/monitoring-gaps.tsv")).unwrap();
+    let gaps: Vec<Vec<&str>> = gaps_text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    for g in &gaps {
+        assert!(
+            g.len() == 3 && ["n/a", "pending"].contains(&g[1]) && g[2].len() > 10,
+            "gap rows need a status and a reason: {g:?}"
+        );
+        assert!(
+            !written.iter().any(|w| w.starts_with(g[0])),
+            "{} is written now: remove it from the gaps",
+            g[0]
+        );
+    }
+    let inventory =
+        std::fs::read_to_string(format!("{root}/../shared/spec/monitoring-fields.tsv")).unwrap();
+    let mut missing = Vec::new();
+    for row in inventory.lines().skip(1) {
+        let f: Vec<&str> = row.split('\t').collect();
+        let (section, path) = (f[0], f[1]);
+        let chapter10 = ["Host", "System", "VirtualHost", "View"]
+            .iter()
+            .any(|s| section.starts_with(s));
+        if !chapter10 || path.ends_with(".*") {
+            continue;
+        }
+        if !written.contains(path) && !gaps.iter().any(|g| path.starts_with(g[0])) {
+            missing.push(path);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "neither written nor a documented gap:\n{}",
+        missing.join("\n")
+    );
+}
