@@ -18,8 +18,8 @@ fn main() {
     let e = Exchange {
         side: Side::Client,
         status: 200,
-        inbound: 120,
-        outbound: 1300,
+        parts: [120, 0, 276, 1024],
+        completed: true,
         time_res: Duration::from_micros(40),
         time_complete: Duration::from_micros(55),
     };

@@ -151,6 +151,25 @@ fn a_known_mix_gives_exact_counts_in_json_and_xml() {
         vh[0]["ClientRes4xxCount"].to_string()
     );
 
+    // OriginTraffic and ClientTraffic of a.test: totals of the same mix.
+    let origin_traffic = &vh[0]["OriginTraffic"];
+    assert_eq!(origin_traffic["HttpReqCountSum"], 1 + misses + not_found);
+    assert_eq!(
+        origin_traffic["Response"]["ResTotal"]["CompletedSum"],
+        1 + misses + not_found
+    );
+    assert_eq!(origin_traffic["Response"]["Res4xx"]["CountSum"], not_found);
+    assert!(origin_traffic["Connect"]["Count"].as_u64().unwrap() >= 1);
+    let traffic = &vh[0]["ClientTraffic"]["Traffic"][0];
+    assert_eq!(traffic["Path"], "/");
+    assert_eq!(traffic["HttpReqCountSum"], total_a);
+    assert_eq!(
+        traffic["Response"]["ResTotal"]["CompletedSum"], total_a,
+        "every response was sent to its end"
+    );
+    assert_eq!(traffic["RequestHitSum"]["TCP_HIT"], hits);
+    assert_eq!(traffic["RequestHitRatio"], vh[0]["RequestHitRatio"]);
+
     let views = json["Host"]["View"].as_array().unwrap();
     assert_eq!(views.len(), 1);
     assert_eq!(views[0]["Name"], "all");
@@ -163,6 +182,15 @@ fn a_known_mix_gives_exact_counts_in_json_and_xml() {
     ] {
         assert_eq!(views[0][k], host[k], "View all = Host for {k}");
     }
+    let sums: Vec<String> = xml_attrs(&doc, "HttpReqCount")
+        .iter()
+        .map(|a| a["Sum"].clone())
+        .collect();
+    assert_eq!(
+        sums[..2],
+        [(1 + misses + not_found).to_string(), total_a.to_string()],
+        "<HttpReqCount Sum> origin, then client, of a.test"
+    );
     let view_x = xml_attrs(&doc, "View");
     assert_eq!(
         view_x[0]["RequestHitRatio"],
@@ -642,5 +670,59 @@ fn every_chapter_10_field_is_written_or_a_documented_gap() {
         missing.is_empty(),
         "neither written nor a documented gap:\n{}",
         missing.join("\n")
+    );
+
+    // The XML reply has every written field at the inventory's XML path.
+    let xml =
+        std::fs::read_to_string(format!("{root}/tests/golden/monitoring-average.xml")).unwrap();
+    let mut xml_paths = std::collections::HashSet::new();
+    let mut stack: Vec<String> = Vec::new();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    loop {
+        let event = reader.read_event().unwrap();
+        let (start, empty) = match &event {
+            quick_xml::events::Event::Start(e) => (Some(e.clone()), false),
+            quick_xml::events::Event::Empty(e) => (Some(e.clone()), true),
+            quick_xml::events::Event::End(_) => {
+                stack.pop();
+                (None, false)
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => (None, false),
+        };
+        if let Some(e) = start {
+            stack.push(String::from_utf8_lossy(e.name().as_ref()).into_owned());
+            let path = stack.join("/");
+            for a in e.attributes() {
+                xml_paths.insert(format!(
+                    "{path}@{}",
+                    String::from_utf8_lossy(a.unwrap().key.as_ref())
+                ));
+            }
+            xml_paths.insert(path);
+            if empty {
+                stack.pop();
+            }
+        }
+    }
+    let mut misplaced = Vec::new();
+    for row in inventory.lines().skip(1) {
+        let f: Vec<&str> = row.split('\t').collect();
+        let (section, path, xml_path) = (f[0], f[1], f[2]);
+        let chapter10 = ["Host", "System", "VirtualHost", "View"]
+            .iter()
+            .any(|s| section.starts_with(s));
+        if chapter10
+            && written.contains(path)
+            && !xml_path.contains('*')
+            && !xml_paths.contains(xml_path)
+        {
+            misplaced.push(format!("{path} -> {xml_path}"));
+        }
+    }
+    assert!(
+        misplaced.is_empty(),
+        "written in JSON but not at the inventory's XML path:\n{}",
+        misplaced.join("\n")
     );
 }

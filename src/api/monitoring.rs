@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use crate::daemon::Daemon;
-use crate::stats::catalog::{self, Field};
+use crate::stats::catalog::{self, Field, Member, Source};
 use crate::stats::counter::Side;
 use crate::stats::system::SYS_N;
 use crate::stats::{Sample, Window};
@@ -191,6 +191,7 @@ fn write(snap: &Snapshot, format: Format) -> String {
                         let mut m = Map::new();
                         m.insert("Name".into(), b.name.clone().unwrap_or_default().into());
                         json_block(&mut m, b);
+                        json_traffic_groups(&mut m, b);
                         m.insert("ResponseTime".into(), json_response_time(b));
                         Value::Object(m)
                     })
@@ -228,6 +229,7 @@ fn write(snap: &Snapshot, format: Format) -> String {
                     );
                     attrs(&mut x, values(catalog::traffic(), b));
                     x.push_str(">\n");
+                    xml_traffic_groups(&mut x, b);
                     xml_response_time(&mut x, b, "    ");
                     let _ = writeln!(x, "  </{tag}>");
                 }
@@ -237,6 +239,91 @@ fn write(snap: &Snapshot, format: Format) -> String {
             x
         }
     }
+}
+
+fn json_members(members: &[Member], b: &Block) -> Map<String, Value> {
+    let eval = |source| catalog::evaluate(source, &b.window, b.uptime);
+    let mut m = Map::new();
+    for member in members {
+        match member {
+            Member::Value(f) => {
+                m.insert(f.name.clone(), eval(f.source).into());
+            }
+            Member::Pair { name, counter } => {
+                m.insert(format!("{name}Sum"), eval(Source::Sum(*counter)).into());
+                m.insert(name.clone(), eval(Source::Rate(*counter)).into());
+            }
+            Member::Group { name, members } => {
+                m.insert(name.clone(), Value::Object(json_members(members, b)));
+            }
+            Member::Attrs { name, fields } => {
+                m.insert(name.clone(), json_group(values(fields, b)));
+            }
+        }
+    }
+    m
+}
+
+fn xml_members(x: &mut String, members: &[Member], b: &Block, indent: &str) {
+    let eval = |source| catalog::evaluate(source, &b.window, b.uptime);
+    for member in members {
+        match member {
+            Member::Value(f) => {
+                let _ = writeln!(x, "{indent}<{0}>{1}</{0}>", f.name, eval(f.source));
+            }
+            Member::Pair { name, counter } => {
+                let (sum, mean) = (eval(Source::Sum(*counter)), eval(Source::Rate(*counter)));
+                let _ = writeln!(x, "{indent}<{name} Sum=\"{sum}\">{mean}</{name}>");
+            }
+            Member::Group { name, members } => {
+                let _ = writeln!(x, "{indent}<{name}>");
+                xml_members(x, members, b, &format!("{indent}  "));
+                let _ = writeln!(x, "{indent}</{name}>");
+            }
+            Member::Attrs { name, fields } => {
+                let _ = write!(x, "{indent}<{name}");
+                attrs(x, values(fields, b));
+                x.push_str("/>\n");
+            }
+        }
+    }
+}
+
+/// `OriginTraffic` and `ClientTraffic` of a vhost or view. Traffic is collected for
+/// the whole vhost only (`<DirDepth>` 0), so `ClientTraffic` has the one entry `/`.
+fn json_traffic_groups(m: &mut Map<String, Value>, b: &Block) {
+    m.insert(
+        "OriginTraffic".into(),
+        Value::Object(json_members(catalog::origin_traffic(), b)),
+    );
+    let mut entry = Map::new();
+    entry.insert(
+        "RequestHitRatio".into(),
+        catalog::evaluate(Source::RequestHitRatio, &b.window, b.uptime).into(),
+    );
+    entry.insert("Path".into(), "/".into());
+    entry.extend(json_members(catalog::client_traffic(), b));
+    let mut ct = Map::new();
+    ct.insert("Depth".into(), 0.into());
+    ct.insert("Accum".into(), "OFF".into());
+    ct.insert("HttpsTraffic".into(), "OFF".into());
+    ct.insert("TrafficCount".into(), 1.into());
+    ct.insert("Traffic".into(), Value::Array(vec![Value::Object(entry)]));
+    m.insert("ClientTraffic".into(), Value::Object(ct));
+}
+
+fn xml_traffic_groups(x: &mut String, b: &Block) {
+    x.push_str("    <OriginTraffic>\n");
+    xml_members(x, catalog::origin_traffic(), b, "      ");
+    x.push_str("    </OriginTraffic>\n");
+    let ratio = catalog::evaluate(Source::RequestHitRatio, &b.window, b.uptime);
+    x.push_str("    <ClientTraffics Depth=\"0\" Accum=\"OFF\" HttpsTraffic=\"OFF\">\n      <TrafficCount>1</TrafficCount>\n");
+    let _ = writeln!(
+        x,
+        "      <Traffic RequestHitRatio=\"{ratio}\">\n        <Path>/</Path>"
+    );
+    xml_members(x, catalog::client_traffic(), b, "        ");
+    x.push_str("      </Traffic>\n    </ClientTraffics>\n");
 }
 
 /// `<ResponseTime Side="Client" P50=".." .../>` for each side (our addition).
@@ -289,6 +376,7 @@ mod tests {
                 .zip(std::iter::once(req).chain(classes))
             {
                 c[counter::responses(side, class)] = n;
+                c[counter::completed(side, class)] = n - n / 50;
                 c[counter::time_res(side, class)] = n * us;
                 c[counter::time_complete(side, class)] = n * us * 3;
             }
@@ -311,6 +399,24 @@ mod tests {
             [900, 40, 10, 20],
             12_000,
         );
+        use crate::stats::counter::{OriginEvent, Part};
+        for (side, parts) in [
+            (Side::Client, [1_000_000, 200_000, 900_000, 29_100_000]),
+            (Side::Origin, [400_000, 0, 300_000, 9_200_000]),
+        ] {
+            for (p, v) in Part::ALL.into_iter().zip(parts) {
+                c[counter::part(side, p)] = v;
+            }
+        }
+        for (e, n) in [
+            (OriginEvent::ConnectFailure, 3),
+            (OriginEvent::ReceiveTimeout, 2),
+            (OriginEvent::Close, 1),
+            (OriginEvent::Connect, 50),
+            (OriginEvent::ConnectMicros, 50 * 800),
+        ] {
+            c[counter::origin_event(e)] = n;
+        }
         for (r, n, bytes) in [
             (CacheResult::Hit, 2000, 20_000_000),
             (CacheResult::RefreshHit, 50, 500_000),

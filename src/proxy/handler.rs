@@ -12,13 +12,14 @@ use hyper::body::Incoming;
 
 use super::body::Body;
 use super::metered::{self, Exchanged, Metered, OriginLeg};
+use super::origin::OriginError;
 use super::{Runtime, VhostRt};
 use crate::cache::fill::{BodyEnd, HeadOutcome};
 use crate::cache::policy;
 use crate::cache::store::{FillGuard, Head, Lookup, Store};
 use crate::cache::{self, CacheResult};
 use crate::config::ClientPolicy;
-use crate::stats::counter::Gauge;
+use crate::stats::counter::{Gauge, OriginEvent};
 use crate::stats::{GaugeGuard, VhostStats};
 
 static VIA: LazyLock<HeaderValue> = LazyLock::new(|| {
@@ -116,9 +117,10 @@ pub async fn handle(
         ))));
     }
     let active = GaugeGuard::new(&vhost.stats, Gauge::ClientActive);
-    let inbound = metered::head_bytes(&parts.headers)
-        + body.size_hint().exact().unwrap_or(0)
-        + parts.uri.to_string().len() as u64;
+    let request = [
+        metered::head_bytes(&parts.headers) + parts.uri.to_string().len() as u64,
+        body.size_hint().exact().unwrap_or(0),
+    ];
     let (mut resp, result, origin) = if parts.method == Method::GET || parts.method == Method::HEAD
     {
         serve_cached(&vhost, store, conn, &parts).await
@@ -142,7 +144,7 @@ pub async fn handle(
     let exchanged = Exchanged {
         stats: vhost.stats.clone(),
         result,
-        inbound,
+        request,
         started,
         origin,
         active,
@@ -231,12 +233,13 @@ async fn fetch_and_fill(
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let headers = origin_headers(&parts.headers, conn.peer, true);
     let origin_started = Instant::now();
-    let outbound = metered::head_bytes(&headers) + pq.len() as u64;
+    let req_head = metered::head_bytes(&headers) + pq.len() as u64;
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
     let resp = match vhost.origin.send(Method::GET, pq, headers, None).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
+            record_origin_failure(&vhost.stats, &e);
             let status = e.status();
             guard.fail(status);
             return (
@@ -251,7 +254,8 @@ async fn fetch_and_fill(
         status: head_parts.status.as_u16(),
         started: origin_started,
         time_res: origin_started.elapsed(),
-        outbound,
+        req_head,
+        req_body: 0,
         head: metered::head_bytes(&head_parts.headers),
         active: origin_active,
     };
@@ -351,7 +355,7 @@ async fn produce(
         }
     };
     guard.finish(head, end);
-    leg.record(&stats, received);
+    leg.record(&stats, received, end == BodyEnd::Complete);
 }
 
 /// Forwards a request without the cache.
@@ -367,12 +371,11 @@ async fn pass(
     let body = body.filter(|b| !b.is_end_stream());
     let origin_started = Instant::now();
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
-    let outbound = metered::head_bytes(&headers)
-        + pq.len() as u64
-        + body
-            .as_ref()
-            .and_then(|b| b.size_hint().exact())
-            .unwrap_or(0);
+    let req_head = metered::head_bytes(&headers) + pq.len() as u64;
+    let req_body = body
+        .as_ref()
+        .and_then(|b| b.size_hint().exact())
+        .unwrap_or(0);
     match vhost
         .origin
         .send(parts.method.clone(), pq, headers, body)
@@ -384,7 +387,8 @@ async fn pass(
                 status: p.status.as_u16(),
                 started: origin_started,
                 time_res: origin_started.elapsed(),
-                outbound,
+                req_head,
+                req_body,
                 head: metered::head_bytes(&p.headers),
                 active: origin_active,
             };
@@ -402,6 +406,7 @@ async fn pass(
         }
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
+            record_origin_failure(&vhost.stats, &e);
             (
                 error_response(e.status(), CacheResult::Error),
                 CacheResult::Error,
@@ -409,6 +414,17 @@ async fn pass(
             )
         }
     }
+}
+
+/// Counts a failed origin request by the guide's kinds (ConnectTimeout, ReceiveTimeout, Close).
+fn record_origin_failure(stats: &VhostStats, e: &OriginError) {
+    let event = match e {
+        OriginError::Connect { .. } => OriginEvent::ConnectFailure,
+        OriginError::Timeout { .. } => OriginEvent::ReceiveTimeout,
+        OriginError::Http { .. } => OriginEvent::Close,
+        OriginError::NoAddress => return,
+    };
+    stats.record_origin_event(event, 1);
 }
 
 /// Headers for the origin: the client's end-to-end headers, `Via`, `X-Forwarded-For`.

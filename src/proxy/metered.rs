@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 
 use super::body::{Body, BodyError};
 use crate::cache::CacheResult;
@@ -32,8 +32,10 @@ pub struct OriginLeg {
     pub started: Instant,
     /// Time until the origin's response head.
     pub time_res: Duration,
-    /// Bytes of the request sent to the origin.
-    pub outbound: u64,
+    /// Bytes of the request header sent to the origin.
+    pub req_head: u64,
+    /// Bytes of the request body sent to the origin.
+    pub req_body: u64,
     /// Bytes of the origin's response head.
     pub head: u64,
     /// Keeps the vhost's `OriginActiveSession` up until the body ends.
@@ -41,13 +43,13 @@ pub struct OriginLeg {
 }
 
 impl OriginLeg {
-    /// Records the origin exchange with `received` body bytes, completed now.
-    pub fn record(self, stats: &VhostStats, received: u64) {
+    /// Records the origin exchange with `received` body bytes, ended now.
+    pub fn record(self, stats: &VhostStats, received: u64, completed: bool) {
         stats.record(&Exchange {
             side: Side::Origin,
             status: self.status,
-            inbound: self.head + received,
-            outbound: self.outbound,
+            parts: [self.req_head, self.req_body, self.head, received],
+            completed,
             time_res: self.time_res,
             time_complete: self.started.elapsed(),
         });
@@ -59,8 +61,8 @@ struct Pending {
     stats: Arc<VhostStats>,
     status: u16,
     result: CacheResult,
-    /// Bytes received from the client.
-    inbound: u64,
+    /// Bytes of the request header and body received from the client.
+    request: [u64; 2],
     /// Bytes of the response head sent to the client.
     head: u64,
     started: Instant,
@@ -77,8 +79,8 @@ pub struct Exchanged {
     pub stats: Arc<VhostStats>,
     /// The cache result.
     pub result: CacheResult,
-    /// Bytes received from the client.
-    pub inbound: u64,
+    /// Bytes of the request header and body received from the client.
+    pub request: [u64; 2],
     /// When the request arrived.
     pub started: Instant,
     /// The origin leg, when the body streams straight from the origin.
@@ -116,7 +118,7 @@ impl Metered {
                 stats: x.stats,
                 status,
                 result: x.result,
-                inbound: x.inbound,
+                request: x.request,
                 head,
                 started: x.started,
                 time_res,
@@ -126,19 +128,20 @@ impl Metered {
         })
     }
 
-    fn finish(&mut self) {
+    /// Records the exchange once; `completed` says the body went to its end.
+    fn finish(&mut self, completed: bool) {
         let Some(p) = self.pending.take() else { return };
         p.stats.record(&Exchange {
             side: Side::Client,
             status: p.status,
-            inbound: p.inbound,
-            outbound: p.head + self.sent,
+            parts: [p.request[0], p.request[1], p.head, self.sent],
+            completed,
             time_res: p.time_res,
             time_complete: p.started.elapsed(),
         });
         p.stats.record_result(p.result, self.sent);
         if let Some(o) = p.origin {
-            o.record(&p.stats, self.sent);
+            o.record(&p.stats, self.sent, completed);
         }
     }
 }
@@ -159,7 +162,8 @@ impl http_body::Body for Metered {
                     this.sent += d.len() as u64;
                 }
             }
-            Poll::Ready(_) => this.finish(),
+            Poll::Ready(None) => this.finish(true),
+            Poll::Ready(Some(Err(_))) => this.finish(false),
             Poll::Pending => {}
         }
         polled
@@ -176,6 +180,8 @@ impl http_body::Body for Metered {
 
 impl Drop for Metered {
     fn drop(&mut self) {
-        self.finish();
+        // hyper stops polling a body that says it is at its end; that is completion too.
+        let completed = self.body.is_end_stream();
+        self.finish(completed);
     }
 }

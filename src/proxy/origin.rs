@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 
 use crate::config::value::OriginAddress;
 use crate::config::VhostConfig;
-use crate::stats::counter::Gauge;
+use crate::stats::counter::{Gauge, OriginEvent};
 use crate::stats::system::CONNECTIONS;
 use crate::stats::{GaugeGuard, VhostStats};
 
@@ -93,7 +93,13 @@ impl tower_service::Service<Uri> for CountingConnector {
         let connecting = self.inner.call(uri);
         let stats = self.stats.clone();
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let io = connecting.await?;
+            stats.record_origin_event(OriginEvent::Connect, 1);
+            stats.record_origin_event(
+                OriginEvent::ConnectMicros,
+                started.elapsed().as_micros() as u64,
+            );
             CONNECTIONS.connected.fetch_add(1, Ordering::Relaxed);
             Ok(CountedConnection {
                 io,

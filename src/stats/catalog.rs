@@ -10,7 +10,7 @@
 
 use std::sync::LazyLock;
 
-use super::counter::{self, Class, Gauge, Side};
+use super::counter::{self, Class, Gauge, OriginEvent, Part, Side};
 use super::system::Sys;
 use super::Sample;
 use crate::cache::CacheResult;
@@ -222,6 +222,144 @@ pub fn system() -> &'static [(&'static str, Vec<Field>)] {
         ]
     });
     &GROUPS
+}
+
+/// A member of a nested group (`OriginTraffic`, `ClientTraffic`), as the guide lays
+/// them out: JSON nests objects; XML writes a value as an element's text, a pair as
+/// `<Name Sum="total">mean</Name>`, and an attribute group as one empty element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    /// One value: `"Name": v` / `<Name>v</Name>`.
+    Value(Field),
+    /// Window total and per-second mean: `"NameSum"`, `"Name"` / `<Name Sum="t">m</Name>`.
+    Pair {
+        /// The guide's name without `Sum`.
+        name: String,
+        /// The counter summed over the window.
+        counter: usize,
+    },
+    /// A nested group: `"Name": {..}` / `<Name>..</Name>`.
+    Group {
+        /// Group name.
+        name: String,
+        /// Its members.
+        members: Vec<Member>,
+    },
+    /// A flat group: `"Name": {..}` / `<Name a=".." .../>`.
+    Attrs {
+        /// Group name.
+        name: String,
+        /// Its fields.
+        fields: Vec<Field>,
+    },
+}
+
+fn pair(name: &str, counter: usize) -> Member {
+    Member::Pair {
+        name: name.to_string(),
+        counter,
+    }
+}
+
+fn value(name: &str, unit: &'static str, source: Source) -> Member {
+    Member::Value(field(name, unit, source))
+}
+
+/// Request and response sizes and the per-class `Response` groups of one side.
+fn exchange_members(side: Side) -> Vec<Member> {
+    let mut m = vec![pair("HttpReqCount", counter::requests(side))];
+    for (name, p) in [
+        ("HttpReqHeaderSize", Part::ReqHeader),
+        ("HttpReqBodySize", Part::ReqBody),
+        ("HttpResHeaderSize", Part::ResHeader),
+        ("HttpResBodySize", Part::ResBody),
+    ] {
+        m.push(value(name, "bytes", Source::Rate(counter::part(side, p))));
+    }
+    let mut response: Vec<Member> = Class::ALL
+        .iter()
+        .map(|&class| {
+            let count = counter::responses(side, class);
+            let time = |sum| Source::MeanTime { sum, count };
+            Member::Group {
+                name: format!("Res{}", class.as_str()),
+                members: vec![
+                    pair("Count", count),
+                    pair("Completed", counter::completed(side, class)),
+                    value("TimeRes", "0.01 ms", time(counter::time_res(side, class))),
+                    value(
+                        "TimeComplete",
+                        "0.01 ms",
+                        time(counter::time_complete(side, class)),
+                    ),
+                ],
+            }
+        })
+        .collect();
+    if side == Side::Origin {
+        response.push(pair(
+            "ConnectTimeout",
+            counter::origin_event(OriginEvent::ConnectFailure),
+        ));
+        response.push(pair(
+            "ReceiveTimeout",
+            counter::origin_event(OriginEvent::ReceiveTimeout),
+        ));
+        response.push(pair("Close", counter::origin_event(OriginEvent::Close)));
+    }
+    m.push(Member::Group {
+        name: "Response".into(),
+        members: response,
+    });
+    m
+}
+
+/// `VirtualHost.OriginTraffic`.
+pub fn origin_traffic() -> &'static [Member] {
+    static MEMBERS: LazyLock<Vec<Member>> = LazyLock::new(|| {
+        let connects = counter::origin_event(OriginEvent::Connect);
+        let mut m = exchange_members(Side::Origin);
+        m.push(Member::Group {
+            name: "Connect".into(),
+            members: vec![
+                value("Count", "count", Source::Sum(connects)),
+                value(
+                    "AvgConnTime",
+                    "0.01 ms",
+                    Source::MeanTime {
+                        sum: counter::origin_event(OriginEvent::ConnectMicros),
+                        count: connects,
+                    },
+                ),
+            ],
+        });
+        m
+    });
+    &MEMBERS
+}
+
+/// One `ClientTraffic.Traffic[]` entry after its `RequestHitRatio` and `Path`: with
+/// `<DirDepth>` 0 (the only depth collected yet) the one entry is the whole vhost.
+pub fn client_traffic() -> &'static [Member] {
+    static MEMBERS: LazyLock<Vec<Member>> = LazyLock::new(|| {
+        let mut m = exchange_members(Side::Client);
+        let per_code = |source: fn(usize) -> Source| -> Vec<Field> {
+            CacheResult::ALL
+                .iter()
+                .map(|r| field(r.as_str(), "count", source(counter::result(*r))))
+                .collect()
+        };
+        m.push(Member::Attrs {
+            name: "RequestHit".into(),
+            fields: per_code(Source::Rate),
+        });
+        m.push(Member::Attrs {
+            name: "RequestHitSum".into(),
+            fields: per_code(Source::Sum),
+        });
+        m
+    });
+    &MEMBERS
 }
 
 /// `HttpCountSum`: request and response counts over the window.

@@ -1,6 +1,11 @@
-//! The raw counters recorded per vhost on the request path. Everything the
-//! exports show (means, ratios, per-second rates) is derived from these
-//! sums over a window.
+//! The raw values recorded per vhost on the request path. Everything the
+//! exports show (means, ratios, per-second rates) is derived from their sums
+//! over a window.
+//!
+//! Layout: per side (client, then origin) the request count, inbound and
+//! outbound bytes, request and response header and body bytes, then per status
+//! class the responses, completed responses and time sums; then the result
+//! codes and their bytes; the session gauges; and origin connection events.
 
 use crate::cache::CacheResult;
 
@@ -55,15 +60,28 @@ impl Class {
     }
 }
 
-/// Counters per side: requests, inbound and outbound bytes, then per class the
-/// response count and the sums of response-head and completion times (µs).
-const PER_SIDE: usize = 3 + 5 * 3;
-const RESULTS: usize = 2 * PER_SIDE;
-const RESULT_BYTES: usize = RESULTS + CacheResult::ALL.len();
-const GAUGES: usize = RESULT_BYTES + CacheResult::ALL.len();
+/// Byte counts of one exchange's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Request header (start line and fields).
+    ReqHeader = 0,
+    /// Request body.
+    ReqBody = 1,
+    /// Response header.
+    ResHeader = 2,
+    /// Response body.
+    ResBody = 3,
+}
 
-/// Number of raw values per vhost: counters, then the session gauges.
-pub const N: usize = GAUGES + 4;
+impl Part {
+    /// Every part, in the order of [`crate::stats::Exchange::parts`].
+    pub const ALL: [Part; 4] = [
+        Part::ReqHeader,
+        Part::ReqBody,
+        Part::ResHeader,
+        Part::ResBody,
+    ];
+}
 
 /// Gauges: values sampled once a second rather than summed events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,10 +106,33 @@ impl Gauge {
     ];
 }
 
-/// Where a gauge's per-second samples are summed in a window.
-pub const fn gauge(g: Gauge) -> usize {
-    GAUGES + g as usize
+/// Origin-side events that are not responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginEvent {
+    /// No connection could be made (`ConnectTimeout` in the guide).
+    ConnectFailure = 0,
+    /// No response within `<ReceiveTimeout>`.
+    ReceiveTimeout = 1,
+    /// The connection closed without a response.
+    Close = 2,
+    /// A connection was made.
+    Connect = 3,
+    /// Microseconds spent connecting (with name resolution).
+    ConnectMicros = 4,
 }
+
+/// Values per status class: responses, completed responses, head-time and completion-time sums.
+const PER_CLASS: usize = 4;
+/// Values before the classes: requests, inbound, outbound, and the four parts.
+const SIDE_HEAD: usize = 7;
+const PER_SIDE: usize = SIDE_HEAD + 5 * PER_CLASS;
+const RESULTS: usize = 2 * PER_SIDE;
+const RESULT_BYTES: usize = RESULTS + CacheResult::ALL.len();
+const GAUGES: usize = RESULT_BYTES + CacheResult::ALL.len();
+const ORIGIN_EVENTS: usize = GAUGES + Gauge::ALL.len();
+
+/// Number of raw values per vhost.
+pub const N: usize = ORIGIN_EVENTS + 5;
 
 /// Requests sent on a side.
 pub const fn requests(side: Side) -> usize {
@@ -108,19 +149,29 @@ pub const fn outbound(side: Side) -> usize {
     side as usize * PER_SIDE + 2
 }
 
+/// Bytes of one message part on a side.
+pub const fn part(side: Side, p: Part) -> usize {
+    side as usize * PER_SIDE + 3 + p as usize
+}
+
 /// Responses of a class.
 pub const fn responses(side: Side, class: Class) -> usize {
-    side as usize * PER_SIDE + 3 + class as usize * 3
+    side as usize * PER_SIDE + SIDE_HEAD + class as usize * PER_CLASS
+}
+
+/// Responses of a class whose body was sent (or received) to its end.
+pub const fn completed(side: Side, class: Class) -> usize {
+    responses(side, class) + 1
 }
 
 /// Sum of microseconds until the response head, for a class.
 pub const fn time_res(side: Side, class: Class) -> usize {
-    responses(side, class) + 1
+    responses(side, class) + 2
 }
 
 /// Sum of microseconds until the response completed, for a class.
 pub const fn time_complete(side: Side, class: Class) -> usize {
-    responses(side, class) + 2
+    responses(side, class) + 3
 }
 
 /// Client requests with a result code.
@@ -133,37 +184,61 @@ pub fn result_bytes(r: CacheResult) -> usize {
     RESULT_BYTES + r as usize
 }
 
-/// A stable name for each counter (`client_res_2xx_time_res_us`), for debugging and exports.
+/// Where a gauge's per-second samples are summed in a window.
+pub const fn gauge(g: Gauge) -> usize {
+    GAUGES + g as usize
+}
+
+/// An origin event count (or the connect-time sum).
+pub const fn origin_event(e: OriginEvent) -> usize {
+    ORIGIN_EVENTS + e as usize
+}
+
+/// A stable name for each value (`client_res_2xx_time_res_us`), for debugging and exports.
 pub fn name(i: usize) -> String {
     let side_name = |s: usize| if s == 0 { "client" } else { "origin" };
     if i < RESULTS {
         let (side, off) = (i / PER_SIDE, i % PER_SIDE);
+        let s = side_name(side);
         return match off {
-            0 => format!("{}_requests", side_name(side)),
-            1 => format!("{}_inbound_bytes", side_name(side)),
-            2 => format!("{}_outbound_bytes", side_name(side)),
+            0 => format!("{s}_requests"),
+            1 => format!("{s}_inbound_bytes"),
+            2 => format!("{s}_outbound_bytes"),
+            3..=6 => format!(
+                "{s}_{}_bytes",
+                ["req_header", "req_body", "res_header", "res_body"][off - 3]
+            ),
             _ => {
-                let class = Class::ALL[(off - 3) / 3].as_str().to_ascii_lowercase();
-                let what = ["responses", "time_res_us", "time_complete_us"][(off - 3) % 3];
-                format!("{}_res_{class}_{what}", side_name(side))
+                let class = Class::ALL[(off - SIDE_HEAD) / PER_CLASS]
+                    .as_str()
+                    .to_ascii_lowercase();
+                let what = ["responses", "completed", "time_res_us", "time_complete_us"]
+                    [(off - SIDE_HEAD) % PER_CLASS];
+                format!("{s}_res_{class}_{what}")
             }
         };
     }
-    if i < RESULT_BYTES {
-        format!("result_{}", CacheResult::ALL[i - RESULTS].as_str())
-    } else if i < GAUGES {
-        format!(
+    match i {
+        _ if i < RESULT_BYTES => format!("result_{}", CacheResult::ALL[i - RESULTS].as_str()),
+        _ if i < GAUGES => format!(
             "result_{}_bytes",
             CacheResult::ALL[i - RESULT_BYTES].as_str()
-        )
-    } else {
-        [
+        ),
+        _ if i < ORIGIN_EVENTS => [
             "client_sessions",
             "client_active_sessions",
             "origin_sessions",
             "origin_active_sessions",
         ][i - GAUGES]
-            .to_string()
+            .to_string(),
+        _ => [
+            "origin_connect_failures",
+            "origin_receive_timeouts",
+            "origin_closes",
+            "origin_connects",
+            "origin_connect_us",
+        ][i - ORIGIN_EVENTS]
+            .to_string(),
     }
 }
 
@@ -181,7 +256,19 @@ mod tests {
             name(time_res(Side::Origin, Class::C4xx)),
             "origin_res_4xx_time_res_us"
         );
+        assert_eq!(
+            name(completed(Side::Client, Class::Total)),
+            "client_res_total_completed"
+        );
+        assert_eq!(
+            name(part(Side::Origin, Part::ResBody)),
+            "origin_res_body_bytes"
+        );
         assert_eq!(name(result_bytes(CacheResult::Hit)), "result_TCP_HIT_bytes");
-        assert_eq!(result(CacheResult::ALL[0]), RESULTS);
+        assert_eq!(
+            name(origin_event(OriginEvent::ConnectMicros)),
+            "origin_connect_us"
+        );
+        assert_eq!(origin_event(OriginEvent::ConnectMicros), N - 1);
     }
 }

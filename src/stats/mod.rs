@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::CacheResult;
-use counter::{Class, Gauge, Side, N};
+use counter::{Class, Gauge, OriginEvent, Part, Side, N};
 use hist::{AtomicHist, Snapshot, BUCKETS};
 
 /// One thread's share of a vhost's counters, on its own cache lines.
@@ -98,10 +98,10 @@ pub struct Exchange {
     pub side: Side,
     /// Response status.
     pub status: u16,
-    /// Bytes received (request from the client; response from the origin).
-    pub inbound: u64,
-    /// Bytes sent (response to the client; request to the origin).
-    pub outbound: u64,
+    /// Bytes of the request header, request body, response header and response body.
+    pub parts: [u64; 4],
+    /// Whether the response body went to its end (not cut short).
+    pub completed: bool,
     /// Time until the response head.
     pub time_res: Duration,
     /// Time until the response was complete.
@@ -295,11 +295,22 @@ impl VhostStats {
             e.time_res.as_micros() as u64,
             e.time_complete.as_micros() as u64,
         );
+        let [req_head, req_body, res_head, res_body] = e.parts;
+        let (request, response) = (req_head + req_body, res_head + res_body);
+        // The client sends the request to kura; kura receives the origin's response.
+        let (inbound, outbound) = match e.side {
+            Side::Client => (request, response),
+            Side::Origin => (response, request),
+        };
         add(counter::requests(e.side), 1);
-        add(counter::inbound(e.side), e.inbound);
-        add(counter::outbound(e.side), e.outbound);
+        add(counter::inbound(e.side), inbound);
+        add(counter::outbound(e.side), outbound);
+        for (p, v) in Part::ALL.into_iter().zip(e.parts) {
+            add(counter::part(e.side, p), v);
+        }
         for class in std::iter::once(Class::Total).chain(Class::of(e.status)) {
             add(counter::responses(e.side, class), 1);
+            add(counter::completed(e.side, class), u64::from(e.completed));
             add(counter::time_res(e.side, class), res);
             add(counter::time_complete(e.side, class), done);
         }
@@ -315,6 +326,15 @@ impl VhostStats {
         let c = &self.slot().counters;
         c[counter::result(r)].fetch_add(1, Ordering::Relaxed);
         c[counter::result_bytes(r)].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts an origin event (`n` is 1, or microseconds for `ConnectMicros`).
+    #[inline]
+    pub fn record_origin_event(&self, e: OriginEvent, n: u64) {
+        if cfg!(feature = "no-stats-recording") {
+            return;
+        }
+        self.slot().counters[counter::origin_event(e)].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Moves a gauge by `delta` (+1 when something opens, -1 when it closes).
@@ -525,8 +545,8 @@ mod tests {
         v.record(&Exchange {
             side: Side::Client,
             status,
-            inbound: 100,
-            outbound: bytes,
+            parts: [100, 0, 0, bytes],
+            completed: true,
             time_res: Duration::from_micros(200),
             time_complete: Duration::from_micros(500),
         });
