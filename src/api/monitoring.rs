@@ -182,6 +182,10 @@ fn write(snap: &Snapshot, format: Format) -> String {
                 "HttpRequestHitSum".into(),
                 json_group(values(catalog::http_request_hit_sum(), host)),
             );
+            h.insert(
+                "FileSystem".into(),
+                Value::Object(json_members(catalog::file_system(), host)),
+            );
             h.insert("System".into(), json_system(sys));
             // A View has the same members as a VirtualHost (monitoring-fields.tsv).
             let named = |blocks: &[Block]| -> Value {
@@ -218,7 +222,9 @@ fn write(snap: &Snapshot, format: Format) -> String {
             attrs(&mut x, values(catalog::http_count_sum(), host));
             x.push_str("/>\n  <HttpRequestHitSum");
             attrs(&mut x, values(catalog::http_request_hit_sum(), host));
-            x.push_str("/>\n");
+            x.push_str("/>\n  <FileSystem>\n");
+            xml_members(&mut x, catalog::file_system(), host, "    ");
+            x.push_str("  </FileSystem>\n");
             xml_system(&mut x, sys);
             for (tag, blocks) in [("VirtualHost", vhosts), ("View", views)] {
                 for b in blocks {
@@ -293,6 +299,16 @@ fn xml_members(x: &mut String, members: &[Member], b: &Block, indent: &str) {
 /// the whole vhost only (`<DirDepth>` 0), so `ClientTraffic` has the one entry `/`.
 fn json_traffic_groups(m: &mut Map<String, Value>, b: &Block) {
     m.insert(
+        "FileSystem".into(),
+        Value::Object(json_members(catalog::file_system(), b)),
+    );
+    m.insert("Session".into(), json_group(values(catalog::session(), b)));
+    m.insert("Dims".into(), json_group(values(catalog::conversions(), b)));
+    m.insert(
+        "Compression".into(),
+        json_group(values(catalog::conversions(), b)),
+    );
+    m.insert(
         "OriginTraffic".into(),
         Value::Object(json_members(catalog::origin_traffic(), b)),
     );
@@ -313,6 +329,18 @@ fn json_traffic_groups(m: &mut Map<String, Value>, b: &Block) {
 }
 
 fn xml_traffic_groups(x: &mut String, b: &Block) {
+    x.push_str("    <FileSystem>\n");
+    xml_members(x, catalog::file_system(), b, "      ");
+    x.push_str("    </FileSystem>\n");
+    for (name, fields) in [
+        ("Session", catalog::session()),
+        ("Dims", catalog::conversions()),
+        ("Compression", catalog::conversions()),
+    ] {
+        let _ = write!(x, "    <{name}");
+        attrs(x, values(fields, b));
+        x.push_str("/>\n");
+    }
     x.push_str("    <OriginTraffic>\n");
     xml_members(x, catalog::origin_traffic(), b, "      ");
     x.push_str("    </OriginTraffic>\n");

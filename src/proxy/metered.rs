@@ -94,7 +94,8 @@ pub struct Metered {
     body: Body,
     /// Body bytes sent so far.
     sent: u64,
-    pending: Option<Box<Pending>>,
+    /// Inline, not boxed: the request path allocates nothing for statistics.
+    pending: Option<Pending>,
 }
 
 impl Metered {
@@ -114,7 +115,7 @@ impl Metered {
         resp.map(|body| Metered {
             body,
             sent: 0,
-            pending: Some(Box::new(Pending {
+            pending: Some(Pending {
                 stats: x.stats,
                 status,
                 result: x.result,
@@ -124,7 +125,7 @@ impl Metered {
                 time_res,
                 origin: x.origin,
                 _active: x.active,
-            })),
+            }),
         })
     }
 
