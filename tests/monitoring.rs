@@ -726,3 +726,81 @@ fn every_chapter_10_field_is_written_or_a_documented_gap() {
         misplaced.join("\n")
     );
 }
+
+/// `realtime` is exactly the last completed second: a burst sent inside one wall-clock
+/// second shows up whole, counts and byte totals, in JSON and XML alike.
+#[test]
+fn realtime_shows_exactly_the_last_second() {
+    let origin = Origin::start(|s| match s.path.as_str() {
+        "/hit" => Reply::ok(&"h".repeat(1000)).header("cache-control", "max-age=600"),
+        _ => Reply::ok("miss").header("cache-control", "no-store"),
+    });
+    let k = Kurad::start(conf_dir(
+        &server_xml("", ""),
+        &vhosts_xml(&vhost("a.test", origin.addr, "")),
+    ));
+    get(k.http(), "a.test", "/hit");
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    };
+    for _attempt in 0..5 {
+        // Start 100 ms into a second, so the burst and the fold are well apart.
+        let now = unix();
+        std::thread::sleep(
+            Duration::from_secs(1) - Duration::from_nanos(u64::from(now.subsec_nanos()))
+                + Duration::from_millis(100),
+        );
+        let second = unix().as_secs();
+        let mut conn = connect(k.http());
+        for _ in 0..10 {
+            assert_eq!(exchange(&mut conn, "a.test", "/hit").1, "HIT");
+        }
+        for i in 0..3 {
+            assert_eq!(exchange(&mut conn, "a.test", &format!("/m{i}")).1, "MISS");
+        }
+        drop(conn);
+        if unix().as_secs() != second {
+            continue; // the burst straddled a second: try again
+        }
+        let now = unix();
+        std::thread::sleep(
+            Duration::from_secs(1) - Duration::from_nanos(u64::from(now.subsec_nanos()))
+                + Duration::from_millis(400),
+        );
+        let json: Value = serde_json::from_slice(&monitoring(&k, "realtime", "JSON").body).unwrap();
+        let xml = monitoring(&k, "realtime", "XML").text();
+        let host = &json["Host"];
+        assert_eq!(host["HttpCountSum"]["ClientReqCount"], 13, "{host:#}");
+        assert_eq!(host["HttpRequestHitSum"]["TCP_HIT"], 10);
+        assert_eq!(host["HttpRequestHitSum"]["TCP_MISS"], 3);
+        assert_eq!(
+            host["ClientReqCount"], 13,
+            "over one second the mean is the total"
+        );
+        assert_eq!(host["OriginReqCount"], 3);
+        let traffic = &host["VirtualHost"][0]["ClientTraffic"]["Traffic"][0];
+        assert_eq!(
+            traffic["HttpResBodySize"],
+            10 * 1000 + 3 * 4,
+            "body bytes sent in that second"
+        );
+        assert_eq!(
+            host["VirtualHost"][0]["OriginTraffic"]["HttpResBodySize"],
+            3 * 4
+        );
+        let host_x = &xml_attrs(&xml, "Host")[0];
+        for key in [
+            "ClientReqCount",
+            "ClientOutbound",
+            "OriginInbound",
+            "RequestHitRatio",
+            "ByteHitRatio",
+        ] {
+            assert_eq!(host_x[key], host[key].to_string(), "{key}");
+        }
+        return;
+    }
+    panic!("no attempt fitted a burst into one second");
+}
