@@ -209,9 +209,11 @@ fn initial_age(headers: &HeaderMap, now: SystemTime) -> Duration {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map_or(Duration::ZERO, Duration::from_secs);
+    // Date has one-second resolution: count whole seconds, or a copy received
+    // 0.9 s into the Date's second would look 0.9 s old on arrival.
     let apparent = date_header(headers)
         .and_then(|d| now.duration_since(d).ok())
-        .unwrap_or(Duration::ZERO);
+        .map_or(Duration::ZERO, |a| Duration::from_secs(a.as_secs()));
     age_value.max(apparent)
 }
 
@@ -314,6 +316,38 @@ mod tests {
             decide(200, &[("expires", "0")]).unwrap().lifetime,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn a_fresh_response_is_not_aged_by_the_date_resolution() {
+        // Received 0.9 s after its Date second began: apparent age is 0, not 0.9 s.
+        let date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "date",
+            HeaderValue::from_str(&httpdate::fmt_http_date(date)).unwrap(),
+        );
+        h.insert("cache-control", HeaderValue::from_static("max-age=1"));
+        let f = storable(
+            &Method::GET,
+            false,
+            StatusCode::OK,
+            &h,
+            &policy(),
+            date + Duration::from_millis(900),
+        )
+        .unwrap();
+        assert_eq!(f.initial_age, Duration::ZERO);
+        let f = storable(
+            &Method::GET,
+            false,
+            StatusCode::OK,
+            &h,
+            &policy(),
+            date + Duration::from_millis(2500),
+        )
+        .unwrap();
+        assert_eq!(f.initial_age, Duration::from_secs(2));
     }
 
     #[test]
