@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod log;
+pub mod procfs;
 pub mod proxy;
 pub mod stats;
 

@@ -6,7 +6,7 @@
 //! `Disk-Index` is -1, `LocalPath` is "-", `LocalFileExist` and `File-Opened`
 //! are "N". One variant is kept per URL, so the result has at most one entry.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
 use http::header::{self, HeaderMap};
 use serde_json::{json, Value};
@@ -66,9 +66,7 @@ fn yn(b: bool) -> &'static str {
 
 /// The record of one stored object.
 fn record(path: &str, obj: &Object, refs: usize, filling: bool) -> Value {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::procfs::unix_now() as i64;
     let head = &obj.head;
     let h = &head.headers;
     let updated = now

@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
+use crate::procfs::{list_dir, read};
 
 /// The first `key : value` of /proc/cpuinfo.
 fn cpuinfo(text: &str, key: &str) -> String {
@@ -31,15 +28,7 @@ fn nics() -> Vec<Value> {
             }
         }
     }
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    list_dir("/sys/class/net")
         .into_iter()
         .filter(|n| n != "lo")
         .map(|dev| {
@@ -61,15 +50,7 @@ fn nics() -> Vec<Value> {
 /// the filesystems mounted from them.
 fn disks() -> Vec<Value> {
     let mounts = read("/proc/self/mounts");
-    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    list_dir("/sys/block")
         .into_iter()
         .filter(|n| !["loop", "ram", "zram"].iter().any(|p| n.starts_with(p)))
         .map(|dev| {
@@ -104,11 +85,7 @@ fn disks() -> Vec<Value> {
 pub fn hwinfo() -> Value {
     let cpu = read("/proc/cpuinfo");
     let procs = cpu.lines().filter(|l| l.starts_with("processor")).count();
-    let mem_kb: u64 = read("/proc/meminfo")
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let mem_kb = crate::procfs::physical_memory() / 1024;
     json!({
         "OS": read("/proc/version").trim(),
         "STON": crate::VERSION,

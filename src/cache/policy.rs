@@ -262,22 +262,15 @@ mod tests {
 
     #[test]
     fn no_store_and_private_are_not_stored() {
-        assert_eq!(
-            decide(200, &[("cache-control", "no-store")]),
-            Err(NotStored::NoStore)
-        );
-        assert_eq!(
-            decide(200, &[("cache-control", "private, max-age=60")]),
-            Err(NotStored::Private)
-        );
-        assert_eq!(
-            decide(200, &[("set-cookie", "a=b")]),
-            Err(NotStored::SetCookie)
-        );
-        assert_eq!(
-            decide(200, &[("vary", "Accept, *")]),
-            Err(NotStored::VaryStar)
-        );
+        let cases: [(&'static str, &'static str, NotStored); 4] = [
+            ("cache-control", "no-store", NotStored::NoStore),
+            ("cache-control", "private, max-age=60", NotStored::Private),
+            ("set-cookie", "a=b", NotStored::SetCookie),
+            ("vary", "Accept, *", NotStored::VaryStar),
+        ];
+        for (name, value, why) in cases {
+            assert_eq!(decide(200, &[(name, value)]), Err(why), "{name}: {value}");
+        }
     }
 
     #[test]

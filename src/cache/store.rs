@@ -271,9 +271,7 @@ impl FillGuard {
                 chunks
             };
             static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = crate::procfs::unix_now();
             Object {
                 head,
                 body,

@@ -172,17 +172,6 @@ fn system_hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-fn physical_memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(1 << 30, |kb| kb * 1024)
-}
-
 fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
     let server = Node::new(Some(root), None, "Server");
     let host = server.child("Host");
@@ -265,7 +254,8 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
             allow,
         },
         listen_ips,
-        cache_memory_bytes: physical_memory_bytes() / 100 * system_ratio / 100 * content_ratio,
+        cache_memory_bytes: crate::procfs::physical_memory() / 100 * system_ratio / 100
+            * content_ratio,
     }
 }
 

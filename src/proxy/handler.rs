@@ -167,7 +167,7 @@ async fn serve_cached(
     let head_only = parts.method == Method::HEAD;
     match store.lookup(&key, &parts.headers, Instant::now()) {
         Lookup::Fresh(obj) => {
-            obj.touch(unix_now());
+            obj.touch(crate::procfs::unix_now());
             let body = if head_only {
                 Body::Empty
             } else {
@@ -541,13 +541,6 @@ fn set_connection_headers(
             headers.insert(header::HeaderName::from_static("keep-alive"), v);
         }
     }
-}
-
-/// The current unix second.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A short text response made by kura itself.

@@ -528,11 +528,7 @@ impl Stats {
             let to_next =
                 Duration::from_secs(1) - Duration::from_nanos(u64::from(now.subsec_nanos()));
             tokio::time::sleep(to_next).await;
-            let sec = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            self.fold(sec);
+            self.fold(crate::procfs::unix_now());
         }
     }
 }

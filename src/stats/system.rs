@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::procfs::{kib_field, read};
+
 use super::{Ring, Sample, Window};
 
 /// The sampled values, in the guide's order within each group.
@@ -103,10 +105,6 @@ struct CpuTicks {
     process: [u64; 2],
 }
 
-fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 fn cpu_ticks() -> CpuTicks {
     let mut t = CpuTicks::default();
     if let Some(line) = read("/proc/stat").lines().find(|l| l.starts_with("cpu ")) {
@@ -121,14 +119,6 @@ fn cpu_ticks() -> CpuTicks {
         t.process = [11, 12].map(|i| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0));
     }
     t
-}
-
-/// A `Key: value kB` line of a /proc status-style file, in bytes.
-fn kib_field(text: &str, key: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// Counts of `/proc/net/tcp{,6}` sockets in ESTABLISHED (state 01).
