@@ -118,7 +118,9 @@ pub async fn handle(
     }
     let active = GaugeGuard::new(&vhost.stats, Gauge::ClientActive);
     let request = [
-        metered::head_bytes(&parts.headers) + parts.uri.to_string().len() as u64,
+        metered::head_bytes(&parts.headers)
+            + (parts.method.as_str().len()
+                + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())) as u64,
         body.size_hint().exact().unwrap_or(0),
     ];
     let (mut resp, result, origin) = if parts.method == Method::GET || parts.method == Method::HEAD
@@ -139,7 +141,7 @@ pub async fn handle(
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
-    set_connection_headers(resp.headers_mut(), &vhost.cfg.client, client_close, served);
+    set_connection_headers(resp.headers_mut(), &vhost, client_close, served);
     access_log(&parts, conn, &vhost.cfg.name, &resp, result, started);
     let exchanged = Exchanged {
         stats: vhost.stats.clone(),
@@ -519,10 +521,11 @@ fn finish_response(
 /// `Connection` and `Keep-Alive` per chapter 6 "Session Management".
 fn set_connection_headers(
     headers: &mut HeaderMap,
-    client: &ClientPolicy,
+    vhost: &VhostRt,
     client_close: bool,
     served: u32,
 ) {
+    let client = &vhost.cfg.client;
     let max = client.keep_alive_max;
     let exhausted = max > 0 && served >= max;
     if client_close || client.connection_close || exhausted {
@@ -531,13 +534,14 @@ fn set_connection_headers(
     }
     headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     if client.keep_alive_header {
-        let timeout = client.keep_alive.as_secs();
+        // Without Max the value never changes: it is built once per configuration.
         let v = if max > 0 {
-            format!("timeout={timeout}, max={}", max - served + 1)
+            let timeout = client.keep_alive.as_secs();
+            HeaderValue::from_str(&format!("timeout={timeout}, max={}", max - served + 1)).ok()
         } else {
-            format!("timeout={timeout}")
+            Some(vhost.keep_alive_value.clone())
         };
-        if let Ok(v) = HeaderValue::from_str(&v) {
+        if let Some(v) = v {
             headers.insert(header::HeaderName::from_static("keep-alive"), v);
         }
     }

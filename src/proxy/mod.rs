@@ -39,6 +39,8 @@ pub struct VhostRt {
     pub cache_name: String,
     /// Its statistics (a facade counts its own clients).
     pub stats: Arc<VhostStats>,
+    /// `Keep-Alive: timeout=N`, built once (chapter 6).
+    pub keep_alive_value: http::HeaderValue,
 }
 
 /// Everything a request needs from one configuration.
@@ -96,6 +98,11 @@ impl Runtime {
                     origin: pools[target].clone(),
                     cache_name: target.to_string(),
                     stats: vhost_stats[&v.name].clone(),
+                    keep_alive_value: http::HeaderValue::from_str(&format!(
+                        "timeout={}",
+                        v.client.keep_alive.as_secs()
+                    ))
+                    .expect("ASCII digits"),
                 })
             })
             .collect();
