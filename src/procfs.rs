@@ -24,6 +24,44 @@ pub fn physical_memory() -> u64 {
     }
 }
 
+/// This process's user and kernel CPU time, in clock ticks (/proc/self/stat).
+pub fn process_cpu_ticks() -> [u64; 2] {
+    let stat = read("/proc/self/stat");
+    // Fields after the ") " that ends the command name: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or("", |r| r.1)
+        .split_whitespace()
+        .collect();
+    [11, 12].map(|i| fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
+pub fn clock_ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(100)
+}
+
+/// Received and transmitted bytes of each network interface (/proc/net/dev).
+pub fn network_bytes() -> Vec<(String, u64, u64)> {
+    read("/proc/net/dev")
+        .lines()
+        .skip(2)
+        .filter_map(|l| {
+            let (dev, rest) = l.split_once(':')?;
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|v| v.parse().unwrap_or(0))
+                .collect();
+            Some((dev.trim().to_string(), *f.first()?, *f.get(8)?))
+        })
+        .collect()
+}
+
 /// The entries of a directory, sorted by name.
 pub fn list_dir(path: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(path)

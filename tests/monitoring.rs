@@ -464,6 +464,19 @@ fn session_gauges_follow_connections_and_requests_in_flight() {
         after["OriginSession"].as_u64().unwrap() >= 1,
         "pooled origin connections stay open: {after:#}"
     );
+    let metrics = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "kura_sessions{vhost=\"a.test\",side=\"client\",state=\"open\"} 2"),
+        "{metrics}"
+    );
+    let rss: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(rss > 1 << 20, "process_resident_memory_bytes {rss}");
     drop(idle);
     std::thread::sleep(Duration::from_millis(1300));
     assert_eq!(realtime(&k)["ClientSession"], 0);

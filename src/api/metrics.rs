@@ -5,12 +5,14 @@
 //! fold), so any window or rate can be derived. Per vhost and side there is a
 //! response-duration histogram; its buckets are exact at the core's bucket
 //! resolution (a bucket counts under `le` when its lower bound is below it).
+//! Session gauges, the standard `process_*` metrics and network traffic follow.
 
 use std::fmt::Write as _;
 
 use crate::daemon::Daemon;
+use crate::procfs;
 use crate::stats::catalog::{self, PROM_BUCKETS};
-use crate::stats::counter::{self, Class, Side};
+use crate::stats::counter::{self, Class, Gauge, Side};
 use crate::stats::hist::bucket_floor;
 
 /// The content type of the exposition.
@@ -22,6 +24,33 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Writes one family: its `# HELP`, `# TYPE` and samples (`(labels, value)`, labels without braces).
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, String)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+fn side_label(side: Side) -> &'static str {
+    if side == Side::Client {
+        "client"
+    } else {
+        "origin"
+    }
+}
+
 /// The whole exposition.
 pub fn render(daemon: &Daemon) -> String {
     let rt = daemon.runtime();
@@ -30,69 +59,145 @@ pub fn render(daemon: &Daemon) -> String {
         .vhosts
         .iter()
         .filter_map(|v| daemon.stats.vhost(&v.name))
+        .collect();
+    let totals: Vec<_> = vhosts
+        .iter()
         .map(|s| (label(&s.name), s.totals()))
         .collect();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP kura_uptime_seconds Seconds since kurad started."
+    let uptime = daemon.started.elapsed().as_secs();
+    family(
+        &mut out,
+        "kura_uptime_seconds",
+        "gauge",
+        "Seconds since kurad started.",
+        [(String::new(), uptime.to_string())],
     );
-    let _ = writeln!(out, "# TYPE kura_uptime_seconds gauge");
-    let _ = writeln!(
-        out,
-        "kura_uptime_seconds {}",
-        daemon.started.elapsed().as_secs()
-    );
-    for family in catalog::prometheus() {
-        let _ = writeln!(out, "# HELP {}_total {}", family.name, family.help);
-        let _ = writeln!(out, "# TYPE {}_total counter", family.name);
-        for (vhost, (counts, _)) in &vhosts {
-            for (labels, i, scale) in &family.samples {
-                let v = counts[*i] as f64 * scale;
-                let _ = writeln!(
-                    out,
-                    "{}_total{{vhost=\"{vhost}\",{labels}}} {v}",
-                    family.name
-                );
-            }
-        }
+    for f in catalog::prometheus() {
+        let samples = totals.iter().flat_map(|(vhost, (counts, _))| {
+            f.samples.iter().map(move |(labels, i, scale)| {
+                (
+                    format!("vhost=\"{vhost}\",{labels}"),
+                    (counts[*i] as f64 * scale).to_string(),
+                )
+            })
+        });
+        family(
+            &mut out,
+            &format!("{}_total", f.name),
+            "counter",
+            f.help,
+            samples,
+        );
     }
     let name = "kura_response_duration_seconds";
-    let _ = writeln!(out, "# HELP {name} Time until the response was complete.");
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (vhost, (counts, hist)) in &vhosts {
+    let mut samples = Vec::new();
+    for (vhost, (counts, hist)) in &totals {
         for side in [Side::Client, Side::Origin] {
-            let s = if side == Side::Client {
-                "client"
-            } else {
-                "origin"
-            };
+            let s = side_label(side);
             let buckets = &hist[side as usize];
             for le in PROM_BUCKETS {
-                let le_us = le * 1e6;
                 let n: u64 = buckets
                     .iter()
                     .enumerate()
-                    .filter(|(b, _)| (bucket_floor(*b) as f64) < le_us)
+                    .filter(|(b, _)| (bucket_floor(*b) as f64) < le * 1e6)
                     .map(|(_, n)| n)
                     .sum();
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{vhost=\"{vhost}\",side=\"{s}\",le=\"{le}\"}} {n}"
-                );
+                samples.push((
+                    format!("_bucket{{vhost=\"{vhost}\",side=\"{s}\",le=\"{le}\"}}"),
+                    n.to_string(),
+                ));
             }
             let count = counts[counter::responses(side, Class::Total)];
             let sum = counts[counter::time_complete(side, Class::Total)] as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{vhost=\"{vhost}\",side=\"{s}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(out, "{name}_sum{{vhost=\"{vhost}\",side=\"{s}\"}} {sum}");
-            let _ = writeln!(
-                out,
-                "{name}_count{{vhost=\"{vhost}\",side=\"{s}\"}} {count}"
-            );
+            samples.push((
+                format!("_bucket{{vhost=\"{vhost}\",side=\"{s}\",le=\"+Inf\"}}"),
+                count.to_string(),
+            ));
+            samples.push((
+                format!("_sum{{vhost=\"{vhost}\",side=\"{s}\"}}"),
+                sum.to_string(),
+            ));
+            samples.push((
+                format!("_count{{vhost=\"{vhost}\",side=\"{s}\"}}"),
+                count.to_string(),
+            ));
         }
     }
+    let _ = writeln!(out, "# HELP {name} Time until the response was complete.");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (suffix, value) in samples {
+        let _ = writeln!(out, "{name}{suffix} {value}");
+    }
+    let sessions = vhosts.iter().flat_map(|s| {
+        let vhost = label(&s.name);
+        [
+            (Side::Client, "open", Gauge::ClientSessions),
+            (Side::Client, "active", Gauge::ClientActive),
+            (Side::Origin, "open", Gauge::OriginSessions),
+            (Side::Origin, "active", Gauge::OriginActive),
+        ]
+        .map(|(side, state, g)| {
+            (
+                format!(
+                    "vhost=\"{vhost}\",side=\"{}\",state=\"{state}\"",
+                    side_label(side)
+                ),
+                s.gauge(g).to_string(),
+            )
+        })
+    });
+    family(
+        &mut out,
+        "kura_sessions",
+        "gauge",
+        "Open (and active: with a request in progress) connections.",
+        sessions,
+    );
+    let [user, system] = procfs::process_cpu_ticks();
+    let cpu = (user + system) as f64 / procfs::clock_ticks_per_second() as f64;
+    family(
+        &mut out,
+        "process_cpu_seconds_total",
+        "counter",
+        "User and system CPU time of kurad.",
+        [(String::new(), cpu.to_string())],
+    );
+    let rss = procfs::kib_field(&procfs::read("/proc/self/status"), "VmRSS:");
+    family(
+        &mut out,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of kurad.",
+        [(String::new(), rss.to_string())],
+    );
+    let start = procfs::unix_now().saturating_sub(uptime);
+    family(
+        &mut out,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of kurad (unix seconds).",
+        [(String::new(), start.to_string())],
+    );
+    let net = procfs::network_bytes();
+    let per_dev = |pick: fn(&(String, u64, u64)) -> u64| {
+        net.iter()
+            .map(move |d| (format!("device=\"{}\"", label(&d.0)), pick(d).to_string()))
+            .collect::<Vec<_>>()
+    };
+    family(
+        &mut out,
+        "kura_network_receive_bytes_total",
+        "counter",
+        "Bytes received by each network interface.",
+        per_dev(|d| d.1),
+    );
+    family(
+        &mut out,
+        "kura_network_transmit_bytes_total",
+        "counter",
+        "Bytes sent by each network interface.",
+        per_dev(|d| d.2),
+    );
     out
 }

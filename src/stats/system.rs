@@ -112,12 +112,7 @@ fn cpu_ticks() -> CpuTicks {
             *dst = v.parse().unwrap_or(0);
         }
     }
-    let stat = read("/proc/self/stat");
-    // Fields after the ") " that ends the command name: utime and stime are the 12th and 13th.
-    if let Some(rest) = stat.rsplit_once(") ").map(|r| r.1) {
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        t.process = [11, 12].map(|i| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0));
-    }
+    t.process = crate::procfs::process_cpu_ticks();
     t
 }
 
