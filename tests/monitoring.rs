@@ -208,9 +208,18 @@ fn a_known_mix_gives_exact_counts_in_json_and_xml() {
         host["ResponseTime"]["Origin"]["P50"].as_i64().unwrap() >= q("P50") / 100,
         "origin quantiles exist"
     );
+    // In XML the vhosts' ResponseTime elements come first, the host's last (our addition
+    // follows the guide's members), two per block: Client, then Origin.
     let rt_x = xml_attrs(&doc, "ResponseTime");
     assert_eq!(rt_x[0]["Side"], "Client");
-    assert_eq!(rt_x[0]["P99"], rt["P99"].to_string());
+    assert_eq!(
+        rt_x[0]["P99"],
+        vh[0]["ResponseTime"]["Client"]["P99"].to_string(),
+        "a.test"
+    );
+    let host_rt_x = &rt_x[rt_x.len() - 2];
+    assert_eq!(host_rt_x["Side"], "Client");
+    assert_eq!(host_rt_x["P99"], rt["P99"].to_string(), "host");
 
     // /metrics: the same totals as monotonic counters, and a valid exposition.
     let metrics = curl(&format!("http://{}/metrics", k.manager), &[]).text();
