@@ -321,26 +321,14 @@ mod tests {
             HeaderValue::from_str(&httpdate::fmt_http_date(date)).unwrap(),
         );
         h.insert("cache-control", HeaderValue::from_static("max-age=1"));
-        let f = storable(
-            &Method::GET,
-            false,
-            StatusCode::OK,
-            &h,
-            &policy(),
-            date + Duration::from_millis(900),
-        )
-        .unwrap();
-        assert_eq!(f.initial_age, Duration::ZERO);
-        let f = storable(
-            &Method::GET,
-            false,
-            StatusCode::OK,
-            &h,
-            &policy(),
-            date + Duration::from_millis(2500),
-        )
-        .unwrap();
-        assert_eq!(f.initial_age, Duration::from_secs(2));
+        let age_at = |ms| {
+            let now = date + Duration::from_millis(ms);
+            storable(&Method::GET, false, StatusCode::OK, &h, &policy(), now)
+                .unwrap()
+                .initial_age
+        };
+        assert_eq!(age_at(900), Duration::ZERO);
+        assert_eq!(age_at(2500), Duration::from_secs(2));
     }
 
     #[test]
