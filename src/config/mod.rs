@@ -128,7 +128,6 @@ pub fn load_str(
         return Err(ConfigErrors(cx.errors));
     }
     Ok(Config {
-        conf_dir: conf_dir.to_path_buf(),
         server,
         vhosts,
         default_vhost: default_vhost.map(|(n, _)| n),
@@ -181,12 +180,6 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         .map(|v| v.raw.trim().to_string())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(system_hostname);
-    let admin = host
-        .child("Admin")
-        .value()
-        .map(|v| v.raw.trim().to_string())
-        .unwrap_or_default();
-
     let manager = host.child("Manager");
     let port = cx.get(
         manager.attr("Port"),
@@ -247,7 +240,6 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
     );
     ServerSettings {
         name,
-        admin,
         manager: ManagerConfig {
             bind: SocketAddr::new(bind_ip, port),
             role,
@@ -288,11 +280,6 @@ fn read_vhost(
         ),
         None => VhostStatus::Active,
     };
-    let static_index = vhost
-        .attr("StaticIndex")
-        .map(|v| cx.ok(v.parse(value::int_in(1u32, u32::MAX)).map(Some), None))
-        .unwrap_or(None);
-
     let mut aliases = Vec::new();
     for el in vhost.list("Alias") {
         if let Some(v) = Node::new(Some(el), None, "Vhosts/Vhost/Alias").value() {
@@ -403,7 +390,6 @@ fn read_vhost(
     VhostConfig {
         name: name.to_ascii_lowercase(),
         status,
-        static_index,
         aliases,
         listen,
         origins,

@@ -1,7 +1,6 @@
 //! The typed configuration that the rest of kurad reads.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +10,6 @@ use super::value::{IpRule, Listen, OriginAddress};
 /// A whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The directory it was read from (holds `svc/`).
-    pub conf_dir: PathBuf,
     /// `server.xml` settings that are not per vhost.
     pub server: ServerSettings,
     /// Every `<Vhost>`, in file order, with `<VHostDefault>` applied.
@@ -86,8 +83,6 @@ impl ManagerConfig {
 pub struct ServerSettings {
     /// `<Host><Name>`, or the system host name.
     pub name: String,
-    /// `<Host><Admin>`.
-    pub admin: String,
     /// `<Host><Manager>`.
     pub manager: ManagerConfig,
     /// `<Cache><Listen>`: the addresses `*:port` stands for (all when empty).
@@ -179,8 +174,6 @@ pub struct VhostConfig {
     pub name: String,
     /// `Status`.
     pub status: VhostStatus,
-    /// `StaticIndex` (SNMP index pin).
-    pub static_index: Option<u32>,
     /// `<Alias>` names, lower case; `*.suffix` patterns keep their `*.`.
     pub aliases: Vec<String>,
     /// `<Listen>` addresses (empty for `OFF`).

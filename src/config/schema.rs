@@ -33,10 +33,6 @@ pub struct ElementSpec {
     pub default: &'static str,
     /// Allowed values as the guide words them.
     pub values: &'static str,
-    /// Guide chapter.
-    pub chapter: &'static str,
-    /// Whether a `<Vhost>` may override it.
-    pub vhost_override: bool,
     /// Documented attributes.
     pub attrs: Vec<AttrSpec>,
 }
@@ -68,7 +64,7 @@ fn parse_table(table: &'static str) -> Schema {
     let mut text_files = Vec::new();
     for row in table.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let f: Vec<&'static str> = row.split('\t').collect();
-        let [_file, path, kind, name, default, values, vhost_override, chapter, ..] = f[..] else {
+        let [_file, path, kind, name, default, values, ..] = f[..] else {
             panic!("elements.tsv: short row: {row}");
         };
         match kind {
@@ -76,8 +72,6 @@ fn parse_table(table: &'static str) -> Schema {
                 let e = elements.entry(path).or_default();
                 e.default = default;
                 e.values = values;
-                e.chapter = chapter;
-                e.vhost_override = vhost_override == "yes";
             }
             "attribute" => elements.entry(path).or_default().attrs.push(AttrSpec {
                 name,
