@@ -13,6 +13,7 @@ pub mod demo;
 pub mod log;
 pub mod procfs;
 pub mod proxy;
+pub mod snmp;
 pub mod stats;
 
 /// kura's version, as reported by `/version`, `Via` and `--version`.

@@ -465,12 +465,25 @@ fn round_div(n: i128, d: i128) -> i64 {
 
 /// A field's value over `window`; `uptime` is in seconds.
 pub fn evaluate<const K: usize>(source: Source, window: &Sample<K>, uptime: u64) -> i64 {
+    evaluate_in(source, window, uptime, 1)
+}
+
+/// A field's value over `window` in units `div` times the catalog's (SNMP's
+/// `(100%)` rows are the 0.01 % figures in whole percent, memory in KB is bytes
+/// in 1024s), rounded once from the exact fraction.
+pub fn evaluate_in<const K: usize>(source: Source, window: &Sample<K>, uptime: u64, div: i64) -> i64 {
+    let (n, d) = fraction(source, window, uptime);
+    round_div(n, d * i128::from(div))
+}
+
+/// A field's exact value as `numerator / denominator`.
+fn fraction<const K: usize>(source: Source, window: &Sample<K>, uptime: u64) -> (i128, i128) {
     let c = |i: usize| i128::from(window.counts[i]);
     match source {
-        Source::Uptime => uptime as i64,
-        Source::Rate(i) => round_div(c(i), i128::from(window.seconds)),
-        Source::Sum(i) => c(i).min(i64::MAX.into()) as i64,
-        Source::MeanTime { sum, count } => round_div(c(sum), c(count) * 10),
+        Source::Uptime => (i128::from(uptime), 1),
+        Source::Rate(i) => (c(i), i128::from(window.seconds)),
+        Source::Sum(i) => (c(i), 1),
+        Source::MeanTime { sum, count } => (c(sum), c(count) * 10),
         Source::RequestHitRatio => {
             let hits: i128 = CacheResult::ALL
                 .iter()
@@ -481,22 +494,176 @@ pub fn evaluate<const K: usize>(source: Source, window: &Sample<K>, uptime: u64)
                 .iter()
                 .map(|r| c(counter::result(*r)))
                 .sum();
-            round_div(hits * 10_000, all)
+            (hits * 10_000, all)
         }
-        Source::NotCollected => 0,
+        Source::NotCollected => (0, 1),
         Source::Quantile { side, per_mille } => {
             let h = &window.hist[side as usize];
             if h.count() == 0 {
-                return 0;
+                return (0, 1);
             }
             let micros = h.to_hdr().value_at_quantile(f64::from(per_mille) / 1000.0);
-            round_div(i128::from(micros), 10)
+            (i128::from(micros), 10)
         }
         Source::ByteHitRatio => {
             let out = c(counter::outbound(Side::Client));
-            round_div((out - c(counter::inbound(Side::Origin))) * 10_000, out)
+            ((out - c(counter::inbound(Side::Origin))) * 10_000, out)
         }
     }
+}
+
+/// The SNMP column of a traffic figure (`oid-tree.tsv` rows under `cache.host.traffic`,
+/// `cache.vhost.traffic` and, by the guide's rule, `cache.view`): `group` is what follows
+/// `traffic` in the section (`""`, `origin`, `client`, `filesystem`, `dims`,
+/// `compression`), `name` the row's name. The same counters and [`Source`]s as the
+/// JSON/XML fields, so one window gives one number everywhere. `None`: not a known row.
+pub fn snmp_traffic(group: &str, name: &str) -> Option<Source> {
+    let side = match group {
+        "" => {
+            return match name {
+                "requestHitRatio" => Some(Source::RequestHitRatio),
+                "bytesHitRatio" => Some(Source::ByteHitRatio),
+                _ => None,
+            }
+        }
+        // File I/O (FUSE, chapter 17), DIMS and compression: features kura does not have.
+        "filesystem" | "dims" | "compression" => return Some(Source::NotCollected),
+        "origin" => Side::Origin,
+        "client" => Side::Client,
+        _ => return None,
+    };
+    let (sessions, active) = match side {
+        Side::Origin => (Gauge::OriginSessions, Gauge::OriginActive),
+        Side::Client => (Gauge::ClientSessions, Gauge::ClientActive),
+    };
+    // Everything kura carries is HTTP, so the side totals and `http.*` are the same figures.
+    let http = name.strip_prefix("http.").unwrap_or(name);
+    if name.starts_with("portbypass.") || name.starts_with("ssl.") {
+        // Port bypass (chapter 8) and HTTPS are not implemented: present and zero.
+        return Some(Source::NotCollected);
+    }
+    if let Some((kind, code)) = name.split_once(".TCP_") {
+        let r = *CacheResult::ALL
+            .iter()
+            .find(|r| r.as_str().strip_prefix("TCP_") == Some(code))?;
+        return match kind {
+            "requestHitAverage" => Some(Source::Rate(counter::result(r))),
+            "requestHitCount" => Some(Source::Sum(counter::result(r))),
+            _ => None,
+        };
+    }
+    let event = |e| counter::origin_event(e);
+    let simple = match http {
+        "inbound" => Source::Rate(counter::inbound(side)),
+        "outbound" => Source::Rate(counter::outbound(side)),
+        "sessionAverage" => Source::Rate(counter::gauge(sessions)),
+        "activesessionAverage" => Source::Rate(counter::gauge(active)),
+        "reqHeaderSize" => Source::Rate(counter::part(side, Part::ReqHeader)),
+        "reqBodySize" => Source::Rate(counter::part(side, Part::ReqBody)),
+        "resHeaderSize" => Source::Rate(counter::part(side, Part::ResHeader)),
+        "resBodySize" => Source::Rate(counter::part(side, Part::ResBody)),
+        "reqAverage" => Source::Rate(counter::requests(side)),
+        "reqCount" => Source::Sum(counter::requests(side)),
+        "reqDeniedAverage" if side == Side::Client => {
+            Source::Rate(counter::result(CacheResult::Denied))
+        }
+        "reqDeniedCount" if side == Side::Client => Source::Sum(counter::result(CacheResult::Denied)),
+        "connectTimeoutAverage" if side == Side::Origin => {
+            Source::Rate(event(OriginEvent::ConnectFailure))
+        }
+        "connectTimeoutCount" if side == Side::Origin => {
+            Source::Sum(event(OriginEvent::ConnectFailure))
+        }
+        "receiveTimeoutAverage" if side == Side::Origin => {
+            Source::Rate(event(OriginEvent::ReceiveTimeout))
+        }
+        "receiveTimeoutCount" if side == Side::Origin => {
+            Source::Sum(event(OriginEvent::ReceiveTimeout))
+        }
+        "connectAverage" if side == Side::Origin => Source::Rate(event(OriginEvent::Connect)),
+        "connectCount" if side == Side::Origin => Source::Sum(event(OriginEvent::Connect)),
+        "connectTime" if side == Side::Origin => Source::MeanTime {
+            sum: event(OriginEvent::ConnectMicros),
+            count: event(OriginEvent::Connect),
+        },
+        // Resolution is timed inside the connect (docs/monitoring-gaps.tsv, AvgDNSQueryTime).
+        "dnsQueryTime" if side == Side::Origin => Source::NotCollected,
+        "closeAverage" if side == Side::Origin => Source::Rate(event(OriginEvent::Close)),
+        "closeCount" if side == Side::Origin => Source::Sum(event(OriginEvent::Close)),
+        _ => {
+            // http.res<Class><Measure>: resTotalAverage, res2xxTimeRes, res5xxCompleteCount, ...
+            let rest = http.strip_prefix("res")?;
+            let class = *Class::ALL
+                .iter()
+                .find(|c| rest.starts_with(c.as_str()))?;
+            let measure = &rest[class.as_str().len()..];
+            let count = counter::responses(side, class);
+            let completed = counter::completed(side, class);
+            return Some(match measure {
+                "Average" => Source::Rate(count),
+                "Count" => Source::Sum(count),
+                "CompleteAverage" => Source::Rate(completed),
+                "CompleteCount" => Source::Sum(completed),
+                "TimeRes" => Source::MeanTime {
+                    sum: counter::time_res(side, class),
+                    count,
+                },
+                "TimeComplete" => Source::MeanTime {
+                    sum: counter::time_complete(side, class),
+                    count,
+                },
+                _ => return None,
+            });
+        }
+    };
+    Some(simple)
+}
+
+/// The SNMP column of a `system` or `global` row whose value is a sampled
+/// system figure (`oid-tree.tsv` name), as a per-second mean over the window.
+/// `None`: not a sampled figure (counts, tables, and what `snmp::tree` binds itself).
+pub fn snmp_system(name: &str) -> Option<Source> {
+    use Sys::*;
+    let v = match name {
+        "cpuTotal" => CpuTotal,
+        "cpuKernel" => CpuKernel,
+        "cpuUser" => CpuUser,
+        "cpuIdle" => CpuIdle,
+        "memUse" => MemUsed,
+        "memFree" => MemFree,
+        "memSTON" => MemProcess,
+        "memUseRatio" => MemUseRatio,
+        "memSTONRatio" => MemProcessRatio,
+        "cpuProcKernel" => CpuProcKernel,
+        "cpuProcUser" => CpuProcUser,
+        "sysLoadAverage" => Load1,
+        "sysLoadAverage5" => Load5,
+        "sysLoadAverage15" => Load15,
+        "cpuNice" => CpuNice,
+        "cpuIOWait" => CpuIoWait,
+        "cpuIRQ" => CpuIrq,
+        "cpuSoftIRQ" => CpuSoftIrq,
+        "cpuSteal" => CpuSteal,
+        "TCPSocket.Established" => TcpEstablished,
+        "TCPSocket.Timewait" => TcpTimewait,
+        "TCPSocket.Orphan" => TcpOrphan,
+        "TCPSocket.Alloc" => TcpAlloc,
+        "TCPSocket.Mem" => TcpMem,
+        "ServerSocket.Total" => ServerTotal,
+        "ServerSocket.Established" => ServerEstablished,
+        "ServerSocket.Accepted" => ServerAccepted,
+        "ServerSocket.Closed" => ServerClosed,
+        "ClientSocket.Total" => ClientTotal,
+        "ClientSocket.Established" => ClientEstablished,
+        "ClientSocket.Accepted" => ClientConnected,
+        "ClientSocket.Closed" => ClientClosed,
+        // STON's event queues, write queue and ServiceAccess: see docs/snmp-gaps.tsv.
+        "EQ" | "RQ" | "waitingFiles2Write" | "ServiceAccess.Allow" | "ServiceAccess.Deny" => {
+            return Some(Source::NotCollected)
+        }
+        _ => return None,
+    };
+    Some(Source::Rate(v as usize))
 }
 
 /// One Prometheus counter family: cumulative totals of raw counters, labelled.

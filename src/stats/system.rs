@@ -70,10 +70,18 @@ pub enum Sys {
     Load5,
     /// 15-minute load average, 0.01.
     Load15,
+    /// CPU not idle, 0.01 % (SNMP `cpuTotal`).
+    CpuTotal,
+    /// Memory in use (total minus free), bytes (SNMP `memUse`).
+    MemUsed,
+    /// Memory in use, 0.01 % of the total (SNMP `memUseRatio`).
+    MemUseRatio,
+    /// kurad's resident memory, 0.01 % of the total (SNMP `memSTONRatio`).
+    MemProcessRatio,
 }
 
 /// Number of sampled values.
-pub const SYS_N: usize = Sys::Load15 as usize + 1;
+pub const SYS_N: usize = Sys::MemProcessRatio as usize + 1;
 
 /// Process-wide connection events, counted where they happen.
 #[derive(Debug, Default)]
@@ -218,9 +226,16 @@ impl SystemStats {
             v[Sys::CpuSteal as usize] = pct(d[7]);
             v[Sys::CpuProcUser as usize] = pct(cpu.process[0].saturating_sub(prev.process[0]));
             v[Sys::CpuProcKernel as usize] = pct(cpu.process[1].saturating_sub(prev.process[1]));
+            v[Sys::CpuTotal as usize] = 10_000 - pct(d[3]).min(10_000);
         }
-        v[Sys::MemFree as usize] = kib_field(&meminfo, "MemFree:");
-        v[Sys::MemProcess as usize] = kib_field(&status, "VmRSS:");
+        let total = kib_field(&meminfo, "MemTotal:").max(1);
+        let free = kib_field(&meminfo, "MemFree:");
+        let rss = kib_field(&status, "VmRSS:");
+        v[Sys::MemFree as usize] = free;
+        v[Sys::MemProcess as usize] = rss;
+        v[Sys::MemUsed as usize] = total.saturating_sub(free);
+        v[Sys::MemUseRatio as usize] = total.saturating_sub(free) * 10_000 / total;
+        v[Sys::MemProcessRatio as usize] = rss * 10_000 / total;
         let open_clients = events[0].saturating_sub(events[1]);
         let open_origins = events[2].saturating_sub(events[3]);
         v[Sys::ServerTotal as usize] = open_clients;

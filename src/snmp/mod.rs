@@ -1,0 +1,8 @@
+//! The embedded SNMP v1/v2c agent (guide chapter 11, `../shared/spec/SNMP.md`).
+//!
+//! `ber` is the wire codec, `oid` the identifier type, `tree` the served objects
+//! and what computes them, `agent` the UDP service that ties them to the stats core.
+
+pub mod ber;
+pub mod oid;
+pub mod tree;
