@@ -18,8 +18,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::cache::store::Store;
+use crate::config::history::ConfKind;
 use crate::config::{self, Config, ConfigErrors};
 use crate::proxy::{self, Runtime};
+use crate::snmp::service::{Prepared, Service};
 use crate::stats::Stats;
 
 /// Where the configuration comes from.
@@ -44,6 +46,34 @@ impl ConfSource {
             ConfSource::Embedded { server, vhosts } => {
                 config::load_str(std::path::Path::new("(embedded)"), server, vhosts)
             }
+        }
+    }
+}
+
+impl ConfSource {
+    /// Where the files are, as `meta.conf.Path` shows it.
+    pub fn path(&self) -> String {
+        match self {
+            ConfSource::Dir(d) => d.display().to_string(),
+            ConfSource::Embedded { .. } => "(embedded)".into(),
+        }
+    }
+}
+
+/// Daemon settings that do not come from the configuration files.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where SNMP indexes and the configuration history are kept; `None`: in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// GETBULK reply limit in bytes.
+    pub snmp_bulk_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            state_dir: None,
+            snmp_bulk_bytes: crate::snmp::agent::DEFAULT_BULK_BYTES,
         }
     }
 }
@@ -96,11 +126,13 @@ pub struct Daemon {
     generation: AtomicU64,
     /// When the daemon started.
     pub started: Instant,
+    /// The SNMP agent.
+    snmp: Service,
 }
 
 impl Daemon {
     /// Loads the configuration and opens every listen address.
-    pub async fn start(source: ConfSource) -> Result<Arc<Daemon>, DaemonError> {
+    pub async fn start(source: ConfSource, options: Options) -> Result<Arc<Daemon>, DaemonError> {
         let config = Arc::new(source.load()?);
         report_not_implemented(&config);
         let store = Store::new(config.server.cache_memory_bytes);
@@ -111,17 +143,48 @@ impl Daemon {
         );
         let stats = Arc::new(Stats::default());
         tokio::spawn(stats.clone().run_ticker());
+        let started = Instant::now();
+        let state_dir = options.state_dir.filter(|d| match std::fs::create_dir_all(d) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(dir = %d.display(), error = %e, "no state directory; SNMP indexes and the configuration history last until restart");
+                false
+            }
+        });
+        let snmp = Service::new(
+            state_dir.as_deref(),
+            stats.clone(),
+            started,
+            options.snmp_bulk_bytes,
+            &config.server.snmp,
+        );
         let daemon = Arc::new(Daemon {
+            runtime: ArcSwap::from_pointee(Runtime::new(config, &stats)),
             source,
             store,
-            runtime: ArcSwap::from_pointee(Runtime::new(config, &stats)),
             stats,
             listeners: tokio::sync::Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
-            started: Instant::now(),
+            started,
+            snmp,
         });
-        daemon.sync_listeners(&daemon.runtime()).await?;
+        let rt = daemon.runtime();
+        let prepared = daemon.prepare_snmp(&rt.config).await?;
+        daemon.sync_listeners(&rt).await?;
+        daemon
+            .snmp
+            .commit(&rt, ConfKind::Start, &daemon.source.path(), prepared);
         Ok(daemon)
+    }
+
+    async fn prepare_snmp(&self, config: &Config) -> Result<Option<Prepared>, DaemonError> {
+        self.snmp
+            .prepare(config)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                addr: config.server.snmp.bind,
+                source,
+            })
     }
 
     /// Opens the management port (`<Manager Port>`); the API serves in the background.
@@ -157,7 +220,10 @@ impl Daemon {
             tracing::warn!("a changed <Manager Port> applies at the next restart");
         }
         let new = Arc::new(Runtime::new(config, &self.stats));
+        let prepared = self.prepare_snmp(&new.config).await?;
         let (opened, closed) = self.sync_listeners(&new).await?;
+        self.snmp
+            .commit(&new, ConfKind::Reload, &self.source.path(), prepared);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let summary = ReloadSummary {
             generation,

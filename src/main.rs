@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kura::config;
-use kura::daemon::{ConfSource, Daemon};
+use kura::daemon::{ConfSource, Daemon, Options};
 
 #[derive(Parser)]
 #[command(name = "kurad", version, about = "kura HTTP edge cache daemon")]
@@ -16,6 +16,12 @@ struct Cli {
     /// Directory holding server.xml, vhosts.xml and svc/.
     #[arg(long, global = true, default_value = config::DEFAULT_CONF_DIR)]
     conf_dir: PathBuf,
+    /// Directory for state kept across restarts (SNMP indexes, configuration history).
+    #[arg(long, global = true, default_value = "/var/lib/kura")]
+    state_dir: PathBuf,
+    /// Largest SNMP GETBULK reply in bytes (whole bindings; 484..=65507).
+    #[arg(long, global = true, default_value_t = kura::snmp::agent::DEFAULT_BULK_BYTES)]
+    snmp_bulk_bytes: usize,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -101,7 +107,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("starting the demo origin")?;
             let (server, vhosts) = kura::demo::config(listen, manager_port, origin);
-            let daemon = Daemon::start(ConfSource::Embedded { server, vhosts }).await?;
+            let options = Options {
+                state_dir: None,
+                snmp_bulk_bytes: cli.snmp_bulk_bytes,
+            };
+            let daemon = Daemon::start(ConfSource::Embedded { server, vhosts }, options).await?;
             let manager = daemon.start_manager().await?;
             let bound = daemon.bound_addrs().await.first().map_or(listen, |b| b.1);
             print!("{}", kura::demo::banner(bound, manager, origin));
@@ -109,7 +119,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         _ => ConfSource::Dir(cli.conf_dir.clone()),
     };
-    let daemon = Daemon::start(source)
+    let options = Options {
+        state_dir: Some(cli.state_dir.clone()),
+        snmp_bulk_bytes: cli.snmp_bulk_bytes,
+    };
+    let daemon = Daemon::start(source, options)
         .await
         .with_context(|| format!("configuration in {}", cli.conf_dir.display()))?;
     daemon.start_manager().await?;

@@ -6,9 +6,11 @@
 //! table, except where kura deliberately differs (documented on the field).
 
 pub mod error;
+pub mod history;
 pub mod model;
 pub mod node;
 pub mod schema;
+pub mod snmp;
 pub mod value;
 pub mod xml;
 
@@ -128,6 +130,7 @@ pub fn load_str(
         return Err(ConfigErrors(cx.errors));
     }
     Ok(Config {
+        fingerprint: Fingerprint::of(&[server_xml, vhosts_xml]),
         server,
         vhosts,
         default_vhost: default_vhost.map(|(n, _)| n),
@@ -199,10 +202,7 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         allow.push((rule, r));
     }
     // Loopback unless some <Allow> admits a remote address (see ARCHITECTURE.md).
-    let remote = allow.iter().any(|(rule, _)| match rule {
-        value::IpRule::Single(ip) | value::IpRule::Prefix(ip, _) => !is_loopback(*ip),
-        value::IpRule::Range(ip, _) => !ip.is_loopback(),
-    });
+    let remote = allow.iter().any(|(rule, _)| !rule.is_loopback_only());
     let bind_ip: IpAddr = if remote {
         Ipv4Addr::UNSPECIFIED.into()
     } else {
@@ -238,8 +238,15 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         value::int_in(1u64, 100),
         50,
     );
+    let admin = host
+        .child("Admin")
+        .value()
+        .map(|v| v.raw.trim().to_string())
+        .unwrap_or_default();
     ServerSettings {
         name,
+        admin,
+        snmp: snmp::read_snmp(cx, &host),
         manager: ManagerConfig {
             bind: SocketAddr::new(bind_ip, port),
             role,
@@ -387,8 +394,10 @@ fn read_vhost(
         receive_timeout: secs(cx, origin_options.child("ReceiveTimeout"), 10),
         reuse_timeout: secs(cx, origin_options.child("ReuseTimeout"), 60),
     };
+    let static_index = cx.get(vhost.attr("StaticIndex"), value::int_in(1u32, 65_535), 0);
     VhostConfig {
         name: name.to_ascii_lowercase(),
+        static_index: (static_index > 0).then_some(static_index),
         status,
         aliases,
         listen,
@@ -514,6 +523,18 @@ fn check_names(
                     el.loc,
                     "Vhost",
                     format!("Status: facade target {target} is not a vhost"),
+                ));
+            }
+        }
+    }
+    let mut pinned: HashMap<u32, &str> = HashMap::new();
+    for (v, el) in vhosts {
+        if let Some(i) = v.static_index {
+            if let Some(other) = pinned.insert(i, &v.name) {
+                cx.errors.push(ConfigError::at(
+                    el.loc,
+                    "Vhost",
+                    format!("StaticIndex {i} is already pinned by vhost {other}"),
                 ));
             }
         }

@@ -20,6 +20,32 @@ pub struct Config {
     pub views: Vec<ViewConfig>,
     /// What the files set that kurad recognises but does not implement yet.
     pub not_implemented: Vec<Unused>,
+    /// Size and hash of the files it was read from (SNMP `meta.conf`).
+    pub fingerprint: Fingerprint,
+}
+
+/// Size and SHA-256 of a configuration's files (server.xml, then vhosts.xml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Bytes of both files.
+    pub size: u64,
+    /// SHA-256 of server.xml followed by vhosts.xml, lower-case hex.
+    pub sha256: String,
+}
+
+impl Fingerprint {
+    /// The fingerprint of the file texts, in order.
+    pub fn of(texts: &[&str]) -> Fingerprint {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for t in texts {
+            h.update(t.as_bytes());
+        }
+        Fingerprint {
+            size: texts.iter().map(|t| t.len() as u64).sum(),
+            sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
 }
 
 /// `<View Name>`: a named group of vhosts whose statistics are combined (chapter 10).
@@ -83,6 +109,10 @@ impl ManagerConfig {
 pub struct ServerSettings {
     /// `<Host><Name>`, or the system host name.
     pub name: String,
+    /// `<Host><Admin>`: the administrator's contact (SNMP `meta.admin`, `sysContact`).
+    pub admin: String,
+    /// `<Host><SNMP>`.
+    pub snmp: super::snmp::SnmpConfig,
     /// `<Host><Manager>`.
     pub manager: ManagerConfig,
     /// `<Cache><Listen>`: the addresses `*:port` stands for (all when empty).
@@ -172,6 +202,8 @@ pub struct OriginPolicy {
 pub struct VhostConfig {
     /// `Name`, lower case.
     pub name: String,
+    /// `StaticIndex`: the SNMP `[vhostIndex]` this vhost keeps.
+    pub static_index: Option<u32>,
     /// `Status`.
     pub status: VhostStatus,
     /// `<Alias>` names, lower case; `*.suffix` patterns keep their `*.`.

@@ -231,6 +231,14 @@ impl IpRule {
             _ => false,
         }
     }
+
+    /// Whether the rule admits loopback addresses only (a listener for it can bind loopback).
+    pub fn is_loopback_only(&self) -> bool {
+        match *self {
+            IpRule::Single(ip) | IpRule::Prefix(ip, _) => super::is_loopback(ip),
+            IpRule::Range(ip, _) => ip.is_loopback(),
+        }
+    }
 }
 
 /// Parses the four ACL forms: IP, IP range, bitmask and subnet.

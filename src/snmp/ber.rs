@@ -431,7 +431,8 @@ fn oid_content_len(ids: &[u32]) -> usize {
     match ids {
         [a, b, rest @ ..] => {
             let first = u64::from(*a) * 40 + u64::from(*b);
-            u32::try_from(first).map_or(5, subid_len) + rest.iter().map(|v| subid_len(*v)).sum::<usize>()
+            u32::try_from(first).map_or(5, subid_len)
+                + rest.iter().map(|v| subid_len(*v)).sum::<usize>()
         }
         _ => 1,
     }
@@ -658,7 +659,10 @@ mod tests {
 
     #[test]
     fn decodes_a_get_and_round_trips_large_sub_identifiers() {
-        let m = get(b"public", &["1.3.6.1.2.1.1.3.0", "1.3.4294967295.268435456.127.128"]);
+        let m = get(
+            b"public",
+            &["1.3.6.1.2.1.1.3.0", "1.3.4294967295.268435456.127.128"],
+        );
         let r = decode_request(&m).unwrap();
         assert_eq!(r.version, Version::V2c);
         assert_eq!(r.community, b"public");
@@ -667,7 +671,10 @@ mod tests {
         let names: Vec<String> = VarBinds::new(r.varbinds)
             .map(|o| o.unwrap().to_string())
             .collect();
-        assert_eq!(names, ["1.3.6.1.2.1.1.3.0", "1.3.4294967295.268435456.127.128"]);
+        assert_eq!(
+            names,
+            ["1.3.6.1.2.1.1.3.0", "1.3.4294967295.268435456.127.128"]
+        );
     }
 
     #[test]
@@ -678,9 +685,18 @@ mod tests {
         }
         let mut trailing = m.clone();
         trailing.push(0);
-        assert_eq!(decode_request(&trailing).unwrap_err(), DecodeError::Trailing);
-        assert_eq!(decode_oid(&[0x2B, 0x80, 0x01]).unwrap_err(), DecodeError::BadOid);
-        assert_eq!(decode_oid(&[0x2B, 0x90, 0x80, 0x80, 0x80, 0x80, 0x00]).unwrap_err(), DecodeError::BadOid);
+        assert_eq!(
+            decode_request(&trailing).unwrap_err(),
+            DecodeError::Trailing
+        );
+        assert_eq!(
+            decode_oid(&[0x2B, 0x80, 0x01]).unwrap_err(),
+            DecodeError::BadOid
+        );
+        assert_eq!(
+            decode_oid(&[0x2B, 0x90, 0x80, 0x80, 0x80, 0x80, 0x00]).unwrap_err(),
+            DecodeError::BadOid
+        );
     }
 
     #[test]
@@ -723,7 +739,9 @@ mod tests {
         let vbs: Vec<_> = {
             p.integer().unwrap();
             p.integer().unwrap();
-            VarBinds::new(p.expect(tag::SEQUENCE).unwrap()).map(|o| o.unwrap().to_string()).collect()
+            VarBinds::new(p.expect(tag::SEQUENCE).unwrap())
+                .map(|o| o.unwrap().to_string())
+                .collect()
         };
         assert_eq!(vbs, ["1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.1.0"]);
     }

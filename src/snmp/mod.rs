@@ -1,8 +1,12 @@
 //! The embedded SNMP v1/v2c agent (guide chapter 11, `../shared/spec/SNMP.md`).
 //!
 //! `ber` is the wire codec, `oid` the identifier type, `tree` the served objects
-//! and what computes them, `agent` the UDP service that ties them to the stats core.
+//! and what computes them, `index` the remembered table indexes, `agent` the UDP
+//! service that ties them to the stats core.
 
+pub mod agent;
 pub mod ber;
+pub mod index;
 pub mod oid;
+pub mod service;
 pub mod tree;

@@ -199,7 +199,11 @@ impl SnmpCounter {
         (SnmpCounter::InPkts, 1, "snmpInPkts"),
         (SnmpCounter::OutPkts, 2, "snmpOutPkts"),
         (SnmpCounter::InBadVersions, 3, "snmpInBadVersions"),
-        (SnmpCounter::InBadCommunityNames, 4, "snmpInBadCommunityNames"),
+        (
+            SnmpCounter::InBadCommunityNames,
+            4,
+            "snmpInBadCommunityNames",
+        ),
         (SnmpCounter::InBadCommunityUses, 5, "snmpInBadCommunityUses"),
         (SnmpCounter::InAsnParseErrs, 6, "snmpInASNParseErrs"),
         (SnmpCounter::SilentDrops, 31, "snmpSilentDrops"),
@@ -323,9 +327,8 @@ pub struct Tree {
 
 /// The tree kurad serves.
 pub fn tree() -> &'static Tree {
-    static TREE: LazyLock<Tree> = LazyLock::new(|| {
-        Tree::build().unwrap_or_else(|e| panic!("oid-tree.tsv: {e}"))
-    });
+    static TREE: LazyLock<Tree> =
+        LazyLock::new(|| Tree::build().unwrap_or_else(|e| panic!("oid-tree.tsv: {e}")));
     &TREE
 }
 
@@ -379,7 +382,7 @@ impl Tree {
         for c in vhost_rows {
             columns.push(view_column(c));
         }
-        columns.sort_by(|a, b| a.oid.cmp(&b.oid));
+        columns.sort_by_key(|c| c.oid);
         for w in columns.windows(2) {
             if w[1].oid.starts_with(w[0].oid.as_slice()) {
                 return Err(format!("{} is a prefix of {}", w[0].oid, w[1].oid));
@@ -543,7 +546,9 @@ fn template_vars(section: &str, template: &str) -> Result<(Oid, Vec<Var>), Strin
         } else if !vars.is_empty() {
             return Err("a fixed sub-identifier after a variable".into());
         } else {
-            let id = part.parse().map_err(|_| format!("bad sub-identifier {part:?}"))?;
+            let id = part
+                .parse()
+                .map_err(|_| format!("bad sub-identifier {part:?}"))?;
             oid.push(id);
         }
     }
@@ -613,9 +618,9 @@ fn bind(section: &str, name: &str, description: &str) -> Option<Binding> {
         ("system.diskInfo", "diskInfoFreeSize") => N(Number::DiskMb(DiskSpace::Free)),
         ("system.diskInfo", "diskInfoUseRatio") => N(Number::DiskUseRatio(div)),
         ("system.diskInfo", "diskInfoStatus") => T(Text::DiskStatus),
-        ("system.diskPerf", _) => Binding::DiskPerf(
-            DISK_PERF_COLUMNS.iter().position(|c| *c == name)?,
-        ),
+        ("system.diskPerf", _) => {
+            Binding::DiskPerf(DISK_PERF_COLUMNS.iter().position(|c| *c == name)?)
+        }
         ("system" | "global", _) => {
             // Memory figures are sampled in bytes; the table wants KB.
             let div = if base.starts_with("mem") && !base.ends_with("Ratio") {
@@ -719,16 +724,72 @@ fn mib2_columns() -> Vec<Column> {
     };
     let s = MIB2_SYSTEM;
     let mut v = vec![
-        scalar(s, 1, "sysDescr", Syntax::String, Binding::Text(Text::Description), "kura, version, OS"),
-        scalar(s, 2, "sysObjectID", Syntax::ObjectId, Binding::SysObjectId, "1.3.6.1.4.1.40001.1"),
-        scalar(s, 3, "sysUpTime", Syntax::TimeTicks, Binding::SysUpTime, "Time since the agent started (0.01 s)"),
-        scalar(s, 4, "sysContact", Syntax::String, Binding::Text(Text::Admin), "<Admin>"),
-        scalar(s, 5, "sysName", Syntax::String, Binding::Text(Text::HostName), "Host name"),
-        scalar(s, 6, "sysLocation", Syntax::String, Binding::Text(Text::Location), "Not configured"),
-        scalar(s, 7, "sysServices", Syntax::Integer, Binding::Number(Number::Services), "Application and end-to-end layers"),
+        scalar(
+            s,
+            1,
+            "sysDescr",
+            Syntax::String,
+            Binding::Text(Text::Description),
+            "kura, version, OS",
+        ),
+        scalar(
+            s,
+            2,
+            "sysObjectID",
+            Syntax::ObjectId,
+            Binding::SysObjectId,
+            "1.3.6.1.4.1.40001.1",
+        ),
+        scalar(
+            s,
+            3,
+            "sysUpTime",
+            Syntax::TimeTicks,
+            Binding::SysUpTime,
+            "Time since the agent started (0.01 s)",
+        ),
+        scalar(
+            s,
+            4,
+            "sysContact",
+            Syntax::String,
+            Binding::Text(Text::Admin),
+            "<Admin>",
+        ),
+        scalar(
+            s,
+            5,
+            "sysName",
+            Syntax::String,
+            Binding::Text(Text::HostName),
+            "Host name",
+        ),
+        scalar(
+            s,
+            6,
+            "sysLocation",
+            Syntax::String,
+            Binding::Text(Text::Location),
+            "Not configured",
+        ),
+        scalar(
+            s,
+            7,
+            "sysServices",
+            Syntax::Integer,
+            Binding::Number(Number::Services),
+            "Application and end-to-end layers",
+        ),
     ];
     for (c, sub, name) in SnmpCounter::ALL {
-        v.push(scalar(MIB2_SNMP, sub, name, Syntax::Counter32, Binding::Snmp(c), name));
+        v.push(scalar(
+            MIB2_SNMP,
+            sub,
+            name,
+            Syntax::Counter32,
+            Binding::Snmp(c),
+            name,
+        ));
         if sub == 6 {
             v.push(scalar(
                 MIB2_SNMP,
@@ -761,7 +822,10 @@ mod tests {
         let mut out = Vec::new();
         let mut at = Oid::from_slice(from).unwrap();
         let mut next = Oid::empty();
-        while tree().next(at.as_slice(), shape, &mut next, |_| true).is_some() {
+        while tree()
+            .next(at.as_slice(), shape, &mut next, |_| true)
+            .is_some()
+        {
             out.push(next);
             at = next;
         }
@@ -806,13 +870,19 @@ mod tests {
         // Starting inside an instance, or past a column's minute, continues correctly.
         let mut next = Oid::empty();
         let from = Oid::parse(&format!("{req_count}.5.2")).unwrap();
-        tree().next(from.as_slice(), &s, &mut next, |_| true).unwrap();
+        tree()
+            .next(from.as_slice(), &s, &mut next, |_| true)
+            .unwrap();
         assert_eq!(next.to_string(), format!("{req_count}.5.4"));
         let from = Oid::parse(&format!("{req_count}.3.9")).unwrap();
-        tree().next(from.as_slice(), &s, &mut next, |_| true).unwrap();
+        tree()
+            .next(from.as_slice(), &s, &mut next, |_| true)
+            .unwrap();
         assert_eq!(next.to_string(), format!("{req_count}.5.1"));
         let from = Oid::parse(&format!("{req_count}.7")).unwrap();
-        tree().next(from.as_slice(), &s, &mut next, |_| true).unwrap();
+        tree()
+            .next(from.as_slice(), &s, &mut next, |_| true)
+            .unwrap();
         assert!(!next.starts_with(req_count.as_slice()));
         // The end of the tree ends the walk.
         assert!(tree().next(&[2], &s, &mut next, |_| true).is_none());
@@ -822,7 +892,11 @@ mod tests {
     fn get_checks_minutes_and_rows() {
         let s = shape();
         let base = "1.3.6.1.4.1.40001.1.4.3.1.11.11.10.9";
-        let get = |o: &str| tree().get(Oid::parse(o).unwrap().as_slice(), &s).map(|i| (i.minute, i.index));
+        let get = |o: &str| {
+            tree()
+                .get(Oid::parse(o).unwrap().as_slice(), &s)
+                .map(|i| (i.minute, i.index))
+        };
         assert_eq!(get(&format!("{base}.60.4")), Ok((Some(60), Some(4))));
         assert_eq!(get(&format!("{base}.0.1")), Ok((Some(0), Some(1))));
         assert_eq!(get(&format!("{base}.61.1")), Err(Missing::Instance));
@@ -839,7 +913,9 @@ mod tests {
         let base = Oid::parse("1.3.6.1.4.1.40001.1.4.3.1.11.11.10.9.5").unwrap();
         let mut next = Oid::empty();
         tree()
-            .next(base.as_slice(), &s, &mut next, |o| o.last() != Some(&1) || !o.starts_with(base.as_slice()))
+            .next(base.as_slice(), &s, &mut next, |o| {
+                o.last() != Some(&1) || !o.starts_with(base.as_slice())
+            })
             .unwrap();
         assert_eq!(next.to_string(), format!("{base}.2"));
     }

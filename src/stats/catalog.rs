@@ -471,7 +471,12 @@ pub fn evaluate<const K: usize>(source: Source, window: &Sample<K>, uptime: u64)
 /// A field's value over `window` in units `div` times the catalog's (SNMP's
 /// `(100%)` rows are the 0.01 % figures in whole percent, memory in KB is bytes
 /// in 1024s), rounded once from the exact fraction.
-pub fn evaluate_in<const K: usize>(source: Source, window: &Sample<K>, uptime: u64, div: i64) -> i64 {
+pub fn evaluate_in<const K: usize>(
+    source: Source,
+    window: &Sample<K>,
+    uptime: u64,
+    div: i64,
+) -> i64 {
     let (n, d) = fraction(source, window, uptime);
     round_div(n, d * i128::from(div))
 }
@@ -567,7 +572,9 @@ pub fn snmp_traffic(group: &str, name: &str) -> Option<Source> {
         "reqDeniedAverage" if side == Side::Client => {
             Source::Rate(counter::result(CacheResult::Denied))
         }
-        "reqDeniedCount" if side == Side::Client => Source::Sum(counter::result(CacheResult::Denied)),
+        "reqDeniedCount" if side == Side::Client => {
+            Source::Sum(counter::result(CacheResult::Denied))
+        }
         "connectTimeoutAverage" if side == Side::Origin => {
             Source::Rate(event(OriginEvent::ConnectFailure))
         }
@@ -593,9 +600,7 @@ pub fn snmp_traffic(group: &str, name: &str) -> Option<Source> {
         _ => {
             // http.res<Class><Measure>: resTotalAverage, res2xxTimeRes, res5xxCompleteCount, ...
             let rest = http.strip_prefix("res")?;
-            let class = *Class::ALL
-                .iter()
-                .find(|c| rest.starts_with(c.as_str()))?;
+            let class = *Class::ALL.iter().find(|c| rest.starts_with(c.as_str()))?;
             let measure = &rest[class.as_str().len()..];
             let count = counter::responses(side, class);
             let completed = counter::completed(side, class);

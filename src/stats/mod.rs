@@ -195,15 +195,13 @@ impl<const K: usize> Ring<K> {
         }
     }
 
-    /// The sum of the last `n` completed samples (fewer when fewer exist).
-    fn window(&self, n: usize) -> Sample<K> {
+    /// The sum of the last `n` completed samples (fewer when fewer exist);
+    /// distributions merged only when `with_hist`.
+    fn window(&self, n: usize, with_hist: bool) -> Sample<K> {
         let mut out = Sample::empty(0);
-        let recent: Vec<&Sample<K>> = self.done.iter().rev().take(n).collect();
-        if let Some(first) = recent.last() {
-            out.start = first.start;
-        }
-        for s in recent {
-            out.add(s, self.with_hist);
+        for s in self.done.iter().rev().take(n) {
+            out.start = s.start;
+            out.add(s, self.with_hist && with_hist);
         }
         out
     }
@@ -416,10 +414,19 @@ impl VhostStats {
 
     /// Sums over a window. A window longer than the history holds is what exists.
     pub fn window(&self, w: Window) -> Sample {
+        self.read(w, true)
+    }
+
+    /// Counter sums over a window, without the distributions (cheaper; SNMP needs no quantiles).
+    pub fn counts(&self, w: Window) -> Sample {
+        self.read(w, false)
+    }
+
+    fn read(&self, w: Window, with_hist: bool) -> Sample {
         let hs = self.history.lock();
         match w {
-            Window::LastSecond => hs.seconds.window(1),
-            Window::Minutes(m) => hs.minutes.window(usize::from(m)),
+            Window::LastSecond => hs.seconds.window(1, with_hist),
+            Window::Minutes(m) => hs.minutes.window(usize::from(m), with_hist),
         }
     }
 
@@ -459,6 +466,8 @@ fn sum_windows(windows: impl Iterator<Item = Sample>) -> Sample {
 #[derive(Default)]
 pub struct Stats {
     vhosts: RwLock<HashMap<String, Arc<VhostStats>>>,
+    /// Completed folds; readers that cache windows compare it.
+    generation: AtomicU64,
     /// Host system figures.
     pub system: system::SystemStats,
 }
@@ -502,21 +511,37 @@ impl Stats {
         for v in all {
             v.fold(now);
         }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The host aggregate over a window: the sum over every vhost.
     pub fn host_window(&self, w: Window) -> Sample {
-        let all: Vec<Arc<VhostStats>> = self.vhosts.read().values().cloned().collect();
-        sum_windows(all.iter().map(|v| v.window(w)))
+        self.sum(None, w, true)
     }
 
     /// A view's aggregate over a window: the sum over its member vhosts that exist.
     pub fn view_window(&self, members: &[String], w: Window) -> Sample {
+        self.sum(Some(members), w, true)
+    }
+
+    /// Counter sums of the host (`members` `None`) or a view, without distributions.
+    pub fn sum_counts(&self, members: Option<&[String]>, w: Window) -> Sample {
+        self.sum(members, w, false)
+    }
+
+    fn sum(&self, members: Option<&[String]>, w: Window, with_hist: bool) -> Sample {
         let map = self.vhosts.read();
-        let found: Vec<Arc<VhostStats>> =
-            members.iter().filter_map(|m| map.get(m).cloned()).collect();
+        let found: Vec<Arc<VhostStats>> = match members {
+            None => map.values().cloned().collect(),
+            Some(m) => m.iter().filter_map(|m| map.get(m).cloned()).collect(),
+        };
         drop(map);
-        sum_windows(found.iter().map(|v| v.window(w)))
+        sum_windows(found.iter().map(|v| v.read(w, with_hist)))
+    }
+
+    /// Folds so far: windows change only when this does.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Runs the once-a-second fold, aligned to whole seconds of the wall clock.

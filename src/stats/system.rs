@@ -265,8 +265,8 @@ impl SystemStats {
     pub fn window(&self, w: Window) -> Sample<SYS_N> {
         let st = self.state.lock();
         match w {
-            Window::LastSecond => st.seconds.window(1),
-            Window::Minutes(m) => st.minutes.window(usize::from(m)),
+            Window::LastSecond => st.seconds.window(1, false),
+            Window::Minutes(m) => st.minutes.window(usize::from(m), false),
         }
     }
 }

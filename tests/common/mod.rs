@@ -248,6 +248,8 @@ impl Kurad {
         let mut child = Command::new(kurad_bin())
             .arg("--conf-dir")
             .arg(dir.path())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
             .args(extra)
             .env("KURA_LOG", "info")
             .stdout(Stdio::piped())
@@ -267,6 +269,30 @@ impl Kurad {
             listening,
             manager,
             log,
+        }
+    }
+
+    /// The bound address of the SNMP agent, once it has logged it.
+    pub fn snmp(&self) -> SocketAddr {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .listening
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|(spec, _)| spec.starts_with("snmp "))
+                .map(|(_, a)| *a);
+            if let Some(a) = found {
+                return a;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no snmp listening line:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -351,6 +377,11 @@ pub fn watch_log(
                     let addr: SocketAddr = addr.parse().unwrap();
                     if line.contains("service=\"manager\"") {
                         let _ = tx.send(addr);
+                    } else if line.contains("service=\"snmp\"") {
+                        listening2
+                            .lock()
+                            .unwrap()
+                            .push((format!("snmp {spec}"), addr));
                     } else {
                         listening2.lock().unwrap().push((spec, addr));
                     }
