@@ -155,10 +155,18 @@ async fn route(
             let Some(format) = monitoring::Format::parse(ty) else {
                 return error(StatusCode::BAD_REQUEST, method, "type must be JSON or XML");
             };
-            let window = if method == "realtime" {
-                Window::LastSecond
-            } else {
-                Window::Minutes(5)
+            // `minutes=m` (our addition) reads the window SNMP's minute variable m reads.
+            let minutes = match query_param(&req, "minutes") {
+                None if method == "realtime" => 0,
+                None => 5,
+                Some(m) => match m.parse::<u8>() {
+                    Ok(m) if m <= 60 => m,
+                    _ => return error(StatusCode::BAD_REQUEST, method, "minutes must be 0 to 60"),
+                },
+            };
+            let window = match minutes {
+                0 => Window::LastSecond,
+                m => Window::Minutes(m),
             };
             let mut r = Response::new(Body::full(monitoring::render(daemon, window, format)));
             let ct = if format == monitoring::Format::Xml {

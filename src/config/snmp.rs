@@ -190,7 +190,7 @@ pub(super) fn read_snmp(cx: &mut Cx, host: &Node<'_>) -> SnmpConfig {
         view_count: cx.get(snmp.attr("ViewCount"), value::int_in(0u32, 65_535), 0),
         vhost_min: cx.get(snmp.attr("VHostMin"), &minute, 5),
         // The guide's bullet says 0, its example and SNMP.md 7 say 5.
-        view_min: cx.get(snmp.attr("ViewMin"), &minute, 5),
+        view_min: cx.get(snmp.attr("ViewMin").filter(|v| v.loc.is_some()), &minute, 5),
         global_min: cx.get(snmp.attr("GlobalMin"), &minute, 5),
         disk_min: cx.get(snmp.attr("DiskMin"), &minute, 5),
         conf_count: cx.get(snmp.attr("ConfCount"), value::int_in(1u32, 100), 10),

@@ -245,11 +245,12 @@ impl Kurad {
     }
 
     pub fn start_args(dir: tempfile::TempDir, extra: &[&str]) -> Kurad {
-        let mut child = Command::new(kurad_bin())
-            .arg("--conf-dir")
-            .arg(dir.path())
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
+        let mut cmd = Command::new(kurad_bin());
+        cmd.arg("--conf-dir").arg(dir.path());
+        if !extra.contains(&"--state-dir") {
+            cmd.arg("--state-dir").arg(dir.path().join("state"));
+        }
+        let mut child = cmd
             .args(extra)
             .env("KURA_LOG", "info")
             .stdout(Stdio::piped())
