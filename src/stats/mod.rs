@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod counter;
+pub mod disk;
 pub mod hist;
 pub mod system;
 
@@ -461,6 +462,8 @@ pub struct Stats {
     vhosts: RwLock<HashMap<String, Arc<VhostStats>>>,
     /// Host system figures.
     pub system: system::SystemStats,
+    /// Per-`<Disk>` figures, in configuration order.
+    pub disks: disk::DiskStats,
 }
 
 impl Stats {
@@ -495,9 +498,10 @@ impl Stats {
         self.vhosts.read().get(name).cloned()
     }
 
-    /// Folds every vhost (called once a second).
+    /// Folds every vhost and samples the system and the disks (called once a second).
     pub fn fold(&self, now: u64) {
         self.system.sample(now);
+        self.disks.sample(now);
         let all: Vec<Arc<VhostStats>> = self.vhosts.read().values().cloned().collect();
         for v in all {
             v.fold(now);
