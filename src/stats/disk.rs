@@ -171,10 +171,10 @@ struct Disk {
 }
 
 impl Disk {
-    fn new(path: &Path) -> Disk {
+    fn new(path: &Path, usage: DiskUsage) -> Disk {
         Disk {
             path: path.to_path_buf(),
-            usage: probe(path).1,
+            usage,
             last: None,
             last_sec: None,
             seconds: Ring::new(1, 60, false),
@@ -212,13 +212,16 @@ impl DiskStats {
     /// Makes `paths` the disks, in order. A path that was configured before keeps
     /// its history; the others start afresh, and dropped ones are forgotten.
     pub fn install<'a>(&self, paths: impl IntoIterator<Item = &'a Path>) {
+        // Probed before locking, so readers never wait on the file system; a new disk
+        // has its usage at once, its counters from the second sample on.
+        let probed: Vec<(&Path, DiskUsage)> = paths.into_iter().map(|p| (p, probe(p).1)).collect();
         let mut disks = self.disks.lock();
         let mut old = std::mem::take(&mut *disks);
-        *disks = paths
+        *disks = probed
             .into_iter()
-            .map(|p| match old.iter().position(|d| d.path == p) {
+            .map(|(p, usage)| match old.iter().position(|d| d.path == p) {
                 Some(i) => old.swap_remove(i),
-                None => Disk::new(p),
+                None => Disk::new(p, usage),
             })
             .collect();
     }
@@ -321,7 +324,8 @@ mod tests {
     #[test]
     fn windows_are_sums_of_seconds_after_a_baseline() {
         let t0 = 30_000_000 * 60; // a minute boundary
-        let mut d = Disk::new(Path::new("/nonexistent/kura-disk"));
+        let path = Path::new("/nonexistent/kura-disk");
+        let mut d = Disk::new(path, probe(path).1);
         let vda = Some((254, 0));
         let (b, a) = (parse_diskstats(BEFORE), parse_diskstats(AFTER));
         d.record(t0 - 1, vda, b[&(254, 0)]);

@@ -501,11 +501,13 @@ impl Stats {
     /// Folds every vhost and samples the system and the disks (called once a second).
     pub fn fold(&self, now: u64) {
         self.system.sample(now);
-        self.disks.sample(now);
         let all: Vec<Arc<VhostStats>> = self.vhosts.read().values().cloned().collect();
         for v in all {
             v.fold(now);
         }
+        // Last: its stat and statvfs calls are the only ones that could be slow (a
+        // disk going bad), and the traffic of this second is folded by then.
+        self.disks.sample(now);
     }
 
     /// The host aggregate over a window: the sum over every vhost.
