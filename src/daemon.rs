@@ -257,6 +257,9 @@ impl Daemon {
         }
         self.runtime.store(rt.clone());
         self.stats.install(rt.stats.iter().cloned());
+        self.stats
+            .disks
+            .install(rt.config.server.disks.iter().map(|d| d.path.as_path()));
         let mut opened = Vec::new();
         for (addr, l) in fresh {
             let bound = l.local_addr().unwrap_or(addr);

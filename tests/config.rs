@@ -114,10 +114,15 @@ fn the_spec_example_configuration_is_understood() {
     assert!(stdout.contains("configuration OK (3 vhosts)"), "{stdout}");
     assert!(!stdout.contains("unknown") && !stderr.contains("unknown"));
     // What is not implemented yet is listed with its place, never dropped silently.
-    assert!(
-        stdout.contains("server.xml:41: Server/Cache/Storage/Disk: recognised, not implemented"),
-        "{stdout}"
-    );
+    // The disks are read and monitored, but nothing is cached in them yet: one entry
+    // says so, and what is not read at all (Quota, the fail limits) is listed as usual.
+    for line in [
+        "server.xml:41: Server/Cache/Storage/Disk (monitored only; objects are cached in memory): recognised, not implemented",
+        "server.xml:42: Server/Cache/Storage/Disk@Quota: recognised, not implemented",
+        "server.xml:40: Server/Cache/Storage@DiskFailSec: recognised, not implemented",
+    ] {
+        assert!(stdout.contains(line), "{line} in:\n{stdout}");
+    }
     assert!(
         stdout.contains("Vhosts/URLRewrite: recognised, not implemented"),
         "{stdout}"
@@ -216,6 +221,45 @@ fn errors_name_file_line_and_element() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.xml: cannot read"));
+}
+
+#[test]
+fn disks_are_read_in_file_order_and_bad_paths_are_placed() {
+    let server = |disks: &str| {
+        format!("<Server>\n<Cache>\n<Storage>\n{disks}</Storage>\n</Cache>\n</Server>\n")
+    };
+    let c = config::load_str(
+        Path::new("/nonexistent"),
+        &server("<Disk>/cache2/</Disk>\n<Disk Quota=\"100\">/nowhere/cache1</Disk>\n"),
+        &vhosts_xml(""),
+    )
+    .unwrap();
+    let paths: Vec<&Path> = c.server.disks.iter().map(|d| d.path.as_path()).collect();
+    assert_eq!(
+        paths,
+        [Path::new("/cache2/"), Path::new("/nowhere/cache1")],
+        "as written, in order; a missing directory is not a configuration error"
+    );
+    let none = config::load_str(Path::new("/x"), &server(""), &vhosts_xml("")).unwrap();
+    assert!(none.server.disks.is_empty());
+    assert!(!none.not_implemented.iter().any(|u| u.path.contains("Disk")));
+    for (disks, want) in [
+        (
+            "<Disk> </Disk>\n",
+            "server.xml:4: <Disk>: the directory path is empty",
+        ),
+        (
+            "<Disk>cache</Disk>\n",
+            "server.xml:4: <Disk>: \"cache\" is not an absolute directory path",
+        ),
+        (
+            "<Disk>/c</Disk>\n<Disk>/c/</Disk>\n",
+            "server.xml:5: <Disk>: /c/ is listed twice",
+        ),
+    ] {
+        let (ok, stderr) = check(&server(disks), &vhosts_xml(""));
+        assert!(!ok && stderr.contains(want), "want {want:?} in:\n{stderr}");
+    }
 }
 
 #[test]

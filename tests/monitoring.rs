@@ -399,6 +399,12 @@ fn catalog_fields_are_in_the_chapter_10_inventory() {
             );
         }
     }
+    for f in catalog::disk() {
+        expect(
+            format!("Host.System.Storage.Disk[].{}", f.name),
+            format!("Host/System/Storage/Disk@{}", f.name),
+        );
+    }
     for top in ["Version", "Name", "State"] {
         expect(format!("Host.{top}"), format!("Host@{top}"));
     }
@@ -825,4 +831,106 @@ fn realtime_shows_exactly_the_last_second() {
         return;
     }
     panic!("no attempt fitted a burst into one second");
+}
+
+/// `System.Storage.Disk[]` lists every `<Disk>` in file order with its path and state;
+/// a missing directory is `Invalid`, not a configuration error; a reload keeps the list
+/// in step with the file.
+#[test]
+fn configured_disks_are_listed_in_order_with_their_state() {
+    let origin = Origin::start(|_| Reply::ok("x"));
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let missing = d1.path().join("not-there");
+    let storage = |paths: &[&std::path::Path]| {
+        let disks: String = paths
+            .iter()
+            .map(|p| format!("      <Disk>{}</Disk>\n", p.display()))
+            .collect();
+        server_xml("", "").replace("<Storage />", &format!("<Storage>\n{disks}    </Storage>"))
+    };
+    let k = Kurad::start(conf_dir(
+        &storage(&[d1.path(), d2.path(), &missing]),
+        &vhosts_xml(&vhost("a.test", origin.addr, "")),
+    ));
+    assert!(
+        k.wait_log("Server/Cache/Storage/Disk (monitored only; objects are cached in memory)"),
+        "the operator is told the disks do not cache yet: {}",
+        k.log()
+    );
+    // Let the sampler run a couple of seconds, so the counters come from it.
+    std::thread::sleep(Duration::from_millis(2500));
+    let json: Value = serde_json::from_slice(&monitoring(&k, "realtime", "JSON").body).unwrap();
+    let disks = json["Host"]["System"]["Storage"]["Disk"]
+        .as_array()
+        .unwrap();
+    let shown: Vec<(&str, &str)> = disks
+        .iter()
+        .map(|d| (d["Path"].as_str().unwrap(), d["Status"].as_str().unwrap()))
+        .collect();
+    let path = |p: &std::path::Path| p.display().to_string();
+    assert_eq!(
+        shown,
+        [
+            (path(d1.path()).as_str(), "Normal"),
+            (path(d2.path()).as_str(), "Normal"),
+            (path(&missing).as_str(), "Invalid"),
+        ]
+    );
+    let members: Vec<&str> = disks[0]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            assert!(k == "Path" || k == "Status" || v.is_u64(), "{k}: {v}");
+            k.as_str()
+        })
+        .collect();
+    assert_eq!(
+        members,
+        [
+            "Path",
+            "Status",
+            "Read",
+            "ReadMerged",
+            "ReadSectors",
+            "ReadTime",
+            "Write",
+            "WriteMerged",
+            "WriteSectors",
+            "WriteTime",
+            "IOProgress",
+            "IOTime",
+            "IOWeightedTime"
+        ]
+    );
+    let xml = xml_attrs(&monitoring(&k, "realtime", "XML").text(), "Disk");
+    assert_eq!(xml.len(), 3);
+    assert_eq!(xml[2]["Path"], path(&missing));
+    assert_eq!(xml[2]["Status"], "Invalid");
+
+    // The directory appears: on the next sample it is Normal. A reload drops d1.
+    std::fs::create_dir(&missing).unwrap();
+    std::fs::write(
+        k.conf_path().join("server.xml"),
+        storage(&[&missing, d2.path()]),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    k.signal("HUP");
+    assert!(k.wait_log("generation=1"), "{}", k.log());
+    let json: Value = serde_json::from_slice(&monitoring(&k, "realtime", "JSON").body).unwrap();
+    let disks = json["Host"]["System"]["Storage"]["Disk"]
+        .as_array()
+        .unwrap();
+    let shown: Vec<(&str, &str)> = disks
+        .iter()
+        .map(|d| (d["Path"].as_str().unwrap(), d["Status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (path(&missing).as_str(), "Normal"),
+            (path(d2.path()).as_str(), "Normal"),
+        ]
+    );
 }

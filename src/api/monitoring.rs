@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::daemon::Daemon;
 use crate::stats::catalog::{self, Field, Member, Source};
 use crate::stats::counter::Side;
+use crate::stats::disk::{DiskUsage, DISK_N};
 use crate::stats::system::SYS_N;
 use crate::stats::{Sample, Window};
 
@@ -39,6 +40,14 @@ struct Block {
     uptime: u64,
 }
 
+/// One `<Disk>`: its state now and its counters over the window.
+struct DiskBlock {
+    /// Path, state and space.
+    usage: DiskUsage,
+    /// Per-second device counters summed over the window.
+    window: Sample<DISK_N>,
+}
+
 /// Everything one reply shows, gathered at once so every member reads the same window.
 struct Snapshot {
     /// Server version.
@@ -47,6 +56,8 @@ struct Snapshot {
     name: String,
     host: Block,
     system: Sample<SYS_N>,
+    /// `System.Storage.Disk[]`, in `<Disk>` order.
+    disks: Vec<DiskBlock>,
     vhosts: Vec<Block>,
     views: Vec<Block>,
 }
@@ -83,6 +94,15 @@ fn snapshot(daemon: &Daemon, window: Window) -> Snapshot {
         version: crate::VERSION.to_string(),
         name: rt.config.server.name.clone(),
         system: daemon.stats.system.window(window),
+        // A reload between these calls can shorten the list: stop at the first gap.
+        disks: (0..daemon.stats.disks.count())
+            .map_while(|i| {
+                Some(DiskBlock {
+                    usage: daemon.stats.disks.usage(i)?,
+                    window: daemon.stats.disks.window(i, window)?,
+                })
+            })
+            .collect(),
         host,
         vhosts,
         views,
@@ -126,28 +146,55 @@ fn json_block(m: &mut Map<String, Value>, b: &Block) {
     }
 }
 
-fn json_system(sys: &Sample<SYS_N>) -> Value {
+/// The guide places `Storage` right after `Mem`.
+fn json_system(sys: &Sample<SYS_N>, disks: &[DiskBlock]) -> Value {
     let mut m = Map::new();
     for (group, fields) in catalog::system() {
         m.insert((*group).into(), json_group(evaluated(fields, sys, 0)));
         if *group == "Mem" {
-            // Memory-only storage: no <Disk> yet, so the disk list is empty.
+            let list = disks
+                .iter()
+                .map(|d| {
+                    let mut e = Map::new();
+                    e.insert("Path".into(), d.usage.path.display().to_string().into());
+                    e.insert("Status".into(), d.usage.status.into());
+                    for (k, v) in evaluated(catalog::disk(), &d.window, 0) {
+                        e.insert(k.into(), v.into());
+                    }
+                    Value::Object(e)
+                })
+                .collect();
             let mut storage = Map::new();
-            storage.insert("Disk".into(), Value::Array(Vec::new()));
+            storage.insert("Disk".into(), Value::Array(list));
             m.insert("Storage".into(), Value::Object(storage));
         }
     }
     Value::Object(m)
 }
 
-fn xml_system(x: &mut String, sys: &Sample<SYS_N>) {
+fn xml_system(x: &mut String, sys: &Sample<SYS_N>, disks: &[DiskBlock]) {
     x.push_str("  <System>\n");
     for (group, fields) in catalog::system() {
         let _ = write!(x, "    <{group}");
         attrs(x, evaluated(fields, sys, 0));
         x.push_str("/>\n");
         if *group == "Mem" {
-            x.push_str("    <Storage/>\n");
+            if disks.is_empty() {
+                x.push_str("    <Storage/>\n");
+                continue;
+            }
+            x.push_str("    <Storage>\n");
+            for d in disks {
+                let _ = write!(
+                    x,
+                    "      <Disk Path=\"{}\" Status=\"{}\"",
+                    escape(&d.usage.path.display().to_string()),
+                    d.usage.status
+                );
+                attrs(x, evaluated(catalog::disk(), &d.window, 0));
+                x.push_str("/>\n");
+            }
+            x.push_str("    </Storage>\n");
         }
     }
     x.push_str("  </System>\n");
@@ -164,6 +211,7 @@ fn write(snap: &Snapshot, format: Format) -> String {
         name,
         host,
         system: sys,
+        disks,
         vhosts,
         views,
     } = snap;
@@ -186,7 +234,7 @@ fn write(snap: &Snapshot, format: Format) -> String {
                 "FileSystem".into(),
                 Value::Object(json_members(catalog::file_system(), host)),
             );
-            h.insert("System".into(), json_system(sys));
+            h.insert("System".into(), json_system(sys, disks));
             // A View has the same members as a VirtualHost (monitoring-fields.tsv).
             let named = |blocks: &[Block]| -> Value {
                 let list: Vec<Value> = blocks
@@ -225,7 +273,7 @@ fn write(snap: &Snapshot, format: Format) -> String {
             x.push_str("/>\n  <FileSystem>\n");
             xml_members(&mut x, catalog::file_system(), host, "    ");
             x.push_str("  </FileSystem>\n");
-            xml_system(&mut x, sys);
+            xml_system(&mut x, sys, disks);
             for (tag, blocks) in [("VirtualHost", vhosts), ("View", views)] {
                 for b in blocks {
                     let _ = write!(
@@ -510,6 +558,31 @@ mod tests {
         s
     }
 
+    /// The guide's two example disks (chapter 10), each second of the five minutes alike.
+    fn disks() -> Vec<DiskBlock> {
+        [
+            ("/cache1", [23, 0, 344, 117, 24, 93, 936, 256, 0, 173, 373]),
+            ("/cache2", [27, 1, 488, 144, 24, 86, 880, 254, 0, 189, 380]),
+        ]
+        .into_iter()
+        .map(|(path, per_second)| {
+            let mut window = Sample::empty(1_800_000_000);
+            window.seconds = 300;
+            window.counts = per_second.map(|v| v * 300);
+            DiskBlock {
+                usage: DiskUsage {
+                    path: path.into(),
+                    total_bytes: 1 << 40,
+                    used_bytes: 1 << 39,
+                    free_bytes: 1 << 38,
+                    status: "Normal",
+                },
+                window,
+            }
+        })
+        .collect()
+    }
+
     fn fixed() -> Snapshot {
         let block = |name: Option<&str>| Block {
             name: name.map(str::to_string),
@@ -521,6 +594,7 @@ mod tests {
             name: "edge-01".into(),
             host: block(None),
             system: system(),
+            disks: disks(),
             vhosts: vec![block(Some("www.example.com"))],
             views: vec![block(Some("all"))],
         }

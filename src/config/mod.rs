@@ -117,6 +117,7 @@ pub fn load_str(
     let views = read_views(&mut cx, &vhosts_root);
     let mut not_implemented = Vec::new();
     node::unused(&server_root, &mut not_implemented);
+    not_implemented.append(&mut cx.partial);
     node::unused(&vhosts_root, &mut not_implemented);
     if cx.errors.is_empty() {
         cx.errors
@@ -142,7 +143,11 @@ pub fn load_str(
 /// Collects errors while reading, so one `check` reports all of them.
 #[derive(Default)]
 struct Cx {
+    /// Every error found so far.
     errors: Vec<ConfigError>,
+    /// Settings that are read but whose feature is only partly there; they join the
+    /// not-implemented report, because the `used` marks alone would hide them.
+    partial: Vec<Unused>,
 }
 
 impl Cx {
@@ -210,9 +215,7 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
     };
 
     let cache = server.child("Cache");
-    // Memory-only storage is what kura does today: <Storage/> is read, while any
-    // <Disk> under it stays reported as not implemented.
-    let _ = cache.child("Storage");
+    let disks = read_disks(cx, &cache.child("Storage"));
     let mut listen_ips = Vec::new();
     for el in cache.list("Listen") {
         let v = Node::new(Some(el), None, "Server/Cache/Listen").value();
@@ -255,7 +258,45 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         listen_ips,
         cache_memory_bytes: crate::procfs::physical_memory() / 100 * system_ratio / 100
             * content_ratio,
+        disks,
     }
+}
+
+/// `<Storage><Disk>` paths in file order. Their `Quota` and `<Storage>`'s own
+/// attributes stay unread, so they are reported as not implemented.
+fn read_disks(cx: &mut Cx, storage: &Node<'_>) -> Vec<DiskConfig> {
+    let elements = storage.list("Disk");
+    let mut disks: Vec<DiskConfig> = Vec::new();
+    for el in &elements {
+        let n = Node::new(Some(el), None, "Server/Cache/Storage/Disk");
+        let path = PathBuf::from(el.text.trim());
+        // A relative path would depend on kurad's working directory.
+        if !path.is_absolute() {
+            let problem = if el.text.trim().is_empty() {
+                "the directory path is empty".to_string()
+            } else {
+                format!("\"{}\" is not an absolute directory path", el.text.trim())
+            };
+            cx.errors.push(n.error(problem));
+            continue;
+        }
+        // One directory cannot hold two caches.
+        if disks.iter().any(|d| d.path == path) {
+            cx.errors
+                .push(n.error(format!("{} is listed twice", path.display())));
+            continue;
+        }
+        disks.push(DiskConfig { path });
+    }
+    if let Some(first) = elements.first() {
+        // The directories are read (and monitored) but nothing is cached in them
+        // yet: one report entry says so rather than letting <Disk> look implemented.
+        cx.partial.push(Unused {
+            path: "Server/Cache/Storage/Disk (monitored only; objects are cached in memory)".into(),
+            place: first.loc.to_string(),
+        });
+    }
+    disks
 }
 
 /// Reads one vhost; with `own == None` it reads `<VHostDefault>` alone.

@@ -1,6 +1,7 @@
 //! The typed configuration that the rest of kurad reads.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +121,16 @@ pub struct ServerSettings {
     /// Bytes of memory the object cache may hold
     /// (RAM x `SystemMemoryRatio` x `ContentMemoryRatio`).
     pub cache_memory_bytes: u64,
+    /// `<Cache><Storage><Disk>` in file order: position + 1 is the SNMP `diskIndex`.
+    /// Monitored only; objects are still cached in memory.
+    pub disks: Vec<DiskConfig>,
+}
+
+/// One `<Disk>`: a cache directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// The directory as written (reported as is, so NMS labels match the file).
+    pub path: PathBuf,
 }
 
 /// `<Vhost Status>`.

@@ -481,6 +481,13 @@ impl<'a> Cx<'a> {
             _ => m.vhosts.get(&index).map(|v| v.name.as_str()),
         };
         let conf = m.confs.get(index.saturating_sub(1) as usize);
+        let usage = match inst.column.binding {
+            Binding::Text(Text::DiskStatus)
+            | Binding::Number(Number::DiskMb(_) | Number::DiskUseRatio(_)) => {
+                self.stats.disks.usage(index.saturating_sub(1) as usize)
+            }
+            _ => None,
+        };
         let int = |v: i64| Value::Integer(saturate(v));
         match inst.column.binding {
             Binding::Traffic {
@@ -502,7 +509,18 @@ impl<'a> Cx<'a> {
                     .or_insert_with(|| stats.system.window(window(minute)));
                 int(catalog::evaluate_in(source, sample, 0, div))
             }
-            Binding::DiskPerf(_) => Value::Integer(0),
+            Binding::DiskPerf(field) => {
+                let disk = index.saturating_sub(1) as usize;
+                match self.stats.disks.window(disk, window(minute)) {
+                    Some(s) => int(catalog::evaluate_in(
+                        catalog::disk()[field].source,
+                        &s,
+                        0,
+                        1,
+                    )),
+                    None => Value::Integer(0),
+                }
+            }
             Binding::SysUpTime => Value::TimeTicks(timeticks(self.started.elapsed())),
             Binding::SysObjectId => Value::ObjectId(tree::ENTERPRISE),
             Binding::Snmp(c) => {
@@ -542,7 +560,7 @@ impl<'a> Cx<'a> {
                         .get(index.saturating_sub(1) as usize)
                         .and_then(|p| p.to_str())
                         .unwrap_or(""),
-                    Text::DiskStatus => "Normal",
+                    Text::DiskStatus => usage.as_ref().map_or("", |u| u.status),
                     Text::ConfHash => conf.map_or("", |c| c.fingerprint.sha256.as_str()),
                     Text::ConfPath => conf.map_or("", |c| c.path.as_str()),
                     Text::ConfVersion => conf.map_or("", |c| c.version.as_str()),
@@ -560,9 +578,21 @@ impl<'a> Cx<'a> {
                 Number::ViewCount => m.views.len() as i64,
                 Number::ViewIndexMax => m.views.keys().last().copied().unwrap_or(0).into(),
                 Number::DiskCount => m.disks.len() as i64,
+                Number::DiskMb(space) => usage.as_ref().map_or(0, |u| {
+                    let bytes = match space {
+                        DiskSpace::Total => u.total_bytes,
+                        DiskSpace::Used => u.used_bytes,
+                        DiskSpace::Free => u.free_bytes,
+                    };
+                    ((bytes + (1 << 19)) >> 20) as i64
+                }),
+                // As df's Use%: used of what users can have (used + available).
+                Number::DiskUseRatio(div) => usage.as_ref().map_or(0, |u| {
+                    let whole = i128::from(u.used_bytes + u.free_bytes).max(1) * i128::from(div);
+                    let used = i128::from(u.used_bytes) * 10_000;
+                    ((2 * used + whole) / (2 * whole)) as i64
+                }),
                 Number::MemTotalKb => (crate::procfs::physical_memory() / 1024) as i64,
-                Number::DiskMb(DiskSpace::Total | DiskSpace::Used | DiskSpace::Free) => 0,
-                Number::DiskUseRatio(_) => 0,
                 Number::ConfId => conf.map_or(0, |c| c.id.into()),
                 Number::ConfTime => conf.map_or(0, |c| c.time as i64),
                 Number::ConfType => conf.map_or(0, |c| c.kind.into()),

@@ -186,7 +186,7 @@ impl Service {
             (config.server.name.clone(), config.server.admin.clone()),
             vhosts,
             views,
-            Vec::new(),
+            config.server.disks.iter().map(|d| d.path.clone()).collect(),
             confs,
         )));
     }

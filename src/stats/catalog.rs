@@ -11,6 +11,7 @@
 use std::sync::LazyLock;
 
 use super::counter::{self, Class, Gauge, OriginEvent, Part, Side};
+use super::disk::{DiskField, DISK_N};
 use super::system::Sys;
 use super::Sample;
 use crate::cache::CacheResult;
@@ -225,6 +226,32 @@ pub fn system() -> &'static [(&'static str, Vec<Field>)] {
         ]
     });
     &GROUPS
+}
+
+/// `System.Storage.Disk[]` after `Path` and `Status`, one field per [`DiskField`] in
+/// [`DiskField::ALL`] order. The guide leaves the counts unmarked; they are read as
+/// "(average)" like the other counts, so each is a per-second mean over the window
+/// (`IOProgress`, a gauge, the mean of its samples).
+pub fn disk() -> &'static [Field; DISK_N] {
+    static FIELDS: LazyLock<[Field; DISK_N]> = LazyLock::new(|| {
+        DiskField::ALL.map(|d| {
+            let (name, unit) = match d {
+                DiskField::Reads => ("Read", "count"),
+                DiskField::ReadsMerged => ("ReadMerged", "count"),
+                DiskField::SectorsRead => ("ReadSectors", "count"),
+                DiskField::ReadMillis => ("ReadTime", "ms"),
+                DiskField::Writes => ("Write", "count"),
+                DiskField::WritesMerged => ("WriteMerged", "count"),
+                DiskField::SectorsWritten => ("WriteSectors", "count"),
+                DiskField::WriteMillis => ("WriteTime", "ms"),
+                DiskField::IoInProgress => ("IOProgress", "count"),
+                DiskField::IoMillis => ("IOTime", "ms"),
+                DiskField::IoWeightedMillis => ("IOWeightedTime", "ms"),
+            };
+            field(name, unit, Source::Rate(d as usize))
+        })
+    });
+    &FIELDS
 }
 
 /// A member of a nested group (`OriginTraffic`, `ClientTraffic`), as the guide lays

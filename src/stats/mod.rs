@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod counter;
+pub mod disk;
 pub mod hist;
 pub mod system;
 
@@ -470,6 +471,8 @@ pub struct Stats {
     generation: AtomicU64,
     /// Host system figures.
     pub system: system::SystemStats,
+    /// Per-`<Disk>` figures, in configuration order.
+    pub disks: disk::DiskStats,
 }
 
 impl Stats {
@@ -504,13 +507,16 @@ impl Stats {
         self.vhosts.read().get(name).cloned()
     }
 
-    /// Folds every vhost (called once a second).
+    /// Folds every vhost and samples the system and the disks (called once a second).
     pub fn fold(&self, now: u64) {
         self.system.sample(now);
         let all: Vec<Arc<VhostStats>> = self.vhosts.read().values().cloned().collect();
         for v in all {
             v.fold(now);
         }
+        // Last: its stat and statvfs calls are the only ones that could be slow (a
+        // disk going bad), and the traffic of this second is folded by then.
+        self.disks.sample(now);
         self.generation.fetch_add(1, Ordering::Release);
     }
 
