@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!((r[0].id, r[0].kind), (2, 2));
         assert_eq!((r[1].id, r[1].kind), (1, 1));
-        assert_eq!(r[0].fingerprint.size, 19);
+        assert_eq!(r[0].fingerprint.size, 18);
         assert_eq!(r[0].fingerprint.sha256.len(), 64);
         assert_eq!(h.recent(1).len(), 1);
     }

@@ -328,7 +328,14 @@ impl Iterator for VarBinds<'_> {
             let vb = self.reader.expect(tag::SEQUENCE)?;
             let mut r = Reader { buf: vb };
             let oid = decode_oid(r.expect(tag::OID)?)?;
-            r.tlv()?;
+            let (t, _) = r.tlv()?;
+            if !is_value_tag(t) {
+                // Not an ObjectSyntax: a v1 error reply would echo it back.
+                return Err(DecodeError::UnexpectedTag {
+                    wanted: tag::NULL,
+                    found: t,
+                });
+            }
             if !r.is_empty() {
                 return Err(DecodeError::Trailing);
             }
@@ -339,6 +346,27 @@ impl Iterator for VarBinds<'_> {
         }
         Some(item)
     }
+}
+
+/// Whether `t` can start a binding's value: NULL, a simple or application syntax
+/// (RFC 2578), or a v2c exception.
+fn is_value_tag(t: u8) -> bool {
+    matches!(
+        t,
+        tag::INTEGER
+            | tag::OCTET_STRING
+            | tag::NULL
+            | tag::OID
+            | tag::IP_ADDRESS
+            | tag::COUNTER32
+            | tag::GAUGE32
+            | tag::TIMETICKS
+            | tag::OPAQUE
+            | tag::COUNTER64
+            | tag::NO_SUCH_OBJECT
+            | tag::NO_SUCH_INSTANCE
+            | tag::END_OF_MIB_VIEW
+    )
 }
 
 /// A value to encode.

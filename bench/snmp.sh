@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# SNMP agent benchmark: kurad against net-snmp's snmpd on this machine, in one run, with the
+# same load generator (../shared/bench/snmp-load.py). Prints GET/s, p50/p99 latency and the
+# agent's CPU per GET (from /proc/PID/stat), and the bulk walk of each agent's tree.
+#   bench/snmp.sh [seconds]        (needs: snmpd, snmp, python3, a release build of kurad)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+shared=${SHARED:-$here/../shared}
+secs=${1:-10}
+kurad=$here/target/release/kurad
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# kurad: three vhosts, a view, the agent on 127.0.0.1:11162.
+mkdir -p "$work/kura"
+cat > "$work/kura/server.xml" <<XML
+<Server><Host><Manager Port="0"/><SNMP Port="11162" Status="Active"/></Host>
+<Cache><Storage/></Cache></Server>
+XML
+cat > "$work/kura/vhosts.xml" <<XML
+<Vhosts>
+  <Vhost Name="a.bench"><Listen>127.0.0.1:0</Listen><Origin><Address>127.0.0.1:9</Address></Origin></Vhost>
+  <Vhost Name="b.bench"><Listen>127.0.0.1:0</Listen><Origin><Address>127.0.0.1:9</Address></Origin></Vhost>
+  <Vhost Name="c.bench"><Listen>127.0.0.1:0</Listen><Origin><Address>127.0.0.1:9</Address></Origin></Vhost>
+  <View Name="ab"><Vhost>a.bench</Vhost><Vhost>b.bench</Vhost></View>
+</Vhosts>
+XML
+"$kurad" --conf-dir "$work/kura" --state-dir "$work/state" >"$work/kurad.log" 2>&1 &
+kura_pid=$!
+# snmpd: read-only public for loopback, on 127.0.0.1:11161, in the foreground.
+echo "rocommunity public 127.0.0.1" > "$work/snmpd.conf"
+snmpd -f -Lf "$work/snmpd.log" -C -c "$work/snmpd.conf" -p "$work/snmpd.pid" udp:127.0.0.1:11161 &
+snmpd_pid=$!
+sleep 2
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+load() { # name pid port window oid
+  local t0 t1 out
+  t0=$(ticks "$2")
+  out=$(python3 "$shared/bench/snmp-load.py" "127.0.0.1:$3" --seconds "$secs" --window "$4" --oid "$5")
+  t1=$(ticks "$2")
+  local gets; gets=$(awk '{print $2}' <<<"$out")
+  local us; us=$(python3 -c "print(round(($t1-$t0)/$hz*1e6/($gets*$secs), 2))")
+  echo "| $1 | $4 | $out | cpu_us_per_get $us |"
+}
+
+walk() { # name pid port root
+  local t0 t1 s e n
+  t0=$(ticks "$2"); s=$(date +%s.%N)
+  n=$(snmpbulkwalk -v2c -c public -Cr50 -On -t 5 "127.0.0.1:$3" "$4" | wc -l)
+  e=$(date +%s.%N); t1=$(ticks "$2")
+  python3 -c "el=$e-$s; cpu=($t1-$t0)/$hz; print(f'| $1 | {$n} OIDs | {el:.3f} s | {$n/el:.0f} OIDs/s | agent cpu {cpu*1e6/$n:.2f} us/OID |')"
+}
+
+echo "## GET of sysUpTime.0 ($secs s each, same generator)"
+for w in 1 16; do
+  load snmpd "$snmpd_pid" 11161 "$w" 1.3.6.1.2.1.1.3.0
+  load kurad "$kura_pid" 11162 "$w" 1.3.6.1.2.1.1.3.0
+done
+echo "## GET of a vhost counter at minute 5 (kurad only: 1.3.6.1.4.1.40001.1.4.3.1.11.11.10.9.5.1)"
+load kurad "$kura_pid" 11162 16 1.3.6.1.4.1.40001.1.4.3.1.11.11.10.9.5.1
+echo "## snmpbulkwalk -Cr50 of each agent's whole tree"
+for i in 1 2 3; do
+  walk snmpd "$snmpd_pid" 11161 .1
+  walk kurad "$kura_pid" 11162 .1.3.6.1.4.1.40001
+done
