@@ -74,8 +74,9 @@ counters and per-host, per-vhost and per-view cache statistics (chapter 11 of \
 the edge server guide). Each object answers at its OID followed by its \
 variables. A minute window m is 0 for the last second or 1..60 for the last m \
 minutes; GET takes any of them, a walk shows one, the configured default. \
-Descriptions are the chapter's table text: STON there is kurad, and \
-meta.manufacture and meta.software answer kura.\n\nThe variables:";
+Descriptions are the chapter's table text: STON there is kurad, \
+meta.manufacture and meta.software answer kura, and cache.view repeats \
+cache.vhost per view, descriptions included.\n\nThe variables:";
 
 /// After the module's description: the revision, the enterprise node and the
 /// text convention of every string.
@@ -485,11 +486,10 @@ fn suffix(vars: &[Var]) -> String {
 
 /// The table's description as a sentence.
 fn sentence(description: &str) -> String {
-    let text = quotable(description);
-    if text.trim_end_matches('\'').ends_with('.') {
-        text
+    if description.trim_end_matches('”').ends_with('.') {
+        description.to_string()
     } else {
-        text + "."
+        format!("{description}.")
     }
 }
 
