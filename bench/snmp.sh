@@ -46,12 +46,13 @@ load() { # name pid port window oid
   echo "| $1 | $4 | $out | cpu_us_per_get $us |"
 }
 
-walk() { # name pid port root
+walk() { # name pid port root: 20 walks, so the agent's CPU ticks (10 ms) are measurable
   local t0 t1 s e n
-  t0=$(ticks "$2"); s=$(date +%s.%N)
   n=$(snmpbulkwalk -v2c -c public -Cr50 -On -t 5 "127.0.0.1:$3" "$4" | wc -l)
+  t0=$(ticks "$2"); s=$(date +%s.%N)
+  for _ in $(seq 20); do snmpbulkwalk -v2c -c public -Cr50 -On -t 5 "127.0.0.1:$3" "$4" >/dev/null; done
   e=$(date +%s.%N); t1=$(ticks "$2")
-  python3 -c "el=$e-$s; cpu=($t1-$t0)/$hz; print(f'| $1 | {$n} OIDs | {el:.3f} s | {$n/el:.0f} OIDs/s | agent cpu {cpu*1e6/$n:.2f} us/OID |')"
+  python3 -c "el=($e-$s)/20; cpu=($t1-$t0)/$hz/20; print(f'| $1 | {$n} OIDs | {el*1000:.1f} ms per walk | {$n/el:.0f} OIDs/s | agent cpu {cpu*1e6/$n:.2f} us/OID |')"
 }
 
 echo "## GET of sysUpTime.0 ($secs s each, same generator)"
