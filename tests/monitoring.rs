@@ -44,15 +44,19 @@ fn xml_attrs(doc: &str, tag: &str) -> Vec<HashMap<String, String>> {
     out
 }
 
+/// `(Path, Status)` of each `Host.System.Storage.Disk[]` entry.
+fn disk_states(json: &Value) -> Vec<(&str, &str)> {
+    json["Host"]["System"]["Storage"]["Disk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["Path"].as_str().unwrap(), d["Status"].as_str().unwrap()))
+        .collect()
+}
+
 #[test]
 fn a_known_mix_gives_exact_counts_in_json_and_xml() {
-    let origin = Origin::start(|s| match s.path.as_str() {
-        "/hit" => Reply::ok(&"h".repeat(1000)).header("cache-control", "max-age=600"),
-        "/nf" => Reply::ok("nope")
-            .status(404)
-            .header("cache-control", "no-store"),
-        _ => Reply::ok("miss").header("cache-control", "no-store"),
-    });
+    let origin = mix_origin();
     // A view over both vhosts (and one that does not exist) sums to the host.
     let view = "  <View Name=\"all\"><Vhost>a.test</Vhost><Vhost>B.test</Vhost><Vhost>ghost</Vhost></View>\n";
     let vhosts = vhosts_xml(&format!(
@@ -62,14 +66,7 @@ fn a_known_mix_gives_exact_counts_in_json_and_xml() {
     ));
     let k = Kurad::start(conf_dir(&server_xml("", ""), &vhosts));
     let (hits, misses, not_found) = (20u64, 5u64, 3u64);
-    // One miss fills the cache, then the hits; every other request is a miss.
-    let mut urls = vec!["/hit".to_string()];
-    urls.extend((0..hits).map(|_| "/hit".to_string()));
-    urls.extend((0..misses).map(|i| format!("/m{i}")));
-    urls.extend((0..not_found).map(|_| "/nf".to_string()));
-    for u in &urls {
-        assert!(get(k.http(), "a.test", u).status > 0);
-    }
+    send_mix(k.http(), "a.test", hits, misses, not_found);
     get(k.http(), "b.test", "/other");
     let total_a = 1 + hits + misses + not_found;
 
@@ -863,10 +860,7 @@ fn configured_disks_are_listed_in_order_with_their_state() {
     let disks = json["Host"]["System"]["Storage"]["Disk"]
         .as_array()
         .unwrap();
-    let shown: Vec<(&str, &str)> = disks
-        .iter()
-        .map(|d| (d["Path"].as_str().unwrap(), d["Status"].as_str().unwrap()))
-        .collect();
+    let shown = disk_states(&json);
     let path = |p: &std::path::Path| p.display().to_string();
     assert_eq!(
         shown,
@@ -919,15 +913,8 @@ fn configured_disks_are_listed_in_order_with_their_state() {
     k.signal("HUP");
     assert!(k.wait_log("generation=1"), "{}", k.log());
     let json: Value = serde_json::from_slice(&monitoring(&k, "realtime", "JSON").body).unwrap();
-    let disks = json["Host"]["System"]["Storage"]["Disk"]
-        .as_array()
-        .unwrap();
-    let shown: Vec<(&str, &str)> = disks
-        .iter()
-        .map(|d| (d["Path"].as_str().unwrap(), d["Status"].as_str().unwrap()))
-        .collect();
     assert_eq!(
-        shown,
+        disk_states(&json),
         [
             (path(&missing).as_str(), "Normal"),
             (path(d2.path()).as_str(), "Normal"),

@@ -219,24 +219,12 @@ fn json_sources(vh: &Value) -> Vec<(Source, i64)> {
 
 #[test]
 fn every_vhost_column_at_every_minute_equals_the_json_api() {
-    let origin = Origin::start(|s| match s.path.as_str() {
-        "/hit" => Reply::ok(&"h".repeat(1000)).header("cache-control", "max-age=600"),
-        "/nf" => Reply::ok("nope")
-            .status(404)
-            .header("cache-control", "no-store"),
-        _ => Reply::ok("miss").header("cache-control", "no-store"),
-    });
+    let origin = mix_origin();
     let body = vhost("a.test", origin.addr, "") + &vhost("b.test", origin.addr, "");
     let k = Kurad::start(conf_dir(&server("", ""), &vhosts_xml(&body)));
     let agent = k.snmp().to_string();
     let (hits, misses, not_found) = (20u64, 5u64, 3u64);
-    let mut urls = vec!["/hit".to_string()];
-    urls.extend((0..hits).map(|_| "/hit".to_string()));
-    urls.extend((0..misses).map(|i| format!("/m{i}")));
-    urls.extend((0..not_found).map(|_| "/nf".to_string()));
-    for u in &urls {
-        assert!(get(k.http(), "a.test", u).status > 0);
-    }
+    send_mix(k.http(), "a.test", hits, misses, not_found);
     let total = 1 + hits + misses + not_found;
     let base = format!("{ENTERPRISE}.4.3.1.11.11.10");
     let get_one = |oid: &str| {
@@ -595,16 +583,14 @@ fn vhost_count_pads_and_indexes_survive_reload_and_restart() {
     ]));
     let r = curl(&format!("http://{}/conf/reload", k.manager), &[]);
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        names(k.snmp()),
-        [
-            row("1", "d.test"),
-            row("2", "b.test"),
-            row("3", ""),
-            row("4", "c.test"),
-            row("5", "")
-        ]
-    );
+    let after_reload = [
+        row("1", "d.test"),
+        row("2", "b.test"),
+        row("3", ""),
+        row("4", "c.test"),
+        row("5", ""),
+    ];
+    assert_eq!(names(k.snmp()), after_reload);
     // A restart (same state directory, vhosts in another order) keeps every index.
     let conf = k.conf_path().to_path_buf();
     let copy = tempfile::tempdir().unwrap();
@@ -622,16 +608,7 @@ fn vhost_count_pads_and_indexes_survive_reload_and_restart() {
     )
     .unwrap();
     let k = Kurad::start_args(copy, &["--state-dir", &state]);
-    assert_eq!(
-        names(k.snmp()),
-        [
-            row("1", "d.test"),
-            row("2", "b.test"),
-            row("3", ""),
-            row("4", "c.test"),
-            row("5", "")
-        ]
-    );
+    assert_eq!(names(k.snmp()), after_reload);
     // meta.conf: the start, the reload and the restart, newest first.
     let (out, _, _) = run(
         "snmpwalk",

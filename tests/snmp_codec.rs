@@ -3,15 +3,10 @@
 //! datagrams never panic, never get a reply built from garbage, and every reply
 //! is a well-formed message.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-use std::time::Instant;
 
-use arc_swap::ArcSwap;
-use kura::snmp::agent::{Agent, Model};
+use kura::snmp::agent::Agent;
 use kura::snmp::ber::{self, ErrorStatus, PduType, Request, ResponseWriter, Value, Version};
-use kura::stats::Stats;
 use proptest::prelude::*;
 use snmp_parser::{ObjectSyntax, SnmpPdu, VarBindValue};
 
@@ -132,28 +127,8 @@ proptest! {
     }
 }
 
-/// An agent over an empty daemon, answering everything (loopback, any community).
 fn agent() -> Agent {
-    let config = kura::config::load_str(
-        std::path::Path::new("/nonexistent"),
-        "<Server><Host><SNMP Status=\"Active\"/></Host><Cache><Storage/></Cache></Server>",
-        "<Vhosts/>",
-    )
-    .expect("valid configuration");
-    let model = Model::new(
-        config.server.snmp.clone(),
-        ("fuzz".into(), String::new()),
-        BTreeMap::new(),
-        BTreeMap::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    Agent::new(
-        Arc::new(ArcSwap::from_pointee(model)),
-        Arc::new(Stats::default()),
-        Instant::now(),
-        1472,
-    )
+    Agent::standalone()
 }
 
 /// A valid v2c request of each kind, to mutate.

@@ -107,6 +107,15 @@ pub fn oid_rule(s: &str) -> Result<OidRule, String> {
     Ok(OidRule { prefix, last })
 }
 
+/// `Allow` (true) or `Deny` (false), any case.
+fn allow_deny(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "allow" => Ok(true),
+        "deny" => Ok(false),
+        _ => Err(format!("unknown value \"{s}\" (Allow or Deny)")),
+    }
+}
+
 /// Reads `<SNMP>` under `<Host>`.
 pub(super) fn read_snmp(cx: &mut Cx, host: &Node<'_>) -> SnmpConfig {
     let snmp = host.child("SNMP");
@@ -154,15 +163,7 @@ pub(super) fn read_snmp(cx: &mut Cx, host: &Node<'_>) -> SnmpConfig {
                 format!("community \"{name}\" is configured twice"),
             ));
         }
-        let only_listed = cx.get(
-            c.attr("OID"),
-            |s| match s.to_ascii_lowercase().as_str() {
-                "allow" => Ok(true),
-                "deny" => Ok(false),
-                _ => Err(format!("unknown value \"{s}\" (Allow or Deny)")),
-            },
-            true,
-        );
+        let only_listed = cx.get(c.attr("OID"), allow_deny, true);
         let mut oids = Vec::new();
         for o in c.list("OID") {
             if let Some(v) = Node::new(Some(o), None, "Server/Host/SNMP/Community/OID").value() {
@@ -194,15 +195,7 @@ pub(super) fn read_snmp(cx: &mut Cx, host: &Node<'_>) -> SnmpConfig {
         global_min: cx.get(snmp.attr("GlobalMin"), &minute, 5),
         disk_min: cx.get(snmp.attr("DiskMin"), &minute, 5),
         conf_count: cx.get(snmp.attr("ConfCount"), value::int_in(1u32, 100), 10),
-        unregistered_allowed: cx.get(
-            snmp.attr("UnregisteredCommunity"),
-            |s| match s.to_ascii_lowercase().as_str() {
-                "allow" => Ok(true),
-                "deny" => Ok(false),
-                _ => Err(format!("unknown value \"{s}\" (Allow or Deny)")),
-            },
-            true,
-        ),
+        unregistered_allowed: cx.get(snmp.attr("UnregisteredCommunity"), allow_deny, true),
         allow,
         communities,
     }

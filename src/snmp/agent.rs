@@ -207,6 +207,31 @@ impl Agent {
         }
     }
 
+    /// An agent with the documented `<SNMP>` defaults over no vhosts: the request
+    /// path alone, for the codec property tests and the fuzz target.
+    pub fn standalone() -> Agent {
+        let config = crate::config::load_str(
+            std::path::Path::new("(standalone)"),
+            "<Server><Host><SNMP Status=\"Active\"/></Host><Cache><Storage/></Cache></Server>",
+            "<Vhosts/>",
+        )
+        .expect("the embedded configuration is valid");
+        let model = Model::new(
+            config.server.snmp.clone(),
+            ("kura".into(), String::new()),
+            BTreeMap::new(),
+            BTreeMap::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        Agent::new(
+            Arc::new(ArcSwap::from_pointee(model)),
+            Arc::new(Stats::default()),
+            Instant::now(),
+            DEFAULT_BULK_BYTES,
+        )
+    }
+
     /// Serves `socket` until the task is aborted.
     pub async fn serve(mut self, socket: UdpSocket) {
         let mut buf = vec![0u8; 65_536];

@@ -490,3 +490,27 @@ pub fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     BufReader::new(s)
 }
+
+/// An origin for the known traffic mix: `/hit` is cacheable (1000 bytes), `/nf` a
+/// 404 and anything else a miss, both `no-store`.
+pub fn mix_origin() -> Origin {
+    Origin::start(|s| match s.path.as_str() {
+        "/hit" => Reply::ok(&"h".repeat(1000)).header("cache-control", "max-age=600"),
+        "/nf" => Reply::ok("nope")
+            .status(404)
+            .header("cache-control", "no-store"),
+        _ => Reply::ok("miss").header("cache-control", "no-store"),
+    })
+}
+
+/// The known mix against a [`mix_origin`]: one miss fills the cache, then `hits`
+/// hits, `misses` misses and `not_found` 404s (1 + hits + misses + not_found requests).
+pub fn send_mix(http: SocketAddr, host: &str, hits: u64, misses: u64, not_found: u64) {
+    let mut urls = vec!["/hit".to_string()];
+    urls.extend((0..hits).map(|_| "/hit".to_string()));
+    urls.extend((0..misses).map(|i| format!("/m{i}")));
+    urls.extend((0..not_found).map(|_| "/nf".to_string()));
+    for u in &urls {
+        assert!(get(http, host, u).status > 0);
+    }
+}
