@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 
 use super::oid::Oid;
 use crate::stats::catalog::{self, Source};
+use crate::stats::disk::DISK_N;
 
 /// The embedded `oid-tree.tsv`.
 pub const OID_TREE_TSV: &str = include_str!("oid-tree.tsv");
@@ -577,7 +578,8 @@ fn column(
         "String" => Syntax::String,
         other => return Err(format!("unknown type {other}")),
     };
-    let binding = bind(section, name, description)
+    let arc = oid.as_slice().last().copied().unwrap_or(0);
+    let binding = bind(section, name, description, arc)
         .ok_or_else(|| format!("{section} {name}: no binding in the catalog"))?;
     Ok(Column {
         oid,
@@ -591,7 +593,8 @@ fn column(
 }
 
 /// What computes the `oid-tree.tsv` row `name` of `section`.
-fn bind(section: &str, name: &str, description: &str) -> Option<Binding> {
+/// `arc` is the row's last fixed sub-identifier.
+fn bind(section: &str, name: &str, description: &str, arc: u32) -> Option<Binding> {
     use Binding::{Number as N, Text as T};
     let base = name.strip_suffix("10000").unwrap_or(name);
     let div = percent_div(description);
@@ -619,7 +622,12 @@ fn bind(section: &str, name: &str, description: &str) -> Option<Binding> {
         ("system.diskInfo", "diskInfoUseRatio") => N(Number::DiskUseRatio(div)),
         ("system.diskInfo", "diskInfoStatus") => T(Text::DiskStatus),
         ("system.diskPerf", _) => {
-            Binding::DiskPerf(DISK_PERF_COLUMNS.iter().position(|c| *c == name)?)
+            // diskPerf columns .2 to .12 are the /proc/diskstats fields in order (DiskField::ALL).
+            Binding::DiskPerf(
+                usize::try_from(arc.checked_sub(2)?)
+                    .ok()
+                    .filter(|i| *i < DISK_N)?,
+            )
         }
         ("system" | "global", _) => {
             // Memory figures are sampled in bytes; the table wants KB.
@@ -668,21 +676,6 @@ fn bind(section: &str, name: &str, description: &str) -> Option<Binding> {
     };
     Some(b)
 }
-
-/// `diskPerf` column names in the order of the table (.2 to .12).
-pub const DISK_PERF_COLUMNS: [&str; 11] = [
-    "diskPerfReadCount",
-    "diskPerfReadMergedCount",
-    "diskPerfReadSectorsCount",
-    "diskPerfReadTime",
-    "diskPerfWriteCount",
-    "diskPerfWriteMergedCount",
-    "diskPerfWriteSectorsCount",
-    "diskPerfWriteTime",
-    "diskPerfIOProgressCount",
-    "diskPerfIOTime",
-    "diskPerfIOTimeWeighted",
-];
 
 /// A `cache.vhost` column as the `cache.view` one: 4.3.1 becomes 4.11.1, the
 /// vhost index the view index, and walks use `ViewMin`.
