@@ -126,7 +126,7 @@ struct WindowCache {
     /// The generation they belong to.
     generation: u64,
     /// Traffic windows by (entity, index, minute).
-    traffic: HashMap<(u8, u32, u32), Sample>,
+    traffic: HashMap<(Entity, u32, u32), Sample>,
     /// System windows by minute.
     system: HashMap<u32, Sample<SYS_N>>,
 }
@@ -153,11 +153,6 @@ pub struct Agent {
     last_drop_log: Option<Instant>,
 }
 
-/// Whose window a traffic figure needs.
-fn entity_key(e: Entity) -> u8 {
-    e as u8
-}
-
 fn window(minute: u32) -> Window {
     match minute {
         0 => Window::LastSecond,
@@ -177,7 +172,7 @@ pub fn timeticks(elapsed: Duration) -> u32 {
 
 /// Why a request got no reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Drop {
+enum Dropped {
     /// Not SNMP, or not v1/v2c.
     Malformed(SnmpCounter),
     /// Address outside `<Allow>`.
@@ -252,18 +247,15 @@ impl Agent {
     }
 
     fn count(&mut self, c: SnmpCounter) {
-        let i = SnmpCounter::ALL
-            .iter()
-            .position(|(x, _, _)| *x == c)
-            .unwrap_or(0);
-        self.counters[i] = self.counters[i].wrapping_add(1);
+        let n = &mut self.counters[c as usize];
+        *n = n.wrapping_add(1);
     }
 
-    fn dropped(&mut self, why: Drop, ip: IpAddr) {
+    fn dropped(&mut self, why: Dropped, ip: IpAddr) {
         self.count(match why {
-            Drop::Malformed(c) => c,
-            Drop::Address => SnmpCounter::InBadCommunityUses,
-            Drop::Community => SnmpCounter::InBadCommunityNames,
+            Dropped::Malformed(c) => c,
+            Dropped::Address => SnmpCounter::InBadCommunityUses,
+            Dropped::Community => SnmpCounter::InBadCommunityNames,
         });
         let now = Instant::now();
         if self
@@ -285,13 +277,13 @@ impl Agent {
                     DecodeError::Version(_) => SnmpCounter::InBadVersions,
                     _ => SnmpCounter::InAsnParseErrs,
                 };
-                self.dropped(Drop::Malformed(c), ip);
+                self.dropped(Dropped::Malformed(c), ip);
                 return None;
             }
         };
-        let model = self.model.load_full();
+        let model = self.model.load();
         if !model.config.admits(ip) {
-            self.dropped(Drop::Address, ip);
+            self.dropped(Dropped::Address, ip);
             return None;
         }
         let community = model
@@ -300,7 +292,7 @@ impl Agent {
             .iter()
             .find(|c| c.name.as_bytes() == req.community);
         if community.is_none() && !model.config.unregistered_allowed {
-            self.dropped(Drop::Community, ip);
+            self.dropped(Dropped::Community, ip);
             return None;
         }
         let generation = self.stats.generation();
@@ -480,7 +472,7 @@ impl<'a> Cx<'a> {
     }
 
     fn traffic(&mut self, entity: Entity, index: u32, minute: u32) -> Option<&Sample> {
-        let key = (entity_key(entity), index, minute);
+        let key = (entity, index, minute);
         if !self.cache.traffic.contains_key(&key) {
             let w = window(minute);
             let s = match entity {
@@ -548,13 +540,7 @@ impl<'a> Cx<'a> {
             }
             Binding::SysUpTime => Value::TimeTicks(timeticks(self.started.elapsed())),
             Binding::SysObjectId => Value::ObjectId(tree::ENTERPRISE),
-            Binding::Snmp(c) => {
-                let i = SnmpCounter::ALL
-                    .iter()
-                    .position(|(x, _, _)| *x == c)
-                    .unwrap_or(0);
-                Value::Counter32(self.counters[i])
-            }
+            Binding::Snmp(c) => Value::Counter32(self.counters[c as usize]),
             Binding::Text(t) => Value::Str(
                 match t {
                     Text::Manufacture | Text::Software => "kura",

@@ -80,7 +80,7 @@ pub enum Syntax {
 }
 
 /// Whose traffic a traffic column reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Entity {
     /// The host: the sum over vhosts.
     Host,
@@ -173,7 +173,7 @@ pub enum DiskSpace {
     Free,
 }
 
-/// The agent's own counters (MIB-2 `snmp` group), by sub-identifier.
+/// The agent's own counters (MIB-2 `snmp` group); `as usize` is the position in [`SnmpCounter::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnmpCounter {
     /// snmpInPkts (1).
@@ -368,6 +368,7 @@ impl Tree {
             }
             let name = if name.is_empty() {
                 unnamed_row_name(&prev_name, description)
+                    .ok_or_else(|| format!("line {}: an unnamed row kura cannot name", n + 1))?
             } else {
                 name.to_string()
             };
@@ -513,15 +514,15 @@ fn first_candidate<'t>(col: &'t Column, after: &[u32], shape: &Shape) -> Option<
 
 /// Names the unnamed rows after the row they follow: `(10000%)` twins and the
 /// 5- and 15-minute load averages.
-fn unnamed_row_name(prev: &str, description: &str) -> String {
+fn unnamed_row_name(prev: &str, description: &str) -> Option<String> {
     if description.contains("(10000%)") {
-        format!("{prev}10000")
+        Some(format!("{prev}10000"))
     } else if description.contains("15 minutes") {
-        "sysLoadAverage15".into()
+        Some("sysLoadAverage15".into())
     } else if description.contains("5 minutes") {
-        "sysLoadAverage5".into()
+        Some("sysLoadAverage5".into())
     } else {
-        format!("{prev}X")
+        None
     }
 }
 
@@ -823,6 +824,13 @@ mod tests {
             at = next;
         }
         out
+    }
+
+    #[test]
+    fn snmp_counters_are_listed_in_declaration_order() {
+        for (i, (c, _, _)) in SnmpCounter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{c:?}");
+        }
     }
 
     #[test]
