@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use kura::cache::CacheResult;
 use kura::stats::counter::Side;
+use kura::stats::dirs::{DirPolicy, DirTable};
 use kura::stats::{Exchange, Stats};
 
 fn main() {
@@ -61,5 +62,46 @@ fn main() {
     println!(
         "history per vhost with every ring full: {} KiB",
         v.history_bytes() / 1024
+    );
+
+    // Directory statistics (`<DirDepth>2`, accumulated): finding the directory and
+    // recording in it and its two ancestors, on top of the vhost's own recording.
+    let table = DirTable::new(
+        "dirs.kura",
+        DirPolicy {
+            depth: 2,
+            accum: true,
+        },
+    );
+    let paths: Vec<String> = (0..64)
+        .map(|i| format!("/d{}/s{}/f.jpg", i % 8, i))
+        .collect();
+    let dirs = |n: u64| {
+        for i in 0..n {
+            table.dir_for(black_box(&paths[(i % 64) as usize])).record(
+                black_box(&e),
+                CacheResult::Hit,
+                1024,
+            );
+        }
+    };
+    dirs(1_000_000);
+    let t = Instant::now();
+    dirs(n / 4);
+    println!(
+        "directory stats (depth 2, accumulated), 1 thread: {:.1} ns/request",
+        t.elapsed().as_nanos() as f64 / (n / 4) as f64
+    );
+    // A directory's memory once its minute ring is full, traffic in every second.
+    for sec in 0..3700 {
+        table
+            .dir_for("/d0/s0/f.jpg")
+            .record(&e, CacheResult::Hit, 1024);
+        table.fold(start + sec);
+    }
+    println!(
+        "history per directory with its rings full: {} KiB ({} directories)",
+        table.history_bytes() / 1024 / table.tracked(),
+        table.tracked()
     );
 }

@@ -921,3 +921,129 @@ fn configured_disks_are_listed_in_order_with_their_state() {
         ]
     );
 }
+
+/// `(Path, HttpReqCount Sum)` of every `<Traffic>` in `<ClientTraffics>`, in document order.
+fn xml_dir_counts(doc: &str) -> Vec<(String, u64)> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(doc);
+    let (mut out, mut in_path, mut counting) = (Vec::new(), false, false);
+    loop {
+        match r.read_event().expect("well-formed XML") {
+            Event::Start(e) if e.name().as_ref() == b"Path" => in_path = true,
+            Event::Text(t) if in_path => {
+                out.push((t.unescape().unwrap().into_owned(), 0));
+                (in_path, counting) = (false, true);
+            }
+            // The first one after a <Path> is that directory's (OriginTraffic has one too).
+            Event::Start(e) if e.name().as_ref() == b"HttpReqCount" && counting => {
+                let sum = e.try_get_attribute("Sum").unwrap().expect("Sum");
+                out.last_mut().unwrap().1 = sum.unescape_value().unwrap().parse().unwrap();
+                counting = false;
+            }
+            Event::Eof => return out,
+            _ => {}
+        }
+    }
+}
+
+/// `<Stats><DirDepth>` splits `ClientTraffic` by directory; `<DirDepthAccum>` adds each
+/// directory's traffic into its parents, so `/` is then the whole vhost (guide chapter 10).
+#[test]
+fn directory_statistics_follow_dir_depth_and_accum() {
+    let origin = Origin::start(|_| Reply::ok("x").header("cache-control", "max-age=600"));
+    let stats = |depth: u32, accum: &str| {
+        format!(
+            "    <Stats><DirDepth>{depth}</DirDepth><DirDepthAccum>{accum}</DirDepthAccum></Stats>"
+        )
+    };
+    let vhosts = vhosts_xml(&format!(
+        "{}{}{}",
+        vhost("flat.test", origin.addr, &stats(1, "OFF")),
+        vhost("accum.test", origin.addr, &stats(2, "ON")),
+        vhost("root.test", origin.addr, ""),
+    ));
+    let k = Kurad::start(conf_dir(&server_xml("", ""), &vhosts));
+    let paths = [
+        "/img/1.jpg",
+        "/img/1.jpg",
+        "/img/1.jpg",
+        "/img/sub/2.jpg?v=1",
+        "/img/sub/2.jpg?v=2",
+        "/css/x.css",
+        "/index.html",
+    ];
+    for host in ["flat.test", "accum.test", "root.test"] {
+        for p in paths {
+            get(k.http(), host, p);
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(75);
+    let url = |ty: &str| {
+        format!(
+            "http://{}/monitoring/average?type={ty}&minutes=2",
+            k.manager
+        )
+    };
+    let json = loop {
+        let v: Value = serde_json::from_slice(&curl(&url("JSON"), &[]).body).unwrap();
+        if v["Host"]["HttpCountSum"]["ClientReqCount"] == 3 * paths.len() as u64 {
+            break v;
+        }
+        assert!(Instant::now() < until, "the minute never completed");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let dirs = |i: usize| -> (Value, Vec<(String, u64)>) {
+        let ct = &json["Host"]["VirtualHost"][i]["ClientTraffic"];
+        let list = ct["Traffic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["Path"].as_str().unwrap().to_string(),
+                    t["HttpReqCountSum"].as_u64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(ct["TrafficCount"], list.len());
+        (
+            serde_json::json!([
+                ct["Depth"],
+                ct["Accum"],
+                json["Host"]["VirtualHost"][i]["Name"]
+            ]),
+            list,
+        )
+    };
+    let owned = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|(p, n)| (p.to_string(), *n)).collect()
+    };
+    let flat = owned(&[("/", 1), ("/css/", 1), ("/img/", 5)]);
+    let accum = owned(&[("/", 7), ("/css/", 1), ("/img/", 5), ("/img/sub/", 2)]);
+    let root = owned(&[("/", 7)]);
+    assert_eq!(
+        dirs(0),
+        (serde_json::json!([1, "OFF", "flat.test"]), flat.clone())
+    );
+    assert_eq!(
+        dirs(1),
+        (serde_json::json!([2, "ON", "accum.test"]), accum.clone())
+    );
+    assert_eq!(
+        dirs(2),
+        (serde_json::json!([0, "OFF", "root.test"]), root.clone())
+    );
+
+    // The XML of the same window lists the same directories in the same order.
+    let xml = curl(&url("XML"), &[]).text();
+    let all: Vec<(String, u64)> = [flat, accum, root].concat();
+    assert_eq!(xml_dir_counts(&xml), all);
+    let settings: Vec<(String, String)> = xml_attrs(&xml, "ClientTraffics")
+        .into_iter()
+        .map(|a| (a["Depth"].clone(), a["Accum"].clone()))
+        .collect();
+    assert_eq!(
+        settings,
+        [("1", "OFF"), ("2", "ON"), ("0", "OFF")].map(|(d, a)| (d.to_string(), a.to_string()))
+    );
+}

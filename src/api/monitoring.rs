@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
+use crate::config::DirPolicy;
 use crate::daemon::Daemon;
 use crate::stats::catalog::{self, Field, Member, Source};
 use crate::stats::counter::Side;
@@ -34,10 +35,39 @@ impl Format {
 
 /// One block of values: the host or a vhost.
 struct Block {
-    /// `VirtualHost` name; `None` for the host.
+    /// `VirtualHost` or `View` name, directory path in `dirs`; `None` for the host.
     name: Option<String>,
     window: Sample,
     uptime: u64,
+    /// `ClientTraffic`: `<DirDepth>` settings (`None` for depth 0) and one
+    /// block per directory, `/` first (empty for the host).
+    dirs: (Option<DirPolicy>, Vec<Block>),
+}
+
+impl Block {
+    /// A block without directory statistics: a vhost or view is its own `/`.
+    fn new(name: Option<String>, window: Sample, uptime: u64) -> Block {
+        let root = match name {
+            Some(_) => vec![Block::dir("/".into(), window.clone(), uptime)],
+            None => Vec::new(),
+        };
+        Block {
+            dirs: (None, root),
+            name,
+            window,
+            uptime,
+        }
+    }
+
+    /// One `ClientTraffic.Traffic[]` entry.
+    fn dir(path: String, window: Sample, uptime: u64) -> Block {
+        Block {
+            name: Some(path),
+            window,
+            uptime,
+            dirs: (None, Vec::new()),
+        }
+    }
 }
 
 /// One `<Disk>`: its state now and its counters over the window.
@@ -63,31 +93,43 @@ struct Snapshot {
 }
 
 fn snapshot(daemon: &Daemon, window: Window) -> Snapshot {
-    let host = Block {
-        name: None,
-        window: daemon.stats.host_window(window),
-        uptime: daemon.started.elapsed().as_secs(),
-    };
+    let host = Block::new(
+        None,
+        daemon.stats.host_window(window),
+        daemon.started.elapsed().as_secs(),
+    );
     let rt = daemon.runtime();
     let vhosts = rt
         .config
         .vhosts
         .iter()
         .filter_map(|v| daemon.stats.vhost(&v.name))
-        .map(|s| Block {
-            name: Some(s.name.clone()),
-            window: s.window(window),
-            uptime: s.created.elapsed().as_secs(),
+        .map(|s| {
+            let uptime = s.created.elapsed().as_secs();
+            let (policy, dirs) = s.dir_windows(window);
+            Block {
+                name: Some(s.name.clone()),
+                window: s.window(window),
+                uptime,
+                dirs: (
+                    policy,
+                    dirs.into_iter()
+                        .map(|(path, w)| Block::dir(path, w, uptime))
+                        .collect(),
+                ),
+            }
         })
         .collect();
     let views = rt
         .config
         .views
         .iter()
-        .map(|v| Block {
-            name: Some(v.name.clone()),
-            window: daemon.stats.view_window(&v.vhosts, window),
-            uptime: host.uptime,
+        .map(|v| {
+            Block::new(
+                Some(v.name.clone()),
+                daemon.stats.view_window(&v.vhosts, window),
+                host.uptime,
+            )
         })
         .collect();
     Snapshot {
@@ -343,8 +385,16 @@ fn xml_members(x: &mut String, members: &[Member], b: &Block, indent: &str) {
     }
 }
 
-/// `OriginTraffic` and `ClientTraffic` of a vhost or view. Traffic is collected for
-/// the whole vhost only (`<DirDepth>` 0), so `ClientTraffic` has the one entry `/`.
+/// `ClientTraffic`'s `Depth` and `Accum` as the guide prints them.
+fn dir_settings(b: &Block) -> (u32, &'static str) {
+    match b.dirs.0 {
+        Some(p) => (p.depth, if p.accum { "ON" } else { "OFF" }),
+        None => (0, "OFF"),
+    }
+}
+
+/// `OriginTraffic` and `ClientTraffic` of a vhost or view; `ClientTraffic`
+/// has one entry per directory (`/` alone without `<DirDepth>`).
 fn json_traffic_groups(m: &mut Map<String, Value>, b: &Block) {
     m.insert(
         "FileSystem".into(),
@@ -360,19 +410,28 @@ fn json_traffic_groups(m: &mut Map<String, Value>, b: &Block) {
         "OriginTraffic".into(),
         Value::Object(json_members(catalog::origin_traffic(), b)),
     );
-    let mut entry = Map::new();
-    entry.insert(
-        "RequestHitRatio".into(),
-        catalog::evaluate(Source::RequestHitRatio, &b.window, b.uptime).into(),
-    );
-    entry.insert("Path".into(), "/".into());
-    entry.extend(json_members(catalog::client_traffic(), b));
+    let traffic: Vec<Value> = b
+        .dirs
+        .1
+        .iter()
+        .map(|d| {
+            let mut entry = Map::new();
+            entry.insert(
+                "RequestHitRatio".into(),
+                catalog::evaluate(Source::RequestHitRatio, &d.window, d.uptime).into(),
+            );
+            entry.insert("Path".into(), d.name.clone().unwrap_or_default().into());
+            entry.extend(json_members(catalog::client_traffic(), d));
+            Value::Object(entry)
+        })
+        .collect();
+    let (depth, accum) = dir_settings(b);
     let mut ct = Map::new();
-    ct.insert("Depth".into(), 0.into());
-    ct.insert("Accum".into(), "OFF".into());
+    ct.insert("Depth".into(), depth.into());
+    ct.insert("Accum".into(), accum.into());
     ct.insert("HttpsTraffic".into(), "OFF".into());
-    ct.insert("TrafficCount".into(), 1.into());
-    ct.insert("Traffic".into(), Value::Array(vec![Value::Object(entry)]));
+    ct.insert("TrafficCount".into(), traffic.len().into());
+    ct.insert("Traffic".into(), Value::Array(traffic));
     m.insert("ClientTraffic".into(), Value::Object(ct));
 }
 
@@ -392,14 +451,23 @@ fn xml_traffic_groups(x: &mut String, b: &Block) {
     x.push_str("    <OriginTraffic>\n");
     xml_members(x, catalog::origin_traffic(), b, "      ");
     x.push_str("    </OriginTraffic>\n");
-    let ratio = catalog::evaluate(Source::RequestHitRatio, &b.window, b.uptime);
-    x.push_str("    <ClientTraffics Depth=\"0\" Accum=\"OFF\" HttpsTraffic=\"OFF\">\n      <TrafficCount>1</TrafficCount>\n");
+    let (depth, accum) = dir_settings(b);
     let _ = writeln!(
         x,
-        "      <Traffic RequestHitRatio=\"{ratio}\">\n        <Path>/</Path>"
+        "    <ClientTraffics Depth=\"{depth}\" Accum=\"{accum}\" HttpsTraffic=\"OFF\">\n      <TrafficCount>{}</TrafficCount>",
+        b.dirs.1.len()
     );
-    xml_members(x, catalog::client_traffic(), b, "        ");
-    x.push_str("      </Traffic>\n    </ClientTraffics>\n");
+    for d in &b.dirs.1 {
+        let ratio = catalog::evaluate(Source::RequestHitRatio, &d.window, d.uptime);
+        let _ = writeln!(
+            x,
+            "      <Traffic RequestHitRatio=\"{ratio}\">\n        <Path>{}</Path>",
+            escape(d.name.as_deref().unwrap_or("/"))
+        );
+        xml_members(x, catalog::client_traffic(), d, "        ");
+        x.push_str("      </Traffic>\n");
+    }
+    x.push_str("    </ClientTraffics>\n");
 }
 
 /// `<ResponseTime Side="Client" P50=".." .../>` for each side (our addition).
@@ -584,11 +652,8 @@ mod tests {
     }
 
     fn fixed() -> Snapshot {
-        let block = |name: Option<&str>| Block {
-            name: name.map(str::to_string),
-            window: five_minutes(),
-            uptime: 86_400,
-        };
+        let block =
+            |name: Option<&str>| Block::new(name.map(str::to_string), five_minutes(), 86_400);
         Snapshot {
             version: "0.1.0".into(),
             name: "edge-01".into(),

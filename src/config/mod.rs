@@ -435,6 +435,14 @@ fn read_vhost(
         receive_timeout: secs(cx, origin_options.child("ReceiveTimeout"), 10),
         reuse_timeout: secs(cx, origin_options.child("ReuseTimeout"), 60),
     };
+    let stats = group(own, defaults, "Stats");
+    let depth = cx.get(
+        stats.child("DirDepth").value(),
+        value::int_in(0u32, u32::MAX),
+        0,
+    );
+    let accum = on(cx, stats.child("DirDepthAccum"), false);
+    let dir_stats = (depth > 0).then_some(DirPolicy { depth, accum });
     let static_index = cx.get(vhost.attr("StaticIndex"), value::int_in(1u32, 65_535), 0);
     VhostConfig {
         name: name.to_ascii_lowercase(),
@@ -447,6 +455,7 @@ fn read_vhost(
         ttl,
         client,
         origin,
+        dir_stats,
     }
 }
 

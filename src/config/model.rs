@@ -231,4 +231,15 @@ pub struct VhostConfig {
     pub client: ClientPolicy,
     /// Origin-side timeouts.
     pub origin: OriginPolicy,
+    /// `<Stats><DirDepth>`/`<DirDepthAccum>`; `None` for depth 0 (the vhost is `/`).
+    pub dir_stats: Option<DirPolicy>,
+}
+
+/// How a vhost collects per-directory client statistics (guide chapter 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirPolicy {
+    /// `<DirDepth>`: levels below `/` that get their own entry.
+    pub depth: u32,
+    /// `<DirDepthAccum>`: a directory's traffic counts in its ancestors too.
+    pub accum: bool,
 }

@@ -145,6 +145,7 @@ pub async fn handle(
     access_log(&parts, conn, &vhost.cfg.name, &resp, result, started);
     let exchanged = Exchanged {
         stats: vhost.stats.clone(),
+        dir: vhost.dirs.as_ref().map(|t| t.dir_for(parts.uri.path())),
         result,
         request,
         started,

@@ -13,6 +13,7 @@ use http_body::{Body as _, Frame, SizeHint};
 use super::body::{Body, BodyError};
 use crate::cache::CacheResult;
 use crate::stats::counter::Side;
+use crate::stats::dirs::Dir;
 use crate::stats::{Exchange, GaugeGuard, VhostStats};
 
 /// Approximate bytes of a message head: the start line plus `name: value\r\n` lines.
@@ -59,6 +60,7 @@ impl OriginLeg {
 /// What is recorded when the body ends.
 struct Pending {
     stats: Arc<VhostStats>,
+    dir: Option<Arc<Dir>>,
     status: u16,
     result: CacheResult,
     /// Bytes of the request header and body received from the client.
@@ -77,6 +79,8 @@ struct Pending {
 pub struct Exchanged {
     /// The vhost's stats.
     pub stats: Arc<VhostStats>,
+    /// The directory the request counts in, when the vhost collects directory statistics.
+    pub dir: Option<Arc<Dir>>,
     /// The cache result.
     pub result: CacheResult,
     /// Bytes of the request header and body received from the client.
@@ -117,6 +121,7 @@ impl Metered {
             sent: 0,
             pending: Some(Pending {
                 stats: x.stats,
+                dir: x.dir,
                 status,
                 result: x.result,
                 request: x.request,
@@ -132,15 +137,19 @@ impl Metered {
     /// Records the exchange once; `completed` says the body went to its end.
     fn finish(&mut self, completed: bool) {
         let Some(p) = self.pending.take() else { return };
-        p.stats.record(&Exchange {
+        let exchange = Exchange {
             side: Side::Client,
             status: p.status,
             parts: [p.request[0], p.request[1], p.head, self.sent],
             completed,
             time_res: p.time_res,
             time_complete: p.started.elapsed(),
-        });
+        };
+        p.stats.record(&exchange);
         p.stats.record_result(p.result, self.sent);
+        if let Some(d) = p.dir {
+            d.record(&exchange, p.result, self.sent);
+        }
         if let Some(o) = p.origin {
             o.record(&p.stats, self.sent, completed);
         }

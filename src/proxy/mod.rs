@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use crate::cache::store::Store;
 use crate::config::value::Listen;
 use crate::config::{Config, VhostConfig, VhostStatus};
+use crate::stats::dirs::DirTable;
 use crate::stats::system::CONNECTIONS;
 use crate::stats::{Stats, VhostStats};
 use origin::OriginPool;
@@ -39,6 +40,8 @@ pub struct VhostRt {
     pub cache_name: String,
     /// Its statistics (a facade counts its own clients).
     pub stats: Arc<VhostStats>,
+    /// Its directory statistics, when `<DirDepth>` is above 0.
+    pub dirs: Option<Arc<DirTable>>,
     /// `Keep-Alive: timeout=N`, built once (chapter 6).
     pub keep_alive_value: http::HeaderValue,
 }
@@ -74,6 +77,13 @@ impl Runtime {
     /// Builds routers, origin pools and stats handles for `config`.
     pub fn new(config: Arc<Config>, stats: &Stats) -> Runtime {
         let vhost_stats = stats.handles(config.vhosts.iter().map(|v| v.name.as_str()));
+        for v in config
+            .vhosts
+            .iter()
+            .filter(|v| v.status == VhostStatus::Inactive)
+        {
+            vhost_stats[&v.name].dir_table(None);
+        }
         let pools: HashMap<&str, Arc<OriginPool>> = config
             .vhosts
             .iter()
@@ -98,6 +108,7 @@ impl Runtime {
                     origin: pools[target].clone(),
                     cache_name: target.to_string(),
                     stats: vhost_stats[&v.name].clone(),
+                    dirs: vhost_stats[&v.name].dir_table(v.dir_stats),
                     keep_alive_value: http::HeaderValue::from_str(&format!(
                         "timeout={}",
                         v.client.keep_alive.as_secs()

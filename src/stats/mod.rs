@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod counter;
+pub mod dirs;
 pub mod disk;
 pub mod hist;
 pub mod system;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::CacheResult;
@@ -176,6 +178,9 @@ impl<const K: usize> Ring<K> {
 
     /// Adds the sample of second `sec`; completes the current period when `sec` is its last second.
     fn push_second(&mut self, sec: u64, s: &Sample<K>) {
+        if self.capacity == 0 {
+            return;
+        }
         let start = sec - sec % self.period;
         if self.current.as_ref().is_some_and(|c| c.start != start) {
             self.complete();
@@ -223,6 +228,8 @@ struct History {
     last_hist: [Vec<u64>; 2],
     /// Last folded second (unix), to detect skipped seconds.
     last_sec: Option<u64>,
+    /// Last folded second with client requests (or the first folded second).
+    last_active: Option<u64>,
     seconds: Ring,
     minutes: Ring,
     five_minutes: Ring,
@@ -230,17 +237,31 @@ struct History {
     days: Ring,
 }
 
+/// Which rings a history keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryKind {
+    /// Every ring: seconds, minutes, and the 5-minute, hour and day rings for graphs.
+    Full,
+    /// What the windows need: the last second and the last 60 minutes (directories).
+    Short,
+}
+
 impl History {
-    fn new() -> History {
+    fn new(kind: HistoryKind) -> History {
+        let (seconds, long) = match kind {
+            HistoryKind::Full => (60, [288, 744, 366]),
+            HistoryKind::Short => (1, [0; 3]),
+        };
         History {
             last_counts: [0; N],
             last_hist: [vec![0; BUCKETS], vec![0; BUCKETS]],
             last_sec: None,
-            seconds: Ring::new(1, 60, true),
+            last_active: None,
+            seconds: Ring::new(1, seconds, true),
             minutes: Ring::new(60, 60, true),
-            five_minutes: Ring::new(300, 288, false),
-            hours: Ring::new(3600, 744, false),
-            days: Ring::new(86_400, 366, false),
+            five_minutes: Ring::new(300, long[0], false),
+            hours: Ring::new(3600, long[1], false),
+            days: Ring::new(86_400, long[2], false),
         }
     }
 }
@@ -262,16 +283,52 @@ pub struct VhostStats {
     pub created: std::time::Instant,
     slots: Box<[Slot]>,
     history: Mutex<History>,
+    /// Per-directory client statistics, when `<DirDepth>` asks for them.
+    dirs: ArcSwapOption<dirs::DirTable>,
 }
 
 impl VhostStats {
     fn new(name: &str) -> VhostStats {
+        VhostStats::with_history(name, HistoryKind::Full)
+    }
+
+    /// Statistics named `name` keeping the rings of `kind`.
+    pub fn with_history(name: &str, kind: HistoryKind) -> VhostStats {
         VhostStats {
             name: name.to_string(),
             created: std::time::Instant::now(),
             slots: (0..slot_count()).map(|_| Slot::default()).collect(),
-            history: Mutex::new(History::new()),
+            history: Mutex::new(History::new(kind)),
+            dirs: ArcSwapOption::empty(),
         }
+    }
+
+    /// The directory table for `policy` (`None`: depth 0, the vhost is its one
+    /// directory). The current table is kept when its policy is the same, so
+    /// a reload keeps the history; a different policy starts a new one.
+    pub fn dir_table(&self, policy: Option<dirs::DirPolicy>) -> Option<Arc<dirs::DirTable>> {
+        let current = self.dirs.load_full();
+        if current.as_ref().map(|t| t.policy) == policy {
+            return current;
+        }
+        let table = policy.map(|p| Arc::new(dirs::DirTable::new(&self.name, p)));
+        self.dirs.store(table.clone());
+        table
+    }
+
+    /// The directory windows: `/` and each directory with traffic in `w`, by
+    /// path. Without directory statistics, `/` is the vhost's client traffic.
+    pub fn dir_windows(&self, w: Window) -> (Option<dirs::DirPolicy>, Vec<(String, Sample)>) {
+        match self.dirs.load_full() {
+            Some(t) => (Some(t.policy), t.windows(w)),
+            None => (None, vec![("/".to_string(), self.window(w))]),
+        }
+    }
+
+    /// Seconds since the last folded second with client requests, as of `now`.
+    fn idle_since(&self, now: u64) -> u64 {
+        let last = self.history.lock().last_active.unwrap_or(now);
+        now.saturating_sub(1).saturating_sub(last)
     }
 
     #[inline]
@@ -392,6 +449,9 @@ impl VhostStats {
             sample.counts[counter::gauge(g)] = self.gauge(g);
             counts[counter::gauge(g)] = 0;
         }
+        if hs.last_active.is_none() || sample.counts[counter::requests(Side::Client)] > 0 {
+            hs.last_active = Some(sec);
+        }
         hs.last_counts = counts;
         hs.last_hist = hist;
         hs.last_sec = Some(sec);
@@ -403,6 +463,10 @@ impl VhostStats {
             &mut hs.days,
         ] {
             ring.push_second(sec, &sample);
+        }
+        drop(guard);
+        if let Some(t) = self.dirs.load().as_ref() {
+            t.fold(now);
         }
     }
 
@@ -445,6 +509,7 @@ impl VhostStats {
         .map(|r| r.bytes())
         .sum::<usize>()
             + self.slots.len() * (std::mem::size_of::<Slot>() + 2 * BUCKETS * 8)
+            + self.dirs.load().as_ref().map_or(0, |t| t.history_bytes())
     }
 }
 
@@ -637,6 +702,29 @@ mod tests {
         assert_eq!(
             m5.counts[counter::time_res(Side::Client, Class::C4xx)],
             90 * 200
+        );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_directory_table_only_when_its_policy_is_unchanged() {
+        let v = VhostStats::new("a");
+        let p = |depth| {
+            Some(dirs::DirPolicy {
+                depth,
+                accum: false,
+            })
+        };
+        let first = v.dir_table(p(1)).unwrap();
+        first.dir_for("/img/x.jpg");
+        assert!(Arc::ptr_eq(&first, &v.dir_table(p(1)).unwrap()));
+        let second = v.dir_table(p(2)).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.tracked(), 1, "a new policy starts with / alone");
+        assert!(v.dir_table(None).is_none());
+        assert_eq!(
+            v.dir_windows(Window::LastSecond).1.len(),
+            1,
+            "the vhost is its own /"
         );
     }
 
