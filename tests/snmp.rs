@@ -781,3 +781,69 @@ fn reload_applies_snmp_settings() {
     );
     assert!(!ok && err.contains("Timeout"), "the agent stopped: {err}");
 }
+
+/// What the issue promises an operator: with the committed `mibs/KURA-MIB.txt` on the
+/// MIB path, `snmpwalk -m +KURA-MIB ... kura` resolves the root by name and prints a name
+/// for every row the numeric walk returns.
+#[test]
+fn snmpwalk_with_the_mib_prints_names() {
+    let origin = Origin::start(|_| Reply::ok("x"));
+    let k = Kurad::start(conf_dir(
+        &server("", ""),
+        &vhosts_xml(&vhost("a.test", origin.addr, "")),
+    ));
+    let agent = k.snmp().to_string();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mib_dirs = format!(
+        "+{}:{}",
+        root.join("mibs").display(),
+        root.join("tests/mibs").display()
+    );
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new("snmpwalk")
+        .env("SNMPCONFPATH", home.path())
+        .env_remove("MIBS")
+        .env_remove("MIBDIRS")
+        .args(["-M", &mib_dirs, "-m", "+KURA-MIB", "-v2c", "-c", "public"])
+        .args(["-t", "1", "-r", "0", &agent, "kura"])
+        .output()
+        .expect("snmpwalk (install net-snmp's snmp package)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Debian ships net-snmp's default modules (SNMPv2-MIB, IF-MIB...) in a non-free
+    // package, so net-snmp complains about its own modules here; about ours, or about
+    // the walk itself, it must say nothing.
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("MIB search path:"))
+        .filter(|l| {
+            l.contains("KURA")
+                || l.contains("kura")
+                || l.contains("Timeout")
+                || l.contains("increasing")
+        })
+        .collect();
+    assert!(out.status.success() && complaints.is_empty(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The walk ends past our subtree: net-snmp prints that as a last, named line.
+    let named: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.contains("No more variables left"))
+        .collect();
+    let unnamed: Vec<&&str> = named
+        .iter()
+        .filter(|l| !l.starts_with("KURA-MIB::kura"))
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "rows without a KURA-MIB name: {unnamed:?}"
+    );
+    let numeric = walk("snmpwalk", "-v2c", k.snmp(), &[]);
+    assert_eq!(named.len(), numeric.len(), "one line per row");
+    assert!(
+        named
+            .iter()
+            .any(|l| l.starts_with("KURA-MIB::kuraVhostClientHttpReqCount.5.1 = INTEGER: ")),
+        "{}",
+        &stdout[..stdout.len().min(2000)]
+    );
+}
