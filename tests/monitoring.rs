@@ -468,6 +468,22 @@ fn session_gauges_follow_connections_and_requests_in_flight() {
         (9_990..=10_000).contains(&shares),
         "CPU shares add up to 100.00%: {cpu}"
     );
+    // Network traffic (our addition): what /proc/net/dev moved in that second, loopback
+    // excluded, so this test's own traffic is not in it; sent packets carry bytes.
+    let net = &system["Network"];
+    let n = |k: &str| {
+        net[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("Network.{k}: {net}"))
+    };
+    assert!(
+        n("OutPackets") == 0 || n("Outbound") >= n("OutPackets") * 20,
+        "{net}"
+    );
+    assert!(
+        n("InPackets") == 0 || n("Inbound") >= n("InPackets") * 20,
+        "{net}"
+    );
     assert!(
         system["Mem"]["STON"].as_u64().unwrap() > 1 << 20,
         "kurad's RSS in bytes: {system:#}"

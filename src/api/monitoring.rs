@@ -620,6 +620,10 @@ mod tests {
             (Sys::Load1, 42),
             (Sys::Load5, 35),
             (Sys::Load15, 30),
+            (Sys::NetInBytes, 1_250_000),
+            (Sys::NetOutBytes, 52_000_000),
+            (Sys::NetInPackets, 9_000),
+            (Sys::NetOutPackets, 36_000),
         ] {
             s.counts[v as usize] = per_second * 300;
         }

@@ -223,6 +223,17 @@ pub fn system() -> &'static [(&'static str, Vec<Field>)] {
                     ("Min15", Load15, "0.01"),
                 ],
             ),
+            // Our addition (the guide has no network figures): per-second traffic of
+            // every interface but loopback, from /proc/net/dev.
+            group(
+                "Network",
+                &[
+                    ("Inbound", NetInBytes, "bytes"),
+                    ("Outbound", NetOutBytes, "bytes"),
+                    ("InPackets", NetInPackets, "count"),
+                    ("OutPackets", NetOutPackets, "count"),
+                ],
+            ),
         ]
     });
     &GROUPS

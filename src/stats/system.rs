@@ -78,10 +78,18 @@ pub enum Sys {
     MemUseRatio,
     /// kurad's resident memory, 0.01 % of the total (SNMP `memSTONRatio`).
     MemProcessRatio,
+    /// Bytes received in the second by every network interface but loopback (our addition).
+    NetInBytes,
+    /// Bytes sent in the second by every network interface but loopback.
+    NetOutBytes,
+    /// Packets received in the second, loopback excluded.
+    NetInPackets,
+    /// Packets sent in the second, loopback excluded.
+    NetOutPackets,
 }
 
 /// Number of sampled values.
-pub const SYS_N: usize = Sys::MemProcessRatio as usize + 1;
+pub const SYS_N: usize = Sys::NetOutPackets as usize + 1;
 
 /// Process-wide connection events, counted where they happen.
 #[derive(Debug, Default)]
@@ -138,6 +146,31 @@ fn tcp_established() -> u64 {
         .sum()
 }
 
+/// Received bytes, sent bytes, received packets and sent packets, summed over the
+/// interfaces of a `/proc/net/dev` text except loopback (cumulative).
+fn net_totals(dev: &str) -> [u64; 4] {
+    let mut t = [0u64; 4];
+    for line in dev.lines().skip(2) {
+        let Some((name, counters)) = line.split_once(':') else {
+            continue;
+        };
+        if name.trim() == "lo" {
+            continue;
+        }
+        let v: Vec<u64> = counters
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // rx: bytes packets errs drop fifo frame compressed multicast; then tx: bytes packets ...
+        if v.len() >= 10 {
+            for (sum, x) in t.iter_mut().zip([v[0], v[8], v[1], v[9]]) {
+                *sum += x;
+            }
+        }
+    }
+    t
+}
+
 /// `TCP: inuse N orphan N tw N alloc N mem N` from /proc/net/sockstat.
 fn sockstat(key: &str) -> u64 {
     let text = read("/proc/net/sockstat");
@@ -153,6 +186,8 @@ fn sockstat(key: &str) -> u64 {
 #[derive(Debug)]
 struct State {
     last_cpu: Option<CpuTicks>,
+    /// Network totals at the last sample ([`net_totals`]).
+    last_net: Option<[u64; 4]>,
     /// accepted, closed, connected, disconnected at the last sample.
     last_events: [u64; 4],
     last_sec: Option<u64>,
@@ -171,6 +206,7 @@ impl Default for SystemStats {
         SystemStats {
             state: Mutex::new(State {
                 last_cpu: None,
+                last_net: None,
                 last_events: [0; 4],
                 last_sec: None,
                 seconds: Ring::new(1, 60, false),
@@ -191,6 +227,7 @@ impl SystemStats {
             &CONNECTIONS.disconnected,
         ]
         .map(|a| a.load(Ordering::Relaxed));
+        let net = net_totals(&read("/proc/net/dev"));
         let meminfo = read("/proc/meminfo");
         let status = read("/proc/self/status");
         let load: Vec<u64> = read("/proc/loadavg")
@@ -254,6 +291,18 @@ impl SystemStats {
         for (i, l) in [Sys::Load1, Sys::Load5, Sys::Load15].into_iter().zip(load) {
             v[i as usize] = l;
         }
+        if let Some(prev) = st.last_net {
+            let fields = [
+                Sys::NetInBytes,
+                Sys::NetOutBytes,
+                Sys::NetInPackets,
+                Sys::NetOutPackets,
+            ];
+            for ((f, now), before) in fields.into_iter().zip(net).zip(prev) {
+                v[f as usize] = now.saturating_sub(before);
+            }
+        }
+        st.last_net = Some(net);
         st.last_cpu = Some(cpu);
         st.last_events = events;
         st.last_sec = Some(sec);
@@ -308,5 +357,16 @@ mod tests {
         );
         assert!(c(Sys::MemFree) > 0 && c(Sys::MemProcess) > 0);
         assert_eq!(w.seconds, 1);
+    }
+
+    #[test]
+    fn network_totals_skip_loopback_and_read_rx_and_tx() {
+        let dev = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo: 9000000   90000    0    0    0     0          0         0  9000000   90000    0    0    0     0       0          0
+  eth0: 1000      10    0    0    0     0          0         0     2000      20    0    0    0     0       0          0
+  eth1:  300       3    0    0    0     0          0         0      400       4    0    0    0     0       0          0
+";
+        assert_eq!(net_totals(dev), [1300, 2400, 13, 24]);
     }
 }
