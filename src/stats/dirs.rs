@@ -9,9 +9,11 @@
 //! field reads as it does for a vhost.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
 use super::{Exchange, HistoryKind, Sample, VhostStats, Window};
 use crate::cache::CacheResult;
@@ -31,6 +33,9 @@ pub struct Dir {
     pub stats: VhostStats,
     /// The parent directory, when traffic accumulates upwards.
     parent: Option<Arc<Dir>>,
+    /// Set while the fold considers forgetting it, and for good once forgotten:
+    /// a request that finds it set takes the locked path (see [`DirTable::fold`]).
+    retired: AtomicBool,
 }
 
 impl Dir {
@@ -49,10 +54,13 @@ impl Dir {
 pub struct DirTable {
     /// The settings the table was built for.
     pub policy: DirPolicy,
-    /// Tracked directories by path; `/` is always there.
-    dirs: RwLock<HashMap<String, Arc<Dir>>>,
+    /// Tracked directories by path; `/` is always there. Requests read it
+    /// without a lock; a new directory or the fold's cleanup replaces it whole.
+    dirs: ArcSwap<HashMap<String, Arc<Dir>>>,
+    /// Serialises the writers of `dirs`.
+    write: Mutex<()>,
     /// Whether the [`MAX_DIRS`] warning was logged.
-    warned: std::sync::atomic::AtomicBool,
+    warned: AtomicBool,
 }
 
 /// The directory `path` (no query) counts in: its first `depth` directory levels.
@@ -83,10 +91,12 @@ impl DirTable {
         let root = Arc::new(Dir {
             stats: VhostStats::with_history(&format!("{vhost}/"), HistoryKind::Short),
             parent: None,
+            retired: AtomicBool::new(false),
         });
         DirTable {
             policy,
-            dirs: RwLock::new(HashMap::from([("/".to_string(), root)])),
+            dirs: ArcSwap::from_pointee(HashMap::from([("/".to_string(), root)])),
+            write: Mutex::new(()),
             warned: Default::default(),
         }
     }
@@ -94,11 +104,18 @@ impl DirTable {
     /// The directory a request for `path` counts in, created on first use.
     pub fn dir_for(&self, path: &str) -> Arc<Dir> {
         let key = dir_key(path, self.policy.depth);
-        if let Some(d) = self.dirs.read().get(key) {
-            return d.clone();
+        if let Some(d) = self.dirs.load().get(key).cloned() {
+            // Cloned before the flag is read, so the fold either sees this reference
+            // or this request sees the flag (both sides use SeqCst).
+            if !d.retired.load(Ordering::SeqCst) {
+                return d;
+            }
         }
-        let mut dirs = self.dirs.write();
-        self.get_or_create(&mut dirs, key)
+        let _writer = self.write.lock();
+        let mut dirs = HashMap::clone(&self.dirs.load());
+        let dir = self.get_or_create(&mut dirs, key);
+        self.dirs.store(Arc::new(dirs));
+        dir
     }
 
     fn get_or_create(&self, dirs: &mut HashMap<String, Arc<Dir>>, key: &str) -> Arc<Dir> {
@@ -107,7 +124,7 @@ impl DirTable {
         }
         let parent_key = parent_key(key).unwrap_or("/");
         if dirs.len() >= MAX_DIRS {
-            if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            if !self.warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     limit = MAX_DIRS,
                     "directory statistics: too many directories; new ones count in their parent"
@@ -124,6 +141,7 @@ impl DirTable {
         let dir = Arc::new(Dir {
             stats: VhostStats::with_history(&format!("{vhost}{key}"), HistoryKind::Short),
             parent,
+            retired: AtomicBool::new(false),
         });
         dirs.insert(key.to_string(), dir.clone());
         dir
@@ -140,30 +158,46 @@ impl DirTable {
 
     /// Folds every directory, then forgets those idle for an hour that nothing refers to.
     pub fn fold(&self, now: u64) {
-        let all: Vec<Arc<Dir>> = self.dirs.read().values().cloned().collect();
-        for d in &all {
+        let current = self.dirs.load_full();
+        let mut any_idle = false;
+        for (k, d) in current.iter() {
             d.stats.fold(now);
+            any_idle |= k != "/" && d.stats.idle_since(now) >= IDLE_SECS;
         }
-        drop(all);
-        let idle = |d: &Arc<Dir>| {
-            // Held only by the table: no request and no child directory refers to it.
-            Arc::strong_count(d) == 1 && d.stats.idle_since(now) >= IDLE_SECS
-        };
-        let mut dirs = self.dirs.write();
-        dirs.retain(|k, d| k == "/" || !idle(d));
+        drop(current);
+        if !any_idle {
+            return;
+        }
+        let _writer = self.write.lock();
+        let mut dirs = HashMap::clone(&self.dirs.load());
+        dirs.retain(|k, d| k == "/" || !Self::retire(d, now));
+        self.dirs.store(Arc::new(dirs));
+    }
+
+    /// Marks an idle directory retired if nothing but the table refers to it
+    /// (no request in flight, no child directory); the caller then drops it.
+    fn retire(d: &Arc<Dir>, now: u64) -> bool {
+        if d.stats.idle_since(now) < IDLE_SECS {
+            return false;
+        }
+        // Flag first, count second: a request that cloned it before this is seen
+        // in the count; one that clones it after sees the flag.
+        d.retired.store(true, Ordering::SeqCst);
+        // Two references: the published table and the copy being pruned.
+        if Arc::strong_count(d) == 2 {
+            return true;
+        }
+        d.retired.store(false, Ordering::SeqCst);
+        false
     }
 
     /// `/` and every directory with client requests in the window, by path.
     pub fn windows(&self, w: Window) -> Vec<(String, Sample)> {
-        let all: Vec<(String, Arc<Dir>)> = self
+        let mut out: Vec<(String, Sample)> = self
             .dirs
-            .read()
+            .load()
             .iter()
-            .map(|(k, d)| (k.clone(), d.clone()))
-            .collect();
-        let mut out: Vec<(String, Sample)> = all
-            .into_iter()
-            .map(|(k, d)| (k, d.stats.window(w)))
+            .map(|(k, d)| (k.clone(), d.stats.window(w)))
             .filter(|(k, s)| {
                 k == "/" || s.counts[super::counter::requests(super::counter::Side::Client)] > 0
             })
@@ -174,13 +208,13 @@ impl DirTable {
 
     /// Directories tracked now, `/` included (never empty).
     pub fn tracked(&self) -> usize {
-        self.dirs.read().len()
+        self.dirs.load().len()
     }
 
     /// Bytes of history the directories hold.
     pub fn history_bytes(&self) -> usize {
         self.dirs
-            .read()
+            .load()
             .values()
             .map(|d| d.stats.history_bytes())
             .sum()
@@ -293,7 +327,16 @@ mod tests {
             all[0].1.counts[counter::requests(Side::Client)],
             (MAX_DIRS + 10) as u64
         );
+        // A request still holding its directory keeps it (and, accumulated, its parent).
+        let held = t.dir_for("/d7/x");
         t.fold(1_800_000_001 + IDLE_SECS);
+        assert_eq!(t.tracked(), 2, "/ and the held /d7/");
+        assert!(Arc::ptr_eq(&held, &t.dir_for("/d7/y")));
+        drop(held);
+        t.fold(1_800_000_002 + IDLE_SECS);
         assert_eq!(t.tracked(), 1, "only / stays");
+        // A forgotten directory comes back on its next request, empty.
+        t.dir_for("/d7/x");
+        assert_eq!(t.tracked(), 2);
     }
 }
