@@ -51,6 +51,19 @@ impl ConfSource {
 }
 
 impl ConfSource {
+    /// The text of a configuration file, `rel` to the configuration directory
+    /// (`None` when it does not exist; the embedded source has only the two XML files).
+    pub fn read(&self, rel: &str) -> Option<String> {
+        match self {
+            ConfSource::Dir(d) => std::fs::read_to_string(d.join(rel)).ok(),
+            ConfSource::Embedded { server, vhosts } => match rel {
+                "server.xml" => Some(server.clone()),
+                "vhosts.xml" => Some(vhosts.clone()),
+                _ => None,
+            },
+        }
+    }
+
     /// Where the files are, as `meta.conf.Path` shows it.
     pub fn path(&self) -> String {
         match self {
@@ -199,7 +212,12 @@ impl Daemon {
         Ok(bound)
     }
 
-    /// The current runtime.
+    /// Where the configuration is read from.
+    pub fn source(&self) -> &ConfSource {
+        &self.source
+    }
+
+    /// The configuration in use.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
     }

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{header, Method, Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -17,7 +17,9 @@ use crate::config::Role;
 use crate::daemon::Daemon;
 use crate::proxy::body::Body;
 use crate::stats::Window;
+use endpoints::{Handler, Route};
 
+pub mod endpoints;
 pub mod fileinfo;
 pub mod inventory;
 pub mod metrics;
@@ -89,32 +91,77 @@ async fn route(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    if req.method() != Method::GET && req.method() != Method::POST {
-        return error(StatusCode::METHOD_NOT_ALLOWED, "", "use GET or POST");
-    }
     let path = req.uri().path();
-    let (method, need) = match path {
-        "/version" => ("version", Role::Admin),
-        "/conf/reload" => ("reload", Role::Admin),
-        "/monitoring/vhostslist" => ("vhostslist", Role::User),
-        "/monitoring/realtime" => ("realtime", Role::User),
-        "/monitoring/average" => ("average", Role::User),
-        "/monitoring/hwinfo" | "/monitoring/hwinfo.json" => ("hwinfo", Role::User),
-        "/monitoring/origin" | "/monitoring/origin.json" => ("origin", Role::User),
-        "/monitoring/fileinfo" | "/monitoring/fileinfo.json" => ("fileinfo", Role::User),
-        "/metrics" => ("metrics", Role::User),
-        _ => return error(StatusCode::NOT_FOUND, "", format!("no such API: {path}")),
+    let endpoint = match endpoints::route(req.method(), path) {
+        Route::Found(e) => e,
+        Route::WrongMethod => {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "",
+                format!("{} is not served on {path}", req.method()),
+            )
+        }
+        Route::Unknown => return error(StatusCode::NOT_FOUND, "", format!("no such API: {path}")),
     };
-    if role < need {
+    let method = endpoint.handler.as_str();
+    if role < endpoint.role {
         return error(
             StatusCode::UNAUTHORIZED,
             method,
-            format!("{method} needs the {need:?} role"),
+            format!("{path} needs the {:?} role", endpoint.role),
         );
     }
-    match method {
-        "hwinfo" => reply(StatusCode::OK, &envelope("hwinfo", inventory::hwinfo())),
-        "fileinfo" => {
+    match endpoint.handler {
+        Handler::Later(capability) => error(
+            StatusCode::NOT_IMPLEMENTED,
+            method,
+            format!(
+                "{path} belongs to {}, which kura does not have yet",
+                capability.as_str()
+            ),
+        ),
+        Handler::HwInfo => reply(StatusCode::OK, &envelope("hwinfo", inventory::hwinfo())),
+        Handler::CpuInfo => reply(
+            StatusCode::OK,
+            &envelope("cpuinfo", inventory::hwinfo()["CPU"].clone()),
+        ),
+        Handler::ConfFile => {
+            let name = path.trim_start_matches("/conf/");
+            match daemon.source().read(name) {
+                Some(text) => text_reply(text, "application/xml"),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    method,
+                    format!("{name} cannot be read"),
+                ),
+            }
+        }
+        Handler::SvcFile => {
+            let name = path.trim_start_matches("/conf/");
+            let Some(vhost) = query_param(&req, "vhost") else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    method,
+                    "vhost=<vhost name> is required",
+                );
+            };
+            let rt = daemon.runtime();
+            let Some(v) = rt
+                .config
+                .vhosts
+                .iter()
+                .find(|v| v.name.eq_ignore_ascii_case(vhost))
+            else {
+                return error(StatusCode::NOT_FOUND, method, format!("no vhost {vhost}"));
+            };
+            // A vhost without the file has no such rules: an empty list, not an error.
+            let text = daemon
+                .source()
+                .read(&format!("svc/{}/{name}", v.name))
+                .unwrap_or_default();
+            text_reply(text, "text/plain; charset=utf-8")
+        }
+        Handler::FileInfo => {
             let Some(url) = query_param(&req, "url") else {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -135,29 +182,27 @@ async fn route(
                 ),
             }
         }
-        "origin" => {
+        Handler::Origin => {
             let rt = daemon.runtime();
             match inventory::origin(&rt.config, query_param(&req, "vhost")) {
                 Some(v) => reply(StatusCode::OK, &v),
                 None => error(StatusCode::NOT_FOUND, "origin", "no such vhost"),
             }
         }
-        "metrics" => {
-            let mut r = Response::new(Body::full(metrics::render(daemon)));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static(metrics::CONTENT_TYPE),
-            );
-            r
-        }
-        "realtime" | "average" => {
-            let ty = query_param(&req, "type");
+        Handler::Metrics => text_reply(metrics::render(daemon), metrics::CONTENT_TYPE),
+        Handler::Realtime | Handler::Average => {
+            // `realtime.xml` and friends say the format in the path.
+            let ty = query_param(&req, "type").or_else(|| {
+                path.rsplit_once('.')
+                    .map(|(_, ext)| ext)
+                    .filter(|e| ["xml", "json"].contains(e))
+            });
             let Some(format) = monitoring::Format::parse(ty) else {
                 return error(StatusCode::BAD_REQUEST, method, "type must be JSON or XML");
             };
             // `minutes=m` (our addition) reads the window SNMP's minute variable m reads.
             let minutes = match query_param(&req, "minutes") {
-                None if method == "realtime" => 0,
+                None if endpoint.handler == Handler::Realtime => 0,
                 None => 5,
                 Some(m) => match m.parse::<u8>() {
                     Ok(m) if m <= 60 => m,
@@ -168,23 +213,20 @@ async fn route(
                 0 => Window::LastSecond,
                 m => Window::Minutes(m),
             };
-            let mut r = Response::new(Body::full(monitoring::render(daemon, window, format)));
             let ct = if format == monitoring::Format::Xml {
                 "application/xml"
             } else {
                 "application/json"
             };
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ct));
-            r
+            text_reply(monitoring::render(daemon, window, format), ct)
         }
-        "version" => reply(StatusCode::OK, &envelope("version", json!(crate::VERSION))),
-        "vhostslist" => {
+        Handler::Version => reply(StatusCode::OK, &envelope("version", json!(crate::VERSION))),
+        Handler::VhostsList => {
             let rt = daemon.runtime();
             let names: Vec<&str> = rt.config.vhosts.iter().map(|v| v.name.as_str()).collect();
             reply(StatusCode::OK, &envelope("vhostslist", json!(names)))
         }
-        _ => {
+        Handler::Reload => {
             tracing::info!(client = %peer.ip(), "reload requested through the management API");
             match daemon.reload().await {
                 Ok(s) => reply(StatusCode::OK, &envelope("reload", json!(s))),
@@ -203,4 +245,14 @@ async fn route(
             }
         }
     }
+}
+
+/// A reply whose body is `text` as it is.
+fn text_reply(text: String, content_type: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::full(text));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r
 }
