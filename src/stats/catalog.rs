@@ -152,7 +152,10 @@ pub fn response_time(side: Side) -> &'static [Field] {
     &FIELDS[side as usize]
 }
 
-/// The `System` groups in the guide's order: each field is the per-second mean
+/// `System` groups that are our additions, not the guide's (written after its groups).
+pub const SYSTEM_ADDITIONS: &[&str] = &["Network"];
+
+/// The `System` groups in the guide's order, then [`SYSTEM_ADDITIONS`]: each field is the per-second mean
 /// of a value sampled from /proc (the value itself, in `realtime`).
 pub fn system() -> &'static [(&'static str, Vec<Field>)] {
     static GROUPS: LazyLock<Vec<(&'static str, Vec<Field>)>> = LazyLock::new(|| {
