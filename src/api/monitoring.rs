@@ -106,18 +106,16 @@ fn snapshot(daemon: &Daemon, window: Window) -> Snapshot {
         .filter_map(|v| daemon.stats.vhost(&v.name))
         .map(|s| {
             let uptime = s.created.elapsed().as_secs();
-            let (policy, dirs) = s.dir_windows(window);
-            Block {
-                name: Some(s.name.clone()),
-                window: s.window(window),
-                uptime,
-                dirs: (
-                    policy,
+            let mut block = Block::new(Some(s.name.clone()), s.window(window), uptime);
+            if let Some((policy, dirs)) = s.dir_windows(window) {
+                block.dirs = (
+                    Some(policy),
                     dirs.into_iter()
                         .map(|(path, w)| Block::dir(path, w, uptime))
                         .collect(),
-                ),
+                );
             }
+            block
         })
         .collect();
     let views = rt
