@@ -6,23 +6,19 @@
 mod common;
 
 use common::*;
+use kura::config::Role;
 use serde_json::Value;
 
 /// Client addresses and the role `<Allow>` gives each (all loopback, so curl can
 /// bind them with `--interface`).
-const CLIENTS: [(&str, &str, u8); 3] = [
-    ("127.0.0.1", "Admin", 2),
-    ("127.0.0.2", "User", 1),
-    ("127.0.0.3", "Looker", 0),
+const CLIENTS: [(&str, &str); 3] = [
+    ("127.0.0.1", "Admin"),
+    ("127.0.0.2", "User"),
+    ("127.0.0.3", "Looker"),
 ];
 
-fn rank(role: &str) -> u8 {
-    match role {
-        "Admin" => 2,
-        "User" => 1,
-        "Looker" => 0,
-        other => panic!("unknown role_min {other}"),
-    }
+fn role(name: &str) -> Role {
+    Role::parse(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A concrete request path for a table row's path column.
@@ -42,7 +38,7 @@ fn every_documented_endpoint_answers_with_the_documented_roles() {
     let origin = Origin::start(|_| Reply::ok("x"));
     let allow: String = CLIENTS
         .iter()
-        .map(|(ip, role, _)| format!("<Allow Role=\"{role}\">{ip}</Allow>"))
+        .map(|(ip, role)| format!("<Allow Role=\"{role}\">{ip}</Allow>"))
         .collect();
     let server =
         format!("<Server><Host><Manager Port=\"0\">{allow}</Manager></Host><Cache><Storage/></Cache></Server>");
@@ -57,9 +53,10 @@ fn every_documented_endpoint_answers_with_the_documented_roles() {
     let mut later = Vec::new();
     for row in table.lines().skip(1).filter(|l| !l.is_empty()) {
         let f: Vec<&str> = row.split('\t').collect();
-        let (column, method, role_min) = (f[0], f[1], rank(f[3]));
+        let (column, method, role_min) = (f[0], f[1], role(f[3]));
         let path = request_path(column);
-        for (ip, role, have) in CLIENTS {
+        for (ip, name) in CLIENTS {
+            let (role, have) = (name, self::role(name));
             let url = format!("http://{}{path}", k.manager);
             let mut args = vec!["--interface", ip, "-X", method, "-H", "Host: a.test"];
             if method == "POST" {

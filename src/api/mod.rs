@@ -69,12 +69,8 @@ fn envelope(method: &str, result: Value) -> Value {
 }
 
 fn reply(status: StatusCode, v: &Value) -> Response<Body> {
-    let mut r = Response::new(Body::full(format!("{v:#}\n")));
+    let mut r = text_reply(format!("{v:#}\n"), "application/json");
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
     r
 }
 

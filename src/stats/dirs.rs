@@ -54,6 +54,8 @@ impl Dir {
 pub struct DirTable {
     /// The settings the table was built for.
     pub policy: DirPolicy,
+    /// The vhost's name (directory statistics are named `vhost` + path).
+    vhost: String,
     /// Tracked directories by path; `/` is always there. Requests read it
     /// without a lock; a new directory or the fold's cleanup replaces it whole.
     dirs: ArcSwap<HashMap<String, Arc<Dir>>>,
@@ -95,6 +97,7 @@ impl DirTable {
         });
         DirTable {
             policy,
+            vhost: vhost.to_string(),
             dirs: ArcSwap::from_pointee(HashMap::from([("/".to_string(), root)])),
             write: Mutex::new(()),
             warned: Default::default(),
@@ -136,10 +139,8 @@ impl DirTable {
             .policy
             .accum
             .then(|| self.get_or_create(dirs, parent_key));
-        let root_name = &dirs["/"].stats.name;
-        let vhost = root_name.strip_suffix('/').unwrap_or(root_name);
         let dir = Arc::new(Dir {
-            stats: VhostStats::with_history(&format!("{vhost}{key}"), HistoryKind::Short),
+            stats: VhostStats::with_history(&format!("{}{key}", self.vhost), HistoryKind::Short),
             parent,
             retired: AtomicBool::new(false),
         });
