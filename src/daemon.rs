@@ -18,57 +18,58 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::cache::store::Store;
-use crate::config::history::ConfKind;
-use crate::config::{self, Config, ConfigErrors};
+use crate::config::files::ArchiveError;
+use crate::config::history::{ConfHistory, ConfKind};
+use crate::config::{self, ConfFiles, Config, ConfigErrors};
 use crate::proxy::{self, Runtime};
 use crate::snmp::service::{Prepared, Service};
 use crate::stats::Stats;
 
 /// Where the configuration comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum ConfSource {
-    /// `server.xml` and `vhosts.xml` in a directory, reread on reload.
+    /// The files of a directory, reread on reload.
     Dir(PathBuf),
-    /// Text held in memory (the demo).
-    Embedded {
-        /// server.xml text.
-        server: String,
-        /// vhosts.xml text.
-        vhosts: String,
-    },
+    /// Files held in memory (the demo); upload and restore replace them.
+    Embedded(parking_lot::RwLock<ConfFiles>),
 }
 
 impl ConfSource {
+    /// The embedded source of two XML texts.
+    pub fn embedded(server_xml: &str, vhosts_xml: &str) -> ConfSource {
+        ConfSource::Embedded(parking_lot::RwLock::new(ConfFiles::from_xml(
+            server_xml, vhosts_xml,
+        )))
+    }
+
     /// Reads and validates the configuration.
     pub fn load(&self) -> Result<Config, ConfigErrors> {
         match self {
             ConfSource::Dir(d) => config::load_dir(d),
-            ConfSource::Embedded { server, vhosts } => {
-                config::load_str(std::path::Path::new("(embedded)"), server, vhosts)
+            ConfSource::Embedded(files) => config::load_files(self.dir(), files.read().clone()),
+        }
+    }
+
+    /// Validates `files` as if they were this source's.
+    pub fn check(&self, files: ConfFiles) -> Result<Config, ConfigErrors> {
+        config::load_files(self.dir(), files)
+    }
+
+    /// Replaces the source's files by `files`.
+    fn install(&self, files: &ConfFiles) -> std::io::Result<()> {
+        match self {
+            ConfSource::Dir(d) => files.write_dir(d),
+            ConfSource::Embedded(f) => {
+                *f.write() = files.clone();
+                Ok(())
             }
         }
     }
-}
 
-impl ConfSource {
-    /// The text of a configuration file, `rel` to the configuration directory
-    /// (`None` when it does not exist; the embedded source has only the two XML files).
-    pub fn read(&self, rel: &str) -> Option<String> {
+    fn dir(&self) -> &std::path::Path {
         match self {
-            ConfSource::Dir(d) => std::fs::read_to_string(d.join(rel)).ok(),
-            ConfSource::Embedded { server, vhosts } => match rel {
-                "server.xml" => Some(server.clone()),
-                "vhosts.xml" => Some(vhosts.clone()),
-                _ => None,
-            },
-        }
-    }
-
-    /// Where the files are, as `meta.conf.Path` shows it.
-    pub fn path(&self) -> String {
-        match self {
-            ConfSource::Dir(d) => d.display().to_string(),
-            ConfSource::Embedded { .. } => "(embedded)".into(),
+            ConfSource::Dir(d) => d,
+            ConfSource::Embedded(_) => std::path::Path::new("(embedded)"),
         }
     }
 }
@@ -97,6 +98,12 @@ pub enum DaemonError {
     /// The configuration is invalid.
     #[error("{0}")]
     Config(#[from] ConfigErrors),
+    /// A configuration archive is not readable as one.
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+    /// The configuration files could not be written (upload, restore).
+    #[error("cannot write the configuration files: {0}")]
+    Install(std::io::Error),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -127,6 +134,25 @@ pub struct ReloadSummary {
     pub closed: Vec<String>,
 }
 
+/// Why the daemon is asked to stop (`/command/terminate`, `/command/restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Exit.
+    Terminate,
+    /// Start again in the same process (the same program and arguments).
+    Restart,
+}
+
+impl Stop {
+    /// What the reply and the log say.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stop::Terminate => "terminating",
+            Stop::Restart => "restarting",
+        }
+    }
+}
+
 /// The daemon.
 pub struct Daemon {
     source: ConfSource,
@@ -141,6 +167,13 @@ pub struct Daemon {
     pub started: Instant,
     /// The SNMP agent.
     snmp: Service,
+    /// Configurations put in force and their archives.
+    history: parking_lot::Mutex<ConfHistory>,
+    /// Held while a configuration is being put in force, so a reload, an
+    /// upload and a restore never interleave.
+    applying: tokio::sync::Mutex<()>,
+    /// Set when a stop is requested; `main` waits on it.
+    stop: tokio::sync::watch::Sender<Option<Stop>>,
 }
 
 impl Daemon {
@@ -164,6 +197,7 @@ impl Daemon {
                 false
             }
         });
+        let history = ConfHistory::load(state_dir.as_deref());
         let snmp = Service::new(
             state_dir.as_deref(),
             stats.clone(),
@@ -180,13 +214,14 @@ impl Daemon {
             generation: AtomicU64::new(0),
             started,
             snmp,
+            history: parking_lot::Mutex::new(history),
+            applying: tokio::sync::Mutex::new(()),
+            stop: tokio::sync::watch::Sender::new(None),
         });
         let rt = daemon.runtime();
         let prepared = daemon.prepare_snmp(&rt.config).await?;
         daemon.sync_listeners(&rt).await?;
-        daemon
-            .snmp
-            .commit(&rt, ConfKind::Start, &daemon.source.path(), prepared);
+        daemon.commit(&rt, ConfKind::Start, prepared);
         Ok(daemon)
     }
 
@@ -212,11 +247,6 @@ impl Daemon {
         Ok(bound)
     }
 
-    /// Where the configuration is read from.
-    pub fn source(&self) -> &ConfSource {
-        &self.source
-    }
-
     /// The configuration in use.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
@@ -232,7 +262,61 @@ impl Daemon {
 
     /// Rereads the configuration and applies it; on error nothing changes.
     pub async fn reload(self: &Arc<Self>) -> Result<ReloadSummary, DaemonError> {
-        let config = Arc::new(self.source.load()?);
+        let _applying = self.applying.lock().await;
+        self.apply(self.source.load()?, ConfKind::Reload).await
+    }
+
+    /// Puts `files` in force (`/conf/upload`, `/conf/restore`): validates them,
+    /// writes them over the configuration files, then applies them. Invalid
+    /// files change nothing; when applying fails (a port that cannot be bound)
+    /// the previous files are written back.
+    pub async fn replace(
+        self: &Arc<Self>,
+        files: ConfFiles,
+        kind: ConfKind,
+    ) -> Result<ReloadSummary, DaemonError> {
+        let _applying = self.applying.lock().await;
+        let config = self.source.check(files.clone())?;
+        let previous = self.runtime().config.files.clone();
+        self.source.install(&files).map_err(DaemonError::Install)?;
+        let applied = self.apply(config, kind).await;
+        if applied.is_err() {
+            if let Err(e) = self.source.install(&previous) {
+                tracing::error!(error = %e, "cannot write back the configuration in force; the files now differ from it");
+            }
+        }
+        applied
+    }
+
+    /// Asks the daemon to stop; [`Daemon::stopped`] returns it.
+    pub fn request_stop(&self, stop: Stop) {
+        self.stop.send_replace(Some(stop));
+    }
+
+    /// Waits until a stop is requested.
+    pub async fn stopped(&self) -> Stop {
+        let mut rx = self.stop.subscribe();
+        loop {
+            if let Some(stop) = *rx.borrow_and_update() {
+                return stop;
+            }
+            // The sender lives in `self`, so the channel never closes while we wait.
+            let _ = rx.changed().await;
+        }
+    }
+
+    /// The configuration history: archives, newest first.
+    pub fn history(&self) -> parking_lot::MutexGuard<'_, ConfHistory> {
+        self.history.lock()
+    }
+
+    /// Applies a validated configuration.
+    async fn apply(
+        self: &Arc<Self>,
+        config: Config,
+        kind: ConfKind,
+    ) -> Result<ReloadSummary, DaemonError> {
+        let config = Arc::new(config);
         let old = self.runtime();
         if config.server.manager.bind != old.config.server.manager.bind {
             tracing::warn!("a changed <Manager Port> applies at the next restart");
@@ -240,8 +324,7 @@ impl Daemon {
         let new = Arc::new(Runtime::new(config, &self.stats));
         let prepared = self.prepare_snmp(&new.config).await?;
         let (opened, closed) = self.sync_listeners(&new).await?;
-        self.snmp
-            .commit(&new, ConfKind::Reload, &self.source.path(), prepared);
+        self.commit(&new, kind, prepared);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let summary = ReloadSummary {
             generation,
@@ -250,8 +333,15 @@ impl Daemon {
             closed,
         };
         report_not_implemented(&new.config);
-        tracing::info!(generation, vhosts = summary.vhosts, opened = ?summary.opened, closed = ?summary.closed, "configuration reloaded");
+        tracing::info!(generation, kind = kind.as_str(), vhosts = summary.vhosts, opened = ?summary.opened, closed = ?summary.closed, "configuration applied");
         Ok(summary)
+    }
+
+    /// Records the configuration now in force and hands it to the SNMP agent.
+    fn commit(&self, rt: &Runtime, kind: ConfKind, prepared: Option<Prepared>) {
+        let mut history = self.history.lock();
+        history.record(kind, &rt.config.files, rt.config.server.config_history_days);
+        self.snmp.commit(rt, history.all(), prepared);
     }
 
     /// Opens listeners `rt` needs, installs `rt`, then closes listeners it does not need.

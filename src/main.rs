@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kura::config;
-use kura::daemon::{ConfSource, Daemon, Options};
+use kura::daemon::{ConfSource, Daemon, Options, Stop};
 
 #[derive(Parser)]
 #[command(name = "kurad", version, about = "kura HTTP edge cache daemon")]
@@ -111,7 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 state_dir: None,
                 snmp_bulk_bytes: cli.snmp_bulk_bytes,
             };
-            let daemon = Daemon::start(ConfSource::Embedded { server, vhosts }, options).await?;
+            let daemon = Daemon::start(ConfSource::embedded(&server, &vhosts), options).await?;
             let manager = daemon.start_manager().await?;
             let bound = daemon.bound_addrs().await.first().map_or(listen, |b| b.1);
             print!("{}", kura::demo::banner(bound, manager, origin));
@@ -131,7 +131,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     wait_for_signals(daemon).await
 }
 
-/// SIGHUP reloads; SIGTERM and SIGINT stop.
+/// SIGHUP reloads; SIGTERM, SIGINT and `/command/terminate` stop;
+/// `/command/restart` starts kurad again in this process.
 async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
@@ -147,8 +148,29 @@ async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
+            stop = daemon.stopped() => {
+                if stop == Stop::Restart {
+                    return Err(restart());
+                }
+                break;
+            }
         }
     }
     tracing::info!("kurad stopping");
     Ok(())
+}
+
+/// Replaces this process by a new kurad with the same arguments. Sockets are
+/// close-on-exec, so the new process binds its ports afresh; it returns only
+/// when the exec fails.
+fn restart() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    tracing::info!("kurad restarting");
+    let err = match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    };
+    anyhow::Error::new(err).context("restart: cannot start kurad again")
 }

@@ -5,8 +5,6 @@
 mod common;
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -38,21 +36,9 @@ fn reload_applies_rejects_bad_config_and_keeps_serving() {
     );
 
     // A client loop runs through every reload below.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let looper = {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let r = get(http, "a.test", "/loop");
-                if r.status == 200 && r.text() == format!("host=a.test:{port}") {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    let looper = ClientLoop::start(http, "a.test", "/loop", move |r| {
+        r.status == 200 && r.text() == format!("host=a.test:{port}")
+    });
 
     // 1. Add a vhost and reload through kuractl.
     k.write_vhosts(&two_vhosts(origin.addr, true));
@@ -107,14 +93,9 @@ fn reload_applies_rejects_bad_config_and_keeps_serving() {
     assert_eq!(get(http, "b.test", "/").status, 404);
 
     std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    looper.join().unwrap();
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "no client request failed during reloads"
-    );
-    assert!(ok.load(Ordering::Relaxed) > 5);
+    let (ok, failed) = looper.finish();
+    assert_eq!(failed, 0, "no client request failed during reloads");
+    assert!(ok > 5);
 }
 
 #[test]

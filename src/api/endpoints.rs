@@ -79,6 +79,24 @@ pub enum Handler {
     Origin,
     /// `/monitoring/fileinfo`.
     FileInfo,
+    /// `/conf/latest`: the newest history entry.
+    ConfLatest,
+    /// `/conf/history`: every history entry.
+    ConfHistory,
+    /// `/conf/restore?hash=|id=`.
+    ConfRestore,
+    /// `/conf/download?hash=|id=`.
+    ConfDownload,
+    /// `POST /conf/upload[/server.xml|/vhosts.xml]`.
+    ConfUpload,
+    /// `/command/restart`.
+    Restart,
+    /// `/command/terminate`.
+    Terminate,
+    /// `/command/cacheclear`.
+    CacheClear,
+    /// `/command/cleanup`.
+    Cleanup,
     /// `/metrics` (our addition, not in the table).
     Metrics,
     /// Documented, but its capability is not built yet.
@@ -99,6 +117,15 @@ impl Handler {
             Handler::CpuInfo => "cpuinfo",
             Handler::Origin => "origin",
             Handler::FileInfo => "fileinfo",
+            Handler::ConfLatest => "latest",
+            Handler::ConfHistory => "history",
+            Handler::ConfRestore => "restore",
+            Handler::ConfDownload => "download",
+            Handler::ConfUpload => "uploadconfig",
+            Handler::Restart => "restart",
+            Handler::Terminate => "terminate",
+            Handler::CacheClear => "cacheclear",
+            Handler::Cleanup => "cleanup",
             Handler::Metrics => "metrics",
             Handler::Later(_) => "unavailable",
         }
@@ -109,13 +136,9 @@ impl Handler {
 /// issue that brings it (or why it is not planned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
-    /// Restart, terminate, cache clear (issue 7).
-    DaemonCommands,
-    /// Configuration history, restore, download, upload (issue 7).
-    ConfHistory,
     /// Purge, expire, hard purge (issue 5).
     Purge,
-    /// Disk cleanup, mount/unmount, cache resource reports (issue 6).
+    /// Disk mount/unmount, cache resource reports (issue 6).
     Storage,
     /// Origin status reset and DNS (issue 9).
     Origins,
@@ -137,14 +160,8 @@ impl Capability {
     /// The name the 501 reply gives.
     pub fn as_str(self) -> &'static str {
         match self {
-            Capability::DaemonCommands => {
-                "daemon commands (restart, terminate, cacheclear): issue 7"
-            }
-            Capability::ConfHistory => {
-                "configuration history (latest, history, restore, download, upload): issue 7"
-            }
             Capability::Purge => "purge, expire and hardpurge: issue 5",
-            Capability::Storage => "disk storage (cleanup, mount, cache resources): issue 6",
+            Capability::Storage => "disk storage (mount, cache resources): issue 6",
             Capability::Origins => "origin management (reset, DNS): issue 9",
             Capability::Https => "HTTPS: issue 9",
             Capability::Logs => "log tracing: issue 7",
@@ -184,17 +201,23 @@ fn handler_of(path: &PathMatch, method: &str) -> Handler {
         ("/monitoring/hwinfo", _) => Handler::HwInfo,
         ("/monitoring/origin", _) => Handler::Origin,
         ("/monitoring/fileinfo", _) => Handler::FileInfo,
-        ("/command/restart" | "/command/terminate" | "/command/cacheclear", _) => {
-            Handler::Later(C::DaemonCommands)
+        ("/conf/latest", _) => Handler::ConfLatest,
+        ("/conf/history", _) => Handler::ConfHistory,
+        ("/conf/restore", _) => Handler::ConfRestore,
+        ("/conf/download", _) => Handler::ConfDownload,
+        ("/conf/upload" | "/conf/upload/server.xml" | "/conf/upload/vhosts.xml", "POST") => {
+            Handler::ConfUpload
         }
-        (p, _) if p.starts_with("/conf/") => Handler::Later(C::ConfHistory),
+        ("/command/restart", _) => Handler::Restart,
+        ("/command/terminate", _) => Handler::Terminate,
+        ("/command/cacheclear", _) => Handler::CacheClear,
+        ("/command/cleanup", _) => Handler::Cleanup,
         (
             "/command/purge" | "/command/expire" | "/command/expireafter" | "/command/hardpurge",
             _,
         ) => Handler::Later(C::Purge),
         (
-            "/command/cleanup"
-            | "/command/mount"
+            "/command/mount"
             | "/command/unmount"
             | "/command/umount"
             | "/monitoring/cacheresource"

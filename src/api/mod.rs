@@ -19,6 +19,8 @@ use crate::proxy::body::Body;
 use crate::stats::Window;
 use endpoints::{Handler, Route};
 
+pub mod command;
+pub mod conf;
 pub mod endpoints;
 pub mod fileinfo;
 pub mod inventory;
@@ -121,10 +123,20 @@ async fn route(
             StatusCode::OK,
             &envelope("cpuinfo", inventory::hwinfo()["CPU"].clone()),
         ),
+        Handler::ConfLatest | Handler::ConfHistory => {
+            conf::history(daemon, endpoint.handler == Handler::ConfLatest)
+        }
+        Handler::ConfDownload => conf::download(daemon, &req),
+        Handler::ConfRestore => conf::restore(daemon, &req).await,
+        Handler::ConfUpload => conf::upload(daemon, req).await,
+        Handler::Restart | Handler::Terminate | Handler::CacheClear => {
+            command::confirmed(daemon, endpoint.handler, &req)
+        }
+        Handler::Cleanup => command::cleanup(daemon, &req),
         Handler::ConfFile => {
             let name = path.trim_start_matches("/conf/");
-            match daemon.source().read(name) {
-                Some(text) => text_reply(text, "application/xml"),
+            match daemon.runtime().config.files.get(name) {
+                Some(text) => text_reply(text.to_string(), "application/xml"),
                 None => error(
                     StatusCode::NOT_FOUND,
                     method,
@@ -151,11 +163,12 @@ async fn route(
                 return error(StatusCode::NOT_FOUND, method, format!("no vhost {vhost}"));
             };
             // A vhost without the file has no such rules: an empty list, not an error.
-            let text = daemon
-                .source()
-                .read(&format!("svc/{}/{name}", v.name))
+            let text = rt
+                .config
+                .files
+                .get(&format!("svc/{}/{name}", v.name))
                 .unwrap_or_default();
-            text_reply(text, "text/plain; charset=utf-8")
+            text_reply(text.to_string(), "text/plain; charset=utf-8")
         }
         Handler::FileInfo => {
             let Some(url) = query_param(&req, "url") else {

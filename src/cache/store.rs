@@ -128,6 +128,9 @@ pub struct Store {
     shard_capacity: u64,
     /// Largest body kept.
     max_object: u64,
+    /// Bumped by [`Store::clear`]: a fill started before a clear does not store
+    /// what it fetched, so nothing from before the clear survives it.
+    generation: AtomicU64,
 }
 
 impl Store {
@@ -146,6 +149,7 @@ impl Store {
             shards,
             shard_capacity: (capacity / SHARDS as u64).max(1),
             max_object: capacity / 16,
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -181,6 +185,7 @@ impl Store {
                 key: key.to_string(),
                 fill,
                 registered: true,
+                generation: self.generation.load(Ordering::Acquire),
             },
             stale,
         }
@@ -193,8 +198,41 @@ impl Store {
         (obj, shard.filling.contains_key(key))
     }
 
+    /// Drops every stored object (`/command/cacheclear`); returns how many
+    /// objects and bytes were dropped.
+    pub fn clear(&self) -> (usize, u64) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.retain(|_| false)
+    }
+
+    /// Drops objects not hit since unix second `before` (`/command/cleanup?age=`);
+    /// returns how many objects and bytes were dropped.
+    pub fn drop_idle(&self, before: u64) -> (usize, u64) {
+        self.retain(|o| o.last_access() >= before)
+    }
+
+    fn retain(&self, keep: impl Fn(&Object) -> bool) -> (usize, u64) {
+        let mut dropped = (0, 0);
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let gone: Vec<String> = shard
+                .objects
+                .iter()
+                .filter(|(_, (o, _))| !keep(o))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in gone {
+                if let Some((_, charge)) = shard.objects.pop(&key) {
+                    shard.bytes -= charge;
+                    dropped.0 += 1;
+                    dropped.1 += charge;
+                }
+            }
+        }
+        dropped
+    }
+
     /// Number of stored objects and bytes charged for them.
-    #[cfg(test)]
     pub fn usage(&self) -> (usize, u64) {
         self.shards.iter().fold((0, 0), |(n, b), s| {
             let s = s.lock();
@@ -202,12 +240,13 @@ impl Store {
         })
     }
 
-    fn unregister(&self, key: &str, fill: &Arc<Fill>, stored: Option<Object>) {
+    fn unregister(&self, key: &str, fill: &Arc<Fill>, stored: Option<Object>, generation: u64) {
         let mut shard = self.shard(key).lock();
         if shard.filling.get(key).is_some_and(|f| Arc::ptr_eq(f, fill)) {
             shard.filling.remove(key);
         }
-        if let Some(obj) = stored {
+        let cleared = self.generation.load(Ordering::Acquire) != generation;
+        if let Some(obj) = stored.filter(|_| !cleared) {
             let charge = obj.charge(key);
             if charge > self.shard_capacity {
                 return;
@@ -234,6 +273,8 @@ pub struct FillGuard {
     fill: Arc<Fill>,
     /// Whether the fill is still advertised to new clients.
     registered: bool,
+    /// The store's clear generation when the fill began.
+    generation: u64,
 }
 
 impl FillGuard {
@@ -245,7 +286,8 @@ impl FillGuard {
     /// Stops advertising the fill; clients already joined keep streaming.
     pub fn unregister(&mut self) {
         if self.registered {
-            self.store.unregister(&self.key, &self.fill, None);
+            self.store
+                .unregister(&self.key, &self.fill, None, self.generation);
             self.registered = false;
         }
     }
@@ -282,7 +324,8 @@ impl FillGuard {
             }
         });
         if self.registered || stored.is_some() {
-            self.store.unregister(&self.key, &self.fill, stored);
+            self.store
+                .unregister(&self.key, &self.fill, stored, self.generation);
         }
         self.registered = false;
     }
@@ -294,7 +337,8 @@ impl Drop for FillGuard {
             self.fill
                 .set_head(HeadOutcome::Failed(StatusCode::BAD_GATEWAY));
             self.fill.finish(BodyEnd::Truncated);
-            self.store.unregister(&self.key, &self.fill, None);
+            self.store
+                .unregister(&self.key, &self.fill, None, self.generation);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! table, except where kura deliberately differs (documented on the field).
 
 pub mod error;
+pub mod files;
 pub mod history;
 pub mod model;
 pub mod node;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use files::{ConfFiles, Fingerprint};
 pub use model::*;
 use node::{Node, Unused};
 use value::Listen;
@@ -42,29 +44,24 @@ pub fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
-/// Reads and validates `server.xml` and `vhosts.xml` in `dir`.
+/// Reads and validates the configuration files in `dir`.
 pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::file(path.display().to_string(), format!("cannot read: {e}")))
-    };
-    let server = read("server.xml");
-    let vhosts = read("vhosts.xml");
-    match (server, vhosts) {
-        (Ok(s), Ok(v)) => load_str(dir, &s, &v),
-        (s, v) => Err(ConfigErrors(
-            [s.err(), v.err()].into_iter().flatten().collect(),
-        )),
-    }
+    load_files(dir, ConfFiles::read_dir(dir)?)
 }
 
-/// Reads and validates configuration text (the files of `conf_dir`, or an embedded default).
+/// Validates configuration text: just the two XML files (an embedded default, tests).
 pub fn load_str(
     conf_dir: &Path,
     server_xml: &str,
     vhosts_xml: &str,
 ) -> Result<Config, ConfigErrors> {
+    load_files(conf_dir, ConfFiles::from_xml(server_xml, vhosts_xml))
+}
+
+/// Validates a configuration snapshot; `conf_dir` is where its files are said to be.
+pub fn load_files(conf_dir: &Path, files: ConfFiles) -> Result<Config, ConfigErrors> {
+    let server_xml = files.server_xml();
+    let vhosts_xml = files.vhosts_xml();
     let server_root = xml::parse(ConfFile::Server, server_xml)?;
     let vhosts_root = xml::parse(ConfFile::Vhosts, vhosts_xml)?;
     let mut cx = Cx::default();
@@ -120,8 +117,7 @@ pub fn load_str(
     not_implemented.append(&mut cx.partial);
     node::unused(&vhosts_root, &mut not_implemented);
     if cx.errors.is_empty() {
-        cx.errors
-            .extend(svc_files(conf_dir, &vhosts, &mut not_implemented));
+        svc_files(conf_dir, &files, &vhosts, &mut not_implemented);
     }
     if !cx.errors.is_empty() {
         cx.errors.sort_by_key(|e| match &e.place {
@@ -131,12 +127,12 @@ pub fn load_str(
         return Err(ConfigErrors(cx.errors));
     }
     Ok(Config {
-        fingerprint: Fingerprint::of(&[server_xml, vhosts_xml]),
         server,
         vhosts,
         default_vhost: default_vhost.map(|(n, _)| n),
         views,
         not_implemented,
+        files,
     })
 }
 
@@ -195,6 +191,14 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         DEFAULT_MANAGER_PORT,
     );
     let role = cx.get(manager.attr("Role"), Role::parse, Role::Admin);
+    let upload_field = cx.get(
+        manager.attr("UploadMultipartName"),
+        |s| match s.trim() {
+            "" => Err("the multipart field name cannot be empty".to_string()),
+            name => Ok(name.to_string()),
+        },
+        "confile".to_string(),
+    );
     let mut allow = Vec::new();
     for el in manager.list("Allow") {
         let n = Node::new(Some(el), None, "Server/Host/Manager/Allow");
@@ -241,6 +245,11 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         value::int_in(1u64, 100),
         50,
     );
+    let config_history_days = cx.get(
+        cache.child("ConfigHistory").value(),
+        value::int_in(0u32, 36_500),
+        30,
+    );
     let admin = host
         .child("Admin")
         .value()
@@ -254,11 +263,13 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
             bind: SocketAddr::new(bind_ip, port),
             role,
             allow,
+            upload_field,
         },
         listen_ips,
         cache_memory_bytes: crate::procfs::physical_memory() / 100 * system_ratio / 100
             * content_ratio,
         disks,
+        config_history_days,
     }
 }
 
@@ -600,27 +611,19 @@ fn check_names(
 /// `svc/<vhost>/*.txt`: every documented file is recognised; none is implemented yet.
 fn svc_files(
     conf_dir: &Path,
+    files: &ConfFiles,
     vhosts: &[Arc<VhostConfig>],
     out: &mut Vec<Unused>,
-) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
+) {
     for v in vhosts {
         for file in &schema::schema().text_files {
-            let path: PathBuf = conf_dir.join("svc").join(&v.name).join(file);
-            if path.is_file() {
-                if let Err(e) = std::fs::read_to_string(&path) {
-                    errors.push(ConfigError::file(
-                        path.display().to_string(),
-                        format!("cannot read: {e}"),
-                    ));
-                } else if !out.iter().any(|u| u.path.ends_with(file)) {
-                    out.push(Unused {
-                        path: format!("svc/<vhost>/{file}"),
-                        place: path.display().to_string(),
-                    });
-                }
+            let rel = format!("svc/{}/{file}", v.name);
+            if files.get(&rel).is_some() && !out.iter().any(|u| u.path.ends_with(file)) {
+                out.push(Unused {
+                    path: format!("svc/<vhost>/{file}"),
+                    place: conf_dir.join(rel).display().to_string(),
+                });
             }
         }
     }
-    errors
 }

@@ -21,32 +21,8 @@ pub struct Config {
     pub views: Vec<ViewConfig>,
     /// What the files set that kurad recognises but does not implement yet.
     pub not_implemented: Vec<Unused>,
-    /// Size and hash of the files it was read from (SNMP `meta.conf`).
-    pub fingerprint: Fingerprint,
-}
-
-/// Size and SHA-256 of a configuration's files (server.xml, then vhosts.xml).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint {
-    /// Bytes of both files.
-    pub size: u64,
-    /// SHA-256 of server.xml followed by vhosts.xml, lower-case hex.
-    pub sha256: String,
-}
-
-impl Fingerprint {
-    /// The fingerprint of the file texts, in order.
-    pub fn of(texts: &[&str]) -> Fingerprint {
-        use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        for t in texts {
-            h.update(t.as_bytes());
-        }
-        Fingerprint {
-            size: texts.iter().map(|t| t.len() as u64).sum(),
-            sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-        }
-    }
+    /// The files it was read from: what `/conf/...` serves and the history archives.
+    pub files: super::ConfFiles,
 }
 
 /// `<View Name>`: a named group of vhosts whose statistics are combined (chapter 10).
@@ -90,6 +66,8 @@ pub struct ManagerConfig {
     pub role: Role,
     /// Allowed client addresses and their roles; loopback is allowed when empty.
     pub allow: Vec<(IpRule, Role)>,
+    /// `UploadMultipartName`: the form field `/conf/upload` reads the archive from.
+    pub upload_field: String,
 }
 
 impl ManagerConfig {
@@ -124,6 +102,8 @@ pub struct ServerSettings {
     /// `<Cache><Storage><Disk>` in file order: position + 1 is the SNMP `diskIndex`.
     /// Monitored only; objects are still cached in memory.
     pub disks: Vec<DiskConfig>,
+    /// `<Cache><ConfigHistory>`: days configuration archives are kept.
+    pub config_history_days: u32,
 }
 
 /// One `<Disk>`: a cache directory.

@@ -572,7 +572,7 @@ impl<'a> Cx<'a> {
                         .and_then(|p| p.to_str())
                         .unwrap_or(""),
                     Text::DiskStatus => usage.as_ref().map_or("", |u| u.status),
-                    Text::ConfHash => conf.map_or("", |c| c.fingerprint.sha256.as_str()),
+                    Text::ConfHash => conf.map_or("", |c| c.fingerprint.sha1.as_str()),
                     Text::ConfPath => conf.map_or("", |c| c.path.as_str()),
                     Text::ConfVersion => conf.map_or("", |c| c.version.as_str()),
                 }
@@ -606,7 +606,7 @@ impl<'a> Cx<'a> {
                 Number::MemTotalKb => (crate::procfs::physical_memory() / 1024) as i64,
                 Number::ConfId => conf.map_or(0, |c| c.id.into()),
                 Number::ConfTime => conf.map_or(0, |c| c.time as i64),
-                Number::ConfType => conf.map_or(0, |c| c.kind.into()),
+                Number::ConfType => conf.map_or(0, |c| c.kind as i64),
                 Number::ConfSize => conf.map_or(0, |c| c.fingerprint.size as i64),
                 Number::Services => 72,
                 Number::AuthenTraps => 2,

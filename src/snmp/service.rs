@@ -1,6 +1,5 @@
 //! The agent's lifecycle in the daemon: its socket follows `<SNMP Status Port>`,
-//! its model follows every (re)load, its indexes and the configuration history
-//! live in the state directory.
+//! its model follows every (re)load, its indexes live in the state directory.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::agent::{Agent, Model, VhostRow, ViewRow};
 use super::index::IndexMap;
-use crate::config::history::{ConfHistory, ConfKind};
+use crate::config::history::ConfRecord;
 use crate::config::snmp::SnmpConfig;
 use crate::config::{Config, VhostStatus};
 use crate::proxy::Runtime;
@@ -45,8 +44,6 @@ pub struct Service {
     vhost_index: Mutex<IndexMap>,
     /// `[viewIndex]` assignment.
     view_index: Mutex<IndexMap>,
-    /// Configurations put in force.
-    history: Mutex<ConfHistory>,
     /// The running socket, when `Status="Active"`.
     running: Mutex<Option<Running>>,
     /// The stats core.
@@ -78,7 +75,6 @@ impl Service {
             ))),
             vhost_index: Mutex::new(IndexMap::load(file("snmp-vhost-index"))),
             view_index: Mutex::new(IndexMap::load(file("snmp-view-index"))),
-            history: Mutex::new(ConfHistory::load(file("conf-history"))),
             running: Mutex::new(None),
             stats,
             started,
@@ -100,10 +96,11 @@ impl Service {
         }))
     }
 
-    /// Puts `rt` in force for the agent: records it (`kind`, files in `path`),
-    /// rebuilds the model and swaps the socket for `prepared` (or stops it when inactive).
-    pub fn commit(&self, rt: &Runtime, kind: ConfKind, path: &str, prepared: Option<Prepared>) {
-        self.install(rt, kind, path);
+    /// Puts `rt` in force for the agent: rebuilds the model (`confs`: the
+    /// configuration history, newest first) and swaps the socket for `prepared`
+    /// (or stops it when inactive).
+    pub fn commit(&self, rt: &Runtime, confs: &[ConfRecord], prepared: Option<Prepared>) {
+        self.install(rt, confs);
         let mut running = self.running.lock();
         if !rt.config.server.snmp.active {
             if let Some(r) = running.take() {
@@ -131,9 +128,8 @@ impl Service {
         }
     }
 
-    fn install(&self, rt: &Runtime, kind: ConfKind, path: &str) {
+    fn install(&self, rt: &Runtime, confs: &[ConfRecord]) {
         let config = &rt.config;
-        self.history.lock().record(kind, &config.fingerprint, path);
         let vhost_rows = self.vhost_index.lock().assign(
             &config
                 .vhosts
@@ -176,11 +172,7 @@ impl Service {
                 ))
             })
             .collect();
-        let confs = self
-            .history
-            .lock()
-            .recent(config.server.snmp.conf_count as usize)
-            .to_vec();
+        let confs = confs[..confs.len().min(config.server.snmp.conf_count as usize)].to_vec();
         self.model.store(Arc::new(Model::new(
             config.server.snmp.clone(),
             (config.server.name.clone(), config.server.admin.clone()),

@@ -514,3 +514,43 @@ pub fn send_mix(http: SocketAddr, host: &str, hits: u64, misses: u64, not_found:
         assert!(get(http, host, u).status > 0);
     }
 }
+
+/// A client that GETs one URL in a loop until stopped, counting the answers
+/// `ok` accepts and those it does not (reload, upload and restore tests run
+/// one through every change to prove no request fails meanwhile).
+pub struct ClientLoop {
+    /// Tells the loop to finish.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The looping thread; returns (accepted, failed).
+    thread: std::thread::JoinHandle<(usize, usize)>,
+}
+
+impl ClientLoop {
+    pub fn start(
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+        ok: impl Fn(&CurlResponse) -> bool + Send + 'static,
+    ) -> ClientLoop {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, host, path) = (stop.clone(), host.to_string(), path.to_string());
+        let thread = std::thread::spawn(move || {
+            let (mut good, mut bad) = (0, 0);
+            while !flag.load(Ordering::Relaxed) {
+                if ok(&get(addr, &host, &path)) {
+                    good += 1;
+                } else {
+                    bad += 1;
+                }
+            }
+            (good, bad)
+        });
+        ClientLoop { stop, thread }
+    }
+
+    /// Stops the loop: (accepted, failed) answers.
+    pub fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
