@@ -147,3 +147,52 @@ fn configuration_files_are_read_back_as_written() {
     assert_eq!(cpu["method"], "cpuinfo");
     assert!(cpu["result"]["ProcCount"].is_string(), "{cpu}");
 }
+
+#[test]
+fn manager_allow_forms_admit_their_addresses_with_their_roles() {
+    let origin = Origin::start(|_| Reply::ok("x"));
+    // The four forms chapter 3 lists; the <Manager Role> applies where <Allow> has none.
+    let server = "<Server><Host><Manager Port=\"0\" Role=\"User\">\
+        <Allow Role=\"Admin\">127.0.0.2</Allow>\
+        <Allow Role=\"Looker\">127.0.1.10-20</Allow>\
+        <Allow Role=\"Admin\">127.0.2.0/24</Allow>\
+        <Allow>127.0.3.0/255.255.255.0</Allow>\
+        </Manager></Host><Cache><Storage/></Cache></Server>";
+    let k = Kurad::start(conf_dir(
+        server,
+        &vhosts_xml(&vhost("a.test", origin.addr, "")),
+    ));
+    let status = |ip: &str, path: &str| {
+        curl(
+            &format!("http://{}{path}", k.manager),
+            &["--interface", ip],
+        )
+        .status
+    };
+    // (client, its role or None when refused)
+    for (ip, role) in [
+        ("127.0.0.2", Some("Admin")),
+        ("127.0.1.10", Some("Looker")),
+        ("127.0.1.20", Some("Looker")),
+        ("127.0.2.200", Some("Admin")),
+        ("127.0.3.7", Some("User")),
+        ("127.0.0.1", None),
+        ("127.0.1.9", None),
+        ("127.0.1.21", None),
+        ("127.0.4.1", None),
+    ] {
+        // A User endpoint and an Admin endpoint tell the three roles apart.
+        let got = (
+            status(ip, "/monitoring/vhostslist"),
+            status(ip, "/conf/latest"),
+        );
+        let want = match role {
+            Some("Admin") => (200, 200),
+            Some("User") => (200, 401),
+            Some(_) => (401, 401),
+            // Refused: the connection is closed without a reply (curl reports no status).
+            None => (0, 0),
+        };
+        assert_eq!(got, want, "{ip} as {role:?}");
+    }
+}
