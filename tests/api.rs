@@ -163,11 +163,7 @@ fn manager_allow_forms_admit_their_addresses_with_their_roles() {
         &vhosts_xml(&vhost("a.test", origin.addr, "")),
     ));
     let status = |ip: &str, path: &str| {
-        curl(
-            &format!("http://{}{path}", k.manager),
-            &["--interface", ip],
-        )
-        .status
+        curl(&format!("http://{}{path}", k.manager), &["--interface", ip]).status
     };
     // (client, its role or None when refused)
     for (ip, role) in [

@@ -847,3 +847,56 @@ fn snmpwalk_with_the_mib_prints_names() {
         &stdout[..stdout.len().min(2000)]
     );
 }
+
+#[test]
+fn meta_conf_shows_the_same_history_as_conf_history() {
+    let origin = Origin::start(|_| Reply::ok("x"));
+    let one = vhosts_xml(&vhost("a.test", origin.addr, ""));
+    let k = Kurad::start(conf_dir(&server("", ""), &one));
+    k.write_vhosts(&vhosts_xml(&format!(
+        "{}{}",
+        vhost("a.test", origin.addr, ""),
+        vhost("b.test", origin.addr, "")
+    )));
+    let api = |p: &str| curl(&format!("http://{}{p}", k.manager), &[]);
+    assert_eq!(api("/conf/reload").status, 200);
+    assert_eq!(api("/conf/restore?id=1").status, 200);
+    let history: Value = serde_json::from_slice(&api("/conf/history").body).unwrap();
+    let history = history["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    // meta.conf column c, row i (1 = the configuration in force).
+    let (out, err, ok) = run(
+        "snmpwalk",
+        &[
+            "-v2c",
+            "-c",
+            "public",
+            &k.snmp().to_string(),
+            &format!("{ENTERPRISE}.1.10"),
+        ],
+    );
+    assert!(ok, "{err}");
+    let rows = rows(&out);
+    let cell = |c: u32, i: usize| {
+        let oid = format!("{ENTERPRISE}.1.10.{c}.{i}");
+        rows.iter()
+            .find(|(o, _)| *o == oid)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {oid} in {rows:?}"))
+    };
+    for (i, entry) in history.iter().rev().enumerate() {
+        let i = i + 1;
+        assert_eq!(cell(1, i), entry["id"].as_str().unwrap(), "ID.{i}");
+        let kind = ["loaded", "modified", "uploaded", "restored"]
+            .iter()
+            .position(|t| entry["type"] == *t)
+            .unwrap()
+            + 1;
+        assert_eq!(cell(3, i), kind.to_string(), "Type.{i}");
+        assert_eq!(cell(4, i), entry["size"].as_str().unwrap(), "Size.{i}");
+        assert_eq!(cell(5, i), entry["hash"].as_str().unwrap(), "Hash.{i}");
+        assert!(cell(6, i).ends_with(".tgz"), "Path.{i}: {}", cell(6, i));
+        assert_eq!(cell(7, i), entry["ver"].as_str().unwrap(), "Ver.{i}");
+    }
+    assert_eq!(cell(3, 1), "4", "the configuration in force was restored");
+}
