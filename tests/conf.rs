@@ -77,6 +77,15 @@ fn upload(k: &Kurad, path: &str, args: &[&str]) -> (u16, Value) {
     (r.status, json(&r))
 }
 
+/// `curl -F field=@file` to `/conf/upload`.
+fn post_form(k: &Kurad, field: &str, file: &Path) -> (u16, Value) {
+    upload(
+        k,
+        "/conf/upload",
+        &["-F", &format!("{field}=@{}", file.display())],
+    )
+}
+
 fn read(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap()
 }
@@ -194,11 +203,7 @@ fn restore_and_upload_validate_first_and_keep_serving() {
         "<Vhost Name=\"b.test\" Status=\"Sleepy\">",
     );
     let (_d, bad) = operator_tgz(&server_xml("", ""), &bad_vhosts);
-    let (status, v) = upload(
-        &k,
-        "/conf/upload",
-        &["-F", &format!("confile=@{}", bad.display())],
-    );
+    let (status, v) = post_form(&k, "confile", &bad);
     assert_eq!(
         (status, v["status"].as_str(), v["result"].as_str()),
         (500, Some("Fail"), Some("E0004")),
@@ -220,17 +225,9 @@ fn restore_and_upload_validate_first_and_keep_serving() {
     // Not an archive, and no file at all.
     let junk = k.conf_path().join("junk.tgz");
     std::fs::write(&junk, "not a tgz").unwrap();
-    let (status, v) = upload(
-        &k,
-        "/conf/upload",
-        &["-F", &format!("confile=@{}", junk.display())],
-    );
+    let (status, v) = post_form(&k, "confile", &junk);
     assert_eq!((status, v["result"].as_str()), (500, Some("E0002")), "{v}");
-    let (status, v) = upload(
-        &k,
-        "/conf/upload",
-        &["-F", &format!("other=@{}", junk.display())],
-    );
+    let (status, v) = post_form(&k, "other", &junk);
     assert_eq!((status, v["result"].as_str()), (500, Some("E0001")), "{v}");
     assert_eq!(history(&k).len(), 2);
 
@@ -257,11 +254,7 @@ fn restore_and_upload_validate_first_and_keep_serving() {
     // A good upload, packed with tar by hand: applied and recorded.
     let three = vhosts_with(origin.addr, &["a.test", "c.test"]);
     let (_d, good) = operator_tgz(&server_xml("", ""), &three);
-    let (status, v) = upload(
-        &k,
-        "/conf/upload",
-        &["-F", &format!("confile=@{}", good.display())],
-    );
+    let (status, v) = post_form(&k, "confile", &good);
     assert_eq!((status, v["result"].as_str()), (200, Some("E0000")), "{v}");
     assert_eq!(vhost_names(&k), ["a.test", "c.test"]);
     assert_eq!(read(k.conf_path(), "vhosts.xml"), three);
@@ -303,11 +296,7 @@ fn an_upload_that_cannot_bind_is_rolled_back() {
         origin.addr
     ));
     let (_d, tgz) = operator_tgz(&server_xml("", ""), &clash);
-    let (status, v) = upload(
-        &k,
-        "/conf/upload",
-        &["-F", &format!("confile=@{}", tgz.display())],
-    );
+    let (status, v) = post_form(&k, "confile", &tgz);
     assert_eq!((status, v["result"].as_str()), (500, Some("E0003")), "{v}");
     assert!(v["errors"].to_string().contains("cannot listen"), "{v}");
     assert_eq!(
@@ -328,17 +317,9 @@ fn the_multipart_field_name_follows_upload_multipart_name() {
     );
     let k = Kurad::start(conf_dir(&server, &vhosts_with(origin.addr, &["a.test"])));
     let (_d, tgz) = operator_tgz(&server, &vhosts_with(origin.addr, &["b.test"]));
-    let (status, v) = upload(
-        &k,
-        "/conf/upload",
-        &["-F", &format!("confile=@{}", tgz.display())],
-    );
+    let (status, v) = post_form(&k, "confile", &tgz);
     assert_eq!((status, v["result"].as_str()), (500, Some("E0001")), "{v}");
-    let (status, _) = upload(
-        &k,
-        "/conf/upload",
-        &["-F", &format!("cfg=@{}", tgz.display())],
-    );
+    let (status, _) = post_form(&k, "cfg", &tgz);
     assert_eq!(status, 200);
     assert_eq!(vhost_names(&k), ["b.test"]);
 }
