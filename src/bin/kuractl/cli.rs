@@ -9,14 +9,55 @@ use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use kura::config;
 
-/// Exit codes, shown in `--help` and in the man page's EXIT STATUS section.
-pub const EXIT_STATUS: &str = "\
-Exit status:
-  0  success
-  1  kurad answered an error (its message is printed; a 501 means the feature is not in
-     this kurad yet), a configuration check failed, or a local file could not be used
-  2  usage error (unknown command or option, bad value)
-  3  kurad cannot be reached (connection refused, closed, timed out): usable in scripts";
+/// Exit codes and their meaning: the source of `--help`'s "Exit status" and
+/// the man page's EXIT STATUS section.
+pub const EXIT_CODES: [(u8, &str); 4] = [
+    (0, "success"),
+    (
+        1,
+        "kurad answered an error (its message is printed; a 501 means the feature is not in \
+         this kurad yet), a configuration check failed, or a local file could not be used",
+    ),
+    (2, "usage error (unknown command or option, bad value)"),
+    (
+        3,
+        "kurad cannot be reached (connection refused, closed, timed out): usable in scripts",
+    ),
+];
+
+/// `--help`'s closing "Exit status" list.
+fn exit_status_help() -> String {
+    let lines: Vec<String> = EXIT_CODES
+        .iter()
+        .map(|(code, meaning)| format!("  {code}  {meaning}"))
+        .collect();
+    format!("Exit status:\n{}", lines.join("\n"))
+}
+
+/// `stats --help`: what each column is and where it comes from.
+const STATS_COLUMNS: &str = "\
+Table of the monitoring numbers per vhost, and a TOTAL row for the whole server, read from
+/monitoring/average?minutes=N (or /monitoring/realtime for the last second). Nothing is counted by
+kuractl: every figure is the API's, or a sum of the API's.
+
+Columns:
+  REQS        client requests in the window
+  REQ/S       client requests per second (kurad's per-second mean, rounded)
+  HIT%        request hit ratio, BYTEHIT% byte hit ratio (may be negative), from the window's totals
+  IN/S OUT/S  bytes per second received from and sent to clients (B, KB, MB: powers of 1024)
+  P50ms P99ms client response time percentiles, in milliseconds
+  ORIG-REQS   requests sent to origins in the window
+  ORIG-ERRS   origin failures in the window: 5xx answers, connect failures, receive timeouts and
+              connections closed mid-transfer
+  ORIG-P99ms  origin response time, 99th percentile
+A ratio or time shows - when the window has no request to compute it from.
+Minute windows hold completed minutes only (default: 5m, as /monitoring/average).";
+
+/// `top --help`.
+const TOP_ABOUT: &str = "\
+The stats table redrawn every --interval seconds (default: the last second's numbers), like top
+or varnishstat; see `kuractl stats --help` for the columns. On a terminal each frame clears the
+screen; into a pipe or a file, frames follow one another, separated by a blank line.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,7 +66,7 @@ Exit status:
     about = "Control and watch a running kurad through its management API",
     long_about = "Control and watch a running kurad through its management API \
                   (guide chapters 2, 3, 5 and 10). Data goes to stdout, errors to stderr.",
-    after_help = EXIT_STATUS
+    after_help = exit_status_help()
 )]
 pub struct Cli {
     /// Management address of kurad: host[:port] or http://host[:port] (port 10040 when left out).
@@ -74,8 +115,10 @@ pub enum Command {
     #[command(subcommand)]
     Conf(ConfCommand),
     /// Table of the monitoring numbers per vhost: req/s, hit ratios, bytes/s, p50/p99, origin health.
+    #[command(long_about = STATS_COLUMNS)]
     Stats(StatsArgs),
     /// The stats table redrawn every second, like top or varnishstat.
+    #[command(long_about = TOP_ABOUT)]
     Top {
         /// What to show (default: the last second).
         #[command(flatten)]
@@ -92,8 +135,12 @@ pub enum Command {
         /// The shell to complete for.
         shell: Shell,
     },
-    /// Print kuractl's man page (roff) to stdout.
-    Man,
+    /// Print kuractl's man page (roff) to stdout, or write every page into a directory.
+    Man {
+        /// Write kuractl.1 and one kuractl-<command>.1 per command here instead (for packaging).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The targets of purge, expire and hardpurge.

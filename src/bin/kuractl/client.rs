@@ -33,7 +33,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The exit code documented in `--help` (`cli::EXIT_STATUS`).
+    /// The exit code documented in `--help` (`cli::EXIT_CODES`).
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Failure::Api { .. } | Failure::BadReply(_) | Failure::Local(_) => ExitCode::from(1),

@@ -2,7 +2,8 @@
 //!
 //! `cli` holds the command definitions (also the source of `--help`, the
 //! completions and the man page), `client` the HTTP calls and what their
-//! failures mean, `stats` the monitoring table, `conf` the configuration history.
+//! failures mean, `stats` the monitoring table, `conf` the configuration history,
+//! `man` the man pages.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use serde_json::Value;
 mod cli;
 mod client;
 mod conf;
+mod man;
 mod stats;
 
 use cli::{Cli, Command, ConfCommand, Targets, View, Window};
@@ -43,8 +45,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 println!("{}: configuration OK ({n} vhosts)", conf_dir.display());
                 Ok(())
             }
-            // The errors are placed (file:line: <Element>: message), one per line.
-            Err(errors) => Err(Failure::Local(errors.to_string())),
+            // The errors are placed (file:line: <Element>: message), one per line,
+            // and listed as reload lists kurad's.
+            Err(errors) => {
+                let lines: Vec<String> = errors
+                    .to_string()
+                    .lines()
+                    .map(|l| format!("  {l}"))
+                    .collect();
+                let dir = conf_dir.display();
+                Err(Failure::Local(format!(
+                    "{dir}: configuration rejected\n{}",
+                    lines.join("\n")
+                )))
+            }
         },
         Command::Reload { json } => reload(&client, json),
         Command::Version => {
@@ -99,9 +113,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut cmd, "kuractl", &mut std::io::stdout());
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map_err(|e| Failure::Local(format!("stdout: {e}"))),
+        Command::Man { dir: None } => {
+            man::page(&mut std::io::stdout()).map_err(|e| Failure::Local(format!("stdout: {e}")))
+        }
+        Command::Man { dir: Some(dir) } => {
+            man::write_all(&dir).map_err(|e| Failure::Local(format!("{}: {e}", dir.display())))
+        }
     }
 }
 
