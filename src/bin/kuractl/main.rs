@@ -36,6 +36,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs one command; a failure decides the exit code.
 fn run(cli: Cli) -> Result<(), Failure> {
     let client = Client::new(cli.server.clone(), cli.timeout);
     match cli.command {

@@ -359,6 +359,26 @@ mod tests {
         assert_eq!(duration(2 * 86400 + 5), "2d00h00m05s");
     }
 
+    #[test]
+    fn a_vhost_total_counts_each_request_once_whatever_the_directory_settings() {
+        let dirs = |accum: &str| {
+            serde_json::json!({"ClientTraffic": {"Accum": accum, "Traffic": [
+                {"Path": "/", "HttpReqCountSum": 7},
+                {"Path": "/img/", "HttpReqCountSum": 5},
+                {"Path": "/css/", "HttpReqCountSum": 2}]}})
+        };
+        assert_eq!(
+            vhost_requests(&dirs("OFF")).unwrap(),
+            14,
+            "each request in one directory"
+        );
+        assert_eq!(
+            vhost_requests(&dirs("ON")).unwrap(),
+            7,
+            "/ holds every request"
+        );
+    }
+
     /// The golden reply of tests/monitoring.rs read as a table: the totals, the
     /// per-second means and the failure sum come from the members MONITORING.md names.
     #[test]
