@@ -124,6 +124,8 @@ pub struct ServerSettings {
     /// `<Cache><Storage><Disk>` in file order: position + 1 is the SNMP `diskIndex`.
     /// Monitored only; objects are still cached in memory.
     pub disks: Vec<DiskConfig>,
+    /// `<InfoLog>`, `<DenyLog>`, `<OriginErrorLog>` (chapter 12).
+    pub logs: super::log::GlobalLogs,
 }
 
 /// One `<Disk>`: a cache directory.
@@ -233,6 +235,8 @@ pub struct VhostConfig {
     pub origin: OriginPolicy,
     /// `<Stats><DirDepth>`/`<DirDepthAccum>`; `None` for depth 0 (the vhost is `/`).
     pub dir_stats: Option<DirPolicy>,
+    /// `<Log>`: the vhost's access, origin and monitoring logs (chapter 12).
+    pub logs: super::log::VhostLogs,
 }
 
 /// How a vhost collects per-directory client statistics (guide chapter 10).

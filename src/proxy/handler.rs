@@ -11,7 +11,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use super::body::Body;
-use super::metered::{self, Exchanged, Metered, OriginLeg};
+use super::metered::{self, AccessGuard, Exchanged, Metered, OriginLeg};
 use super::origin::OriginError;
 use super::{Runtime, VhostRt};
 use crate::cache::fill::{BodyEnd, HeadOutcome};
@@ -64,6 +64,10 @@ pub struct Conn {
     pub listen: SocketAddr,
     /// The client.
     pub peer: SocketAddr,
+    /// The local address the client connected to (`s-ip`, `s-port`).
+    pub local: SocketAddr,
+    /// The connection's id (`session-id`).
+    pub id: u64,
     /// Requests served on this connection so far, for `<KeepAliveHeader Max>`.
     pub requests: std::sync::atomic::AtomicU32,
     /// Holds the `ClientSession` gauge of the vhost this connection counts for.
@@ -86,7 +90,6 @@ pub async fn handle(
     // Only origin-form (`/path`) and absolute-form targets name a resource (RFC 9112 3.2).
     if !parts.uri.path().starts_with('/') || parts.uri.path_and_query().is_none() {
         let resp = plain(StatusCode::BAD_REQUEST, "bad request target\n".to_string());
-        access_log(&parts, conn, "-", &resp, CacheResult::None, started);
         return resp.map(Metered::uncounted);
     }
     let host = parts
@@ -100,7 +103,6 @@ pub async fn handle(
             StatusCode::NOT_FOUND,
             format!("no virtual host for Host: {host}\n"),
         );
-        access_log(&parts, conn, "-", &resp, CacheResult::None, started);
         return resp.map(Metered::uncounted);
     };
     let vhost = vhost.clone();
@@ -123,6 +125,7 @@ pub async fn handle(
                 + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())) as u64,
         body.size_hint().exact().unwrap_or(0),
     ];
+    let access = AccessGuard::new(&vhost.log, conn, &parts, request, started);
     let (mut resp, result, origin) = if parts.method == Method::GET || parts.method == Method::HEAD
     {
         serve_cached(&vhost, store, conn, &parts).await
@@ -142,7 +145,6 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
     set_connection_headers(resp.headers_mut(), &vhost, client_close, served);
-    access_log(&parts, conn, &vhost.cfg.name, &resp, result, started);
     let exchanged = Exchanged {
         stats: vhost.stats.clone(),
         dir: vhost.dirs.as_ref().map(|t| t.dir_for(parts.uri.path())),
@@ -151,6 +153,7 @@ pub async fn handle(
         started,
         origin,
         active,
+        access,
     };
     Metered::counted(resp, exchanged)
 }
@@ -576,25 +579,4 @@ fn error_response(status: StatusCode, result: CacheResult) -> Response<Body> {
         HeaderValue::from_static(result.cache_status()),
     );
     resp
-}
-
-/// One access log event (target `kura::access`); the guide's log files come with the logging work.
-fn access_log(
-    parts: &Parts,
-    conn: &Conn,
-    vhost: &str,
-    resp: &Response<Body>,
-    result: CacheResult,
-    started: Instant,
-) {
-    tracing::info!(
-        target: "kura::access",
-        vhost,
-        client = %conn.peer.ip(),
-        method = %parts.method,
-        uri = %parts.uri,
-        status = resp.status().as_u16(),
-        result = result.as_str(),
-        micros = started.elapsed().as_micros() as u64,
-    );
 }
