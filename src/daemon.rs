@@ -164,6 +164,7 @@ impl Daemon {
         let config = Arc::new(source.load()?);
         let logs =
             Logs::start(options.log_dir.clone(), options.log_queue).map_err(DaemonError::Logs)?;
+        logs.install_global(&config);
         report_not_implemented(&config);
         let store = Store::new(config.server.cache_memory_bytes);
         tracing::info!(

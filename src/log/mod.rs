@@ -227,6 +227,20 @@ impl Logs {
         config: &Config,
         vhosts: impl IntoIterator<Item = (&'a str, &'a VhostLog)>,
     ) {
+        self.install_global(config);
+        let mut map = HashMap::new();
+        for (name, v) in vhosts {
+            let [a, o, m] = v.targets.clone();
+            v.sinks.access.set_target(a);
+            v.sinks.origin.set_target(o);
+            v.sinks.monitoring.set_target(m);
+            map.insert(name.to_string(), v.sinks.clone());
+        }
+        *self.vhosts.lock() = map;
+    }
+
+    /// Applies the global logs' settings (at start, before anything else is logged).
+    pub fn install_global(&self, config: &Config) {
         let g = &config.server.logs;
         self.writer.set_host(&config.server.name);
         let global = |settings: &crate::config::log::LogSettings, header: Option<&str>| Target {
@@ -245,15 +259,6 @@ impl Logs {
             &g.origin_error,
             Some(&format!("#Fields: {}", lines::ORIGIN_ERROR_FIELDS)),
         ));
-        let mut map = HashMap::new();
-        for (name, v) in vhosts {
-            let [a, o, m] = v.targets.clone();
-            v.sinks.access.set_target(a);
-            v.sinks.origin.set_target(o);
-            v.sinks.monitoring.set_target(m);
-            map.insert(name.to_string(), v.sinks.clone());
-        }
-        *self.vhosts.lock() = map;
     }
 
     /// Closes every file; the next line reopens it (SIGUSR1).

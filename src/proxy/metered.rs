@@ -212,7 +212,11 @@ impl Metered {
             e.head = head;
             e.result = x.result;
             e.time_res = time_res;
-            e.content_length = resp.body().size_hint().exact();
+            e.content_length = resp
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .or_else(|| resp.body().size_hint().exact());
             e.content_encoding = resp
                 .headers()
                 .get(http::header::CONTENT_ENCODING)
