@@ -260,7 +260,7 @@ fn bad_log_attributes_are_placed_errors() {
         &vhosts_xml(&vhost(
             "a.test",
             origin.addr,
-            r#"<Log><Access Type="both" Unit="60">ON</Access><Origin SysLog="ON">ON</Origin></Log>"#,
+            r#"<Log><Access Type="both" Unit="60">ON</Access><Monitoring SysLog="ON">ON</Monitoring></Log>"#,
         )),
     );
     let out = std::process::Command::new(kurad_bin())
@@ -273,7 +273,7 @@ fn bad_log_attributes_are_placed_errors() {
     for want in [
         "server.xml:7: <InfoLog>: Unit: \"1441\" is not a number of minutes from 1 to 1440",
         "vhosts.xml:5: <Access>: Unit: Type \"both\" needs \"minutes, MB\"",
-        "vhosts.xml:5: <Origin>: SysLog=\"ON\" needs at least one <SysLog Priority Dest> child",
+        "vhosts.xml:5: <Monitoring>: SysLog=\"ON\" needs at least one <SysLog Priority Dest> child",
     ] {
         assert!(err.contains(want), "{want}\n{err}");
     }
@@ -450,4 +450,166 @@ fn info_and_sys_logs_carry_kurads_own_messages() {
     );
     let sys_text = std::fs::read_to_string(&sys).unwrap();
     assert!(!sys_text.contains("[INFO]"), "{sys_text}");
+}
+
+/// An origin that refuses connections: the originerror log has the guide's fields,
+/// and with `SysLog="ON"` each line also reaches the `<SysLog>` receivers as an
+/// RFC 3164 frame tagged `kura/ORIGINERROR`.
+#[test]
+fn origin_errors_are_logged_and_forwarded_to_syslog() {
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let dest = receiver.local_addr().unwrap();
+    // A port nothing listens on: bind one, note it, close it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cache = format!(
+        r#"<OriginErrorLog SysLog="ON">ON<SysLog Priority="local3.info" Dest="{dest}" /></OriginErrorLog>"#
+    );
+    let k = Kurad::start(conf_dir(
+        &server_xml(&cache, ""),
+        &vhosts_xml(&vhost("a.test", dead, "")),
+    ));
+    assert_eq!(get(k.http(), "a.test", "/x.jpg?q=1").status, 502);
+    let lines = wait_lines(&log_dir(&k).join("originerror.log"), 2);
+    assert_eq!(
+        lines[0],
+        format!("#Fields: {}", kura::log::lines::ORIGIN_ERROR_FIELDS)
+    );
+    let f: Vec<&str> = lines[1].split(' ').collect();
+    assert_eq!(f.len(), 11, "{}", lines[1]);
+    chrono::NaiveDateTime::parse_from_str(&format!("{} {}", f[0], f[1]), "%Y.%m.%d %H:%M:%S")
+        .unwrap();
+    assert_eq!(
+        &f[2..],
+        [
+            "[a.test]",
+            "[ERROR]",
+            "127.0.0.1",
+            "127.0.0.1",
+            "GET",
+            "/x.jpg?q=1",
+            f[8],
+            "Connect-Fail",
+            "-"
+        ]
+    );
+    f[8].parse::<u64>().unwrap();
+    let mut buf = [0u8; 2048];
+    let n = receiver.recv(&mut buf).unwrap();
+    let frame = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // <PRI> = local3 (19) * 8 + info (6); then "Mmm dd hh:mm:ss", the host name, the tag.
+    let rest = frame
+        .strip_prefix("<158>")
+        .unwrap_or_else(|| panic!("{frame}"));
+    chrono::NaiveTime::parse_from_str(&rest[7..15], "%H:%M:%S").unwrap();
+    // HOSTNAME is <Host><Name> (the system's name when it is not set), as /monitoring shows it.
+    let realtime: serde_json::Value = serde_json::from_slice(
+        &curl(&format!("http://{}/monitoring/realtime", k.manager), &[]).body,
+    )
+    .unwrap();
+    let host = realtime["Host"]["Name"].as_str().unwrap();
+    assert_eq!(
+        &rest[16..],
+        format!("{host} kura/ORIGINERROR: {}", lines[1]),
+        "{frame}"
+    );
+}
+
+/// Log trace: the recent lines, then new lines live, on one chunked response.
+#[test]
+fn logtrace_streams_recent_then_live_lines() {
+    let origin = origin();
+    let k = Kurad::start(conf_dir(
+        &server_xml("", ""),
+        &vhosts_xml(&vhost(
+            "a.test",
+            origin.addr,
+            r#"<Log><Access Local="ON">OFF</Access></Log>"#,
+        )),
+    ));
+    // The info log's recent lines include kurad's start.
+    let info = curl(
+        &format!("http://{}/monitoring/logtrace/info?follow=OFF", k.manager),
+        &[],
+    );
+    assert_eq!(info.status, 200);
+    assert!(
+        info.text().contains("[INFO] kurad ready"),
+        "{}",
+        info.text()
+    );
+    let r = curl(
+        &format!("http://{}/monitoring/logtrace/access", k.manager),
+        &[],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Follow the access log (OFF: no file, but log trace works, as the guide says).
+    let mut s = std::net::TcpStream::connect(k.manager).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    use std::io::{BufRead, Write};
+    write!(
+        s,
+        "GET /monitoring/logtrace/access?vhost=a.test HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(s);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).unwrap();
+        if h == "\r\n" {
+            break;
+        }
+    }
+    // The follower is subscribed once the head is out; each request is now a chunk.
+    get(k.http(), "a.test", "/hit/live.jpg");
+    let mut seen = String::new();
+    while !seen.contains("/hit/live.jpg") {
+        let mut l = String::new();
+        assert!(
+            reader.read_line(&mut l).unwrap() > 0,
+            "stream ended: {seen}"
+        );
+        seen.push_str(&l);
+    }
+    assert!(seen.contains(" TCP_MISS "), "{seen}");
+    assert!(!log_dir(&k).join("a.test/access.log").exists());
+}
+
+/// The monitoring log: one line per period with the vhost's `VirtualHost` entry of
+/// `/monitoring/average` (JSON), after the local time.
+#[test]
+fn monitoring_log_writes_the_vhosts_five_minute_averages() {
+    let origin = origin();
+    let k = Kurad::start_args(
+        conf_dir(
+            &server_xml("", ""),
+            &vhosts_xml(&vhost(
+                "a.test",
+                origin.addr,
+                r#"<Log><Monitoring Form="json">ON</Monitoring></Log>"#,
+            )),
+        ),
+        &["--monitoring-log-secs", "1"],
+    );
+    let lines = wait_lines(&log_dir(&k).join("a.test/monitoring.log"), 1);
+    let (stamp, json) = lines[0].split_at(19);
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y.%m.%d %H:%M:%S").unwrap();
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["Name"], "a.test");
+    let average: serde_json::Value = serde_json::from_slice(
+        &curl(&format!("http://{}/monitoring/average", k.manager), &[]).body,
+    )
+    .unwrap();
+    let vh = &average["Host"]["VirtualHost"][0];
+    let keys =
+        |o: &serde_json::Value| -> Vec<String> { o.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&v), keys(vh));
 }

@@ -1,6 +1,6 @@
 //! Chapter 12 settings: the global logs of `<Cache>` (`<InfoLog>`, `<DenyLog>`,
 //! `<OriginErrorLog>`) and a vhost's `<Log>` group (`<Access>`, `<AccessFormat>`,
-//! `<Origin>`, `<Monitoring>`). `<Dns>`, `<FileSystem>` and every `Ftp` attribute
+//! `<Monitoring>`). `<Origin>`, `<Dns>`, `<FileSystem>` and every `Ftp` attribute
 //! are left unread, so they are reported as recognised, not implemented.
 
 use std::path::PathBuf;
@@ -101,10 +101,6 @@ pub struct VhostLogs {
     pub xff: Xff,
     /// `<Access Local>`: loopback clients are logged too.
     pub access_local: bool,
-    /// `<Origin>`.
-    pub origin: LogSettings,
-    /// `<Origin Local>`: exchanges with loopback origins are logged too.
-    pub origin_local: bool,
     /// `<Monitoring>`.
     pub monitoring: LogSettings,
     /// `<Monitoring Form>`.
@@ -177,17 +173,13 @@ pub(super) fn read_vhost(cx: &mut Cx, log: &Node<'_>) -> VhostLogs {
         },
         Xff::On,
     );
-    let local = |cx: &mut Cx, n: &Node<'_>| cx.get(n.attr("Local"), value::on_off, false);
-    let origin = log.child("Origin");
     let monitoring = log.child("Monitoring");
     VhostLogs {
         dir,
-        access_local: local(cx, &access),
+        access_local: cx.get(access.attr("Local"), value::on_off, false),
         access: settings(cx, &access, true),
         access_form,
         xff,
-        origin_local: local(cx, &origin),
-        origin: settings(cx, &origin, true),
         monitoring_form: cx.get(
             monitoring.attr("Form"),
             |s| match s.to_ascii_lowercase().as_str() {

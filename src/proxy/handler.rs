@@ -245,7 +245,7 @@ async fn fetch_and_fill(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
-            record_origin_failure(&vhost.stats, &e);
+            record_origin_failure(vhost, &e, (&Method::GET, pq), origin_started);
             let status = e.status();
             guard.fail(status);
             return (
@@ -412,7 +412,7 @@ async fn pass(
         }
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
-            record_origin_failure(&vhost.stats, &e);
+            record_origin_failure(vhost, &e, (&parts.method, pq), origin_started);
             (
                 error_response(e.status(), CacheResult::Error),
                 CacheResult::Error,
@@ -422,15 +422,35 @@ async fn pass(
     }
 }
 
-/// Counts a failed origin request by the guide's kinds (ConnectTimeout, ReceiveTimeout, Close).
-fn record_origin_failure(stats: &VhostStats, e: &OriginError) {
-    let event = match e {
-        OriginError::Connect { .. } => OriginEvent::ConnectFailure,
-        OriginError::Timeout { .. } => OriginEvent::ReceiveTimeout,
-        OriginError::Http { .. } => OriginEvent::Close,
+/// Counts a failed origin request by the guide's kinds (ConnectTimeout, ReceiveTimeout,
+/// Close) and writes its originerror line.
+fn record_origin_failure(
+    vhost: &VhostRt,
+    e: &OriginError,
+    (method, uri): (&Method, &str),
+    started: Instant,
+) {
+    let (event, addr, kind) = match e {
+        OriginError::Connect { addr, reason } => {
+            let kind = if reason.contains("timed out") {
+                "Connect-Timeout"
+            } else {
+                "Connect-Fail"
+            };
+            (OriginEvent::ConnectFailure, addr, kind)
+        }
+        OriginError::Timeout { addr, .. } => (OriginEvent::ReceiveTimeout, addr, "Receive-Timeout"),
+        OriginError::Http { addr, .. } => (OriginEvent::Close, addr, "ClosedWithoutResponse"),
         OriginError::NoAddress => return,
     };
-    stats.record_origin_event(event, 1);
+    vhost.stats.record_origin_event(event, 1);
+    crate::log::origin_error(
+        &vhost.cfg.name,
+        addr,
+        (method.as_str(), uri),
+        started.elapsed(),
+        kind,
+    );
 }
 
 /// Headers for the origin: the client's end-to-end headers, `Via`, `X-Forwarded-For`.
