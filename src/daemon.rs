@@ -21,6 +21,7 @@ use crate::cache::store::Store;
 use crate::config::files::ArchiveError;
 use crate::config::history::{ConfHistory, ConfKind};
 use crate::config::{self, ConfFiles, Config, ConfigErrors};
+use crate::log::Logs;
 use crate::proxy::{self, Runtime};
 use crate::snmp::service::{Prepared, Service};
 use crate::stats::Stats;
@@ -81,6 +82,12 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// GETBULK reply limit in bytes.
     pub snmp_bulk_bytes: usize,
+    /// Where the global logs go, and vhost logs without `<Log Dir>`; `None`: no files.
+    pub log_dir: Option<PathBuf>,
+    /// Capacity of the log writer's queue, in lines.
+    pub log_queue: usize,
+    /// How often each vhost's monitoring log gets its line (the guide: five minutes).
+    pub monitoring_log_every: std::time::Duration,
 }
 
 impl Default for Options {
@@ -88,6 +95,9 @@ impl Default for Options {
         Options {
             state_dir: None,
             snmp_bulk_bytes: crate::snmp::agent::DEFAULT_BULK_BYTES,
+            log_dir: None,
+            log_queue: crate::log::writer::DEFAULT_QUEUE,
+            monitoring_log_every: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -104,6 +114,9 @@ pub enum DaemonError {
     /// The configuration files could not be written (upload, restore).
     #[error("cannot write the configuration files: {0}")]
     Install(std::io::Error),
+    /// The log writer thread could not start.
+    #[error("cannot start the log writer: {0}")]
+    Logs(std::io::Error),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -174,12 +187,17 @@ pub struct Daemon {
     applying: tokio::sync::Mutex<()>,
     /// Set when a stop is requested; `main` waits on it.
     stop: tokio::sync::watch::Sender<Option<Stop>>,
+    /// The log files, log trace and syslog.
+    pub logs: Arc<Logs>,
 }
 
 impl Daemon {
     /// Loads the configuration and opens every listen address.
     pub async fn start(source: ConfSource, options: Options) -> Result<Arc<Daemon>, DaemonError> {
         let config = Arc::new(source.load()?);
+        let logs =
+            Logs::start(options.log_dir.clone(), options.log_queue).map_err(DaemonError::Logs)?;
+        logs.install_global(&config);
         report_not_implemented(&config);
         let store = Store::new(config.server.cache_memory_bytes);
         tracing::info!(
@@ -206,7 +224,7 @@ impl Daemon {
             &config.server.snmp,
         );
         let daemon = Arc::new(Daemon {
-            runtime: ArcSwap::from_pointee(Runtime::new(config, &stats)),
+            runtime: ArcSwap::from_pointee(Runtime::new(config, &stats, &logs)),
             source,
             store,
             stats,
@@ -217,11 +235,16 @@ impl Daemon {
             history: parking_lot::Mutex::new(history),
             applying: tokio::sync::Mutex::new(()),
             stop: tokio::sync::watch::Sender::new(None),
+            logs,
         });
         let rt = daemon.runtime();
         let prepared = daemon.prepare_snmp(&rt.config).await?;
         daemon.sync_listeners(&rt).await?;
         daemon.commit(&rt, ConfKind::Start, prepared);
+        tokio::spawn(monitoring_log(
+            Arc::downgrade(&daemon),
+            options.monitoring_log_every,
+        ));
         Ok(daemon)
     }
 
@@ -321,7 +344,7 @@ impl Daemon {
         if config.server.manager.bind != old.config.server.manager.bind {
             tracing::warn!("a changed <Manager Port> applies at the next restart");
         }
-        let new = Arc::new(Runtime::new(config, &self.stats));
+        let new = Arc::new(Runtime::new(config, &self.stats, &self.logs));
         let prepared = self.prepare_snmp(&new.config).await?;
         let (opened, closed) = self.sync_listeners(&new).await?;
         self.commit(&new, kind, prepared);
@@ -364,6 +387,12 @@ impl Daemon {
             }
         }
         self.runtime.store(rt.clone());
+        self.logs.install(
+            &rt.config,
+            rt.logs
+                .iter()
+                .map(|(name, log)| (name.as_str(), log.as_ref())),
+        );
         self.stats.install(rt.stats.iter().cloned());
         self.stats
             .disks
@@ -408,6 +437,29 @@ async fn accept_loop(daemon: Arc<Daemon>, listener: TcpListener, listen: SocketA
                 // Out of descriptors and similar: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Writes each vhost's line to its monitoring log every `every` (the guide: the last
+/// five minutes' averages, from the same windows as `/monitoring/average`).
+async fn monitoring_log(daemon: std::sync::Weak<Daemon>, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        ticker.tick().await;
+        let Some(daemon) = daemon.upgrade() else {
+            return;
+        };
+        let rt = daemon.runtime();
+        for (name, log) in &rt.logs {
+            let sink = &log.sinks.monitoring;
+            if sink.wanted() {
+                if let Some(line) =
+                    crate::api::monitoring::vhost_line(&daemon, name, log.monitoring_form)
+                {
+                    sink.send(line);
+                }
             }
         }
     }

@@ -22,8 +22,31 @@ struct Cli {
     /// Largest SNMP GETBULK reply in bytes (whole bindings; 484..=65507).
     #[arg(long, global = true, default_value_t = kura::snmp::agent::DEFAULT_BULK_BYTES)]
     snmp_bulk_bytes: usize,
+    /// Directory of the global logs (info, sys, deny, originerror) and of vhost
+    /// logs without `<Log Dir>` (each vhost in its own sub-directory).
+    #[arg(long, global = true, default_value = kura::log::DEFAULT_LOG_DIR)]
+    log_dir: PathBuf,
+    /// Lines the log writer's queue holds; beyond it lines are dropped and counted.
+    #[arg(long, global = true, default_value_t = kura::log::writer::DEFAULT_QUEUE, hide = true)]
+    log_queue: usize,
+    /// Seconds between monitoring log lines (the guide's five minutes; for tests).
+    #[arg(long, global = true, default_value_t = 300, hide = true)]
+    monitoring_log_secs: u64,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+impl Cli {
+    /// Daemon options; `log_dir` is `None` for the demo (no files, log trace only).
+    fn options(&self, state_dir: Option<PathBuf>, log_dir: Option<PathBuf>) -> Options {
+        Options {
+            state_dir,
+            snmp_bulk_bytes: self.snmp_bulk_bytes,
+            log_dir,
+            log_queue: self.log_queue,
+            monitoring_log_every: std::time::Duration::from_secs(self.monitoring_log_secs.max(1)),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -107,10 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("starting the demo origin")?;
             let (server, vhosts) = kura::demo::config(listen, manager_port, origin);
-            let options = Options {
-                state_dir: None,
-                snmp_bulk_bytes: cli.snmp_bulk_bytes,
-            };
+            let options = cli.options(None, None);
             let daemon = Daemon::start(ConfSource::embedded(&server, &vhosts), options).await?;
             let manager = daemon.start_manager().await?;
             let bound = daemon.bound_addrs().await.first().map_or(listen, |b| b.1);
@@ -119,10 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         _ => ConfSource::Dir(cli.conf_dir.clone()),
     };
-    let options = Options {
-        state_dir: Some(cli.state_dir.clone()),
-        snmp_bulk_bytes: cli.snmp_bulk_bytes,
-    };
+    let options = cli.options(Some(cli.state_dir.clone()), Some(cli.log_dir.clone()));
     let daemon = Daemon::start(source, options)
         .await
         .with_context(|| format!("configuration in {}", cli.conf_dir.display()))?;
@@ -131,13 +148,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     wait_for_signals(daemon).await
 }
 
-/// SIGHUP reloads; SIGTERM, SIGINT and `/command/terminate` stop;
-/// `/command/restart` starts kurad again in this process.
+/// SIGHUP reloads; SIGUSR1 reopens the log files (after logrotate moved them);
+/// SIGTERM, SIGINT and `/command/terminate` stop; `/command/restart` starts
+/// kurad again in this process.
 async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -146,10 +165,16 @@ async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
                     tracing::error!("reload rejected; the previous configuration keeps serving:\n{e}");
                 }
             }
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: reopening the log files");
+                daemon.logs.reopen();
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             stop = daemon.stopped() => {
                 if stop == Stop::Restart {
+                    tracing::info!("kurad restarting");
+                    daemon.logs.flush(LOG_FLUSH_LIMIT);
                     return Err(restart());
                 }
                 break;
@@ -157,15 +182,18 @@ async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
         }
     }
     tracing::info!("kurad stopping");
+    daemon.logs.flush(LOG_FLUSH_LIMIT);
     Ok(())
 }
+
+/// How long a stop waits for queued log lines to reach their files.
+const LOG_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Replaces this process by a new kurad with the same arguments. Sockets are
 /// close-on-exec, so the new process binds its ports afresh; it returns only
 /// when the exec fails.
 fn restart() -> anyhow::Error {
     use std::os::unix::process::CommandExt;
-    tracing::info!("kurad restarting");
     let err = match std::env::current_exe() {
         Ok(exe) => std::process::Command::new(exe)
             .args(std::env::args_os().skip(1))

@@ -237,7 +237,9 @@ pub async fn upload(daemon: &Arc<Daemon>, req: Request<Incoming>) -> Response<Bo
             let result = match e {
                 DaemonError::Config(_) => UploadResult::Invalid,
                 DaemonError::Archive(_) => UploadResult::NotAnArchive,
-                DaemonError::Bind { .. } | DaemonError::Install(_) => UploadResult::NotLoaded,
+                DaemonError::Bind { .. } | DaemonError::Install(_) | DaemonError::Logs(_) => {
+                    UploadResult::NotLoaded
+                }
             };
             tracing::error!("upload rejected; the previous configuration keeps serving:\n{e}");
             upload_failed(

@@ -99,6 +99,8 @@ pub enum Handler {
     Cleanup,
     /// `/metrics` (our addition, not in the table).
     Metrics,
+    /// `/monitoring/logtrace/<log>`: a log's lines as they are written.
+    LogTrace,
     /// Documented, but its capability is not built yet.
     Later(Capability),
 }
@@ -127,6 +129,7 @@ impl Handler {
             Handler::CacheClear => "cacheclear",
             Handler::Cleanup => "cleanup",
             Handler::Metrics => "metrics",
+            Handler::LogTrace => "logtrace",
             Handler::Later(_) => "unavailable",
         }
     }
@@ -144,8 +147,6 @@ pub enum Capability {
     Origins,
     /// HTTPS (issue 9).
     Https,
-    /// Log tracing (issue 7).
-    Logs,
     /// Graphs (RRD-style images).
     Graphs,
     /// GeoIP access control (chapter 14).
@@ -164,7 +165,6 @@ impl Capability {
             Capability::Storage => "disk storage (mount, cache resources): issue 6",
             Capability::Origins => "origin management (reset, DNS): issue 9",
             Capability::Https => "HTTPS: issue 9",
-            Capability::Logs => "log tracing: issue 7",
             Capability::Graphs => "graphs",
             Capability::GeoIp => "GeoIP access control (chapter 14)",
             Capability::Cluster => "clustering (not planned: kura nodes are independent)",
@@ -226,7 +226,7 @@ fn handler_of(path: &PathMatch, method: &str) -> Handler {
         ) => Handler::Later(C::Storage),
         ("/command/resetorigin" | "/monitoring/dnslist", _) => Handler::Later(C::Origins),
         ("/monitoring/ssl", _) => Handler::Later(C::Https),
-        (p, _) if p.starts_with("/monitoring/logtrace/") => Handler::Later(C::Logs),
+        (p, _) if p.starts_with("/monitoring/logtrace/") => Handler::LogTrace,
         ("/monitoring/geoiplist", _) => Handler::Later(C::GeoIp),
         ("/monitoring/clusterlist", _) => Handler::Later(C::Cluster),
         ("/command/encryptpassword", _) => Handler::Later(C::EncryptPassword),

@@ -8,6 +8,7 @@
 //! Session gauges, the standard `process_*` metrics and network traffic follow.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use crate::daemon::Daemon;
 use crate::procfs;
@@ -178,6 +179,26 @@ pub fn render(daemon: &Daemon) -> String {
         "gauge",
         "Start time of kurad (unix seconds).",
         [(String::new(), start.to_string())],
+    );
+    let dropped: Vec<(String, String)> = daemon
+        .logs
+        .sinks()
+        .iter()
+        .map(|s| {
+            let log = format!("log=\"{}\"", s.kind.as_str());
+            let labels = match &s.vhost {
+                Some(v) => format!("{log},vhost=\"{}\"", label(v)),
+                None => log,
+            };
+            (labels, s.dropped.load(Ordering::Relaxed).to_string())
+        })
+        .collect();
+    family(
+        &mut out,
+        "kura_log_dropped_lines_total",
+        "counter",
+        "Log lines dropped because the log writer's queue was full.",
+        dropped,
     );
     let net = procfs::network_bytes();
     let per_dev = |pick: fn(&(String, u64, u64)) -> u64| {

@@ -199,6 +199,36 @@ async fn route(
             }
         }
         Handler::Metrics => text_reply(metrics::render(daemon), metrics::CONTENT_TYPE),
+        Handler::LogTrace => {
+            let name = path.trim_start_matches("/monitoring/logtrace/");
+            let Some(kind) = crate::log::LogKind::parse(name) else {
+                return error(StatusCode::NOT_FOUND, method, format!("no log {name}"));
+            };
+            let vhost = query_param(&req, "vhost");
+            if kind.per_vhost() && vhost.is_none() {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    method,
+                    format!("the {name} log belongs to a vhost: vhost=<vhost name> is required"),
+                );
+            }
+            let Some(sink) = daemon.logs.sink(kind, vhost) else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    method,
+                    format!("no vhost {}", vhost.unwrap_or("")),
+                );
+            };
+            // `follow=OFF` (our addition): the recent lines only, like `tail` without `-f`.
+            let follow =
+                !query_param(&req, "follow").is_some_and(|f| f.eq_ignore_ascii_case("off"));
+            let mut r = Response::new(logtrace(&sink, follow));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        }
         Handler::Realtime | Handler::Average => {
             // `realtime.xml` and friends say the format in the path.
             let ty = query_param(&req, "type").or_else(|| {
@@ -254,6 +284,43 @@ async fn route(
             }
         }
     }
+}
+
+/// A log's recent lines, then (with `follow`) each new line as it is written,
+/// until the client goes away. A follower too slow for the log skips lines and is
+/// told how many.
+fn logtrace(sink: &crate::log::Sink, follow: bool) -> Body {
+    use tokio::sync::broadcast::error::RecvError;
+    let (recent, mut live) = sink.follow();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        for line in recent {
+            if tx
+                .send(bytes::Bytes::from(format!("{line}\n")))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if !follow {
+            return;
+        }
+        loop {
+            let chunk = tokio::select! {
+                line = live.recv() => match line {
+                    Ok(line) => format!("{line}\n"),
+                    Err(RecvError::Lagged(n)) => format!("# {n} lines skipped (this reader was too slow)\n"),
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tx.closed() => return,
+            };
+            if tx.send(bytes::Bytes::from(chunk)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Body::Stream(rx)
 }
 
 /// A reply whose body is `text` as it is.

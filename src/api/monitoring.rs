@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
+use crate::config::log::MonitoringForm;
 use crate::config::DirPolicy;
 use crate::daemon::Daemon;
 use crate::stats::catalog::{self, Field, Member, Source};
 use crate::stats::counter::Side;
 use crate::stats::disk::{DiskUsage, DISK_N};
 use crate::stats::system::SYS_N;
-use crate::stats::{Sample, Window};
+use crate::stats::{Sample, VhostStats, Window};
 
 /// Reply formats (`?type=JSON|XML`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,64 @@ struct Snapshot {
     views: Vec<Block>,
 }
 
+/// A vhost's block, with its directories.
+fn vhost_block(s: &VhostStats, window: Window) -> Block {
+    let uptime = s.created.elapsed().as_secs();
+    let mut block = Block::new(Some(s.name.clone()), s.window(window), uptime);
+    if let Some((policy, dirs)) = s.dir_windows(window) {
+        block.dirs = (
+            Some(policy),
+            dirs.into_iter()
+                .map(|(path, w)| Block::dir(path, w, uptime))
+                .collect(),
+        );
+    }
+    block
+}
+
+/// One line of a vhost's monitoring log (chapter 12): the local time, then its
+/// `VirtualHost` entry over the last five minutes, as `/monitoring/average` writes it
+/// (JSON compact, or XML with the line breaks taken out). `None` for an unknown vhost.
+pub fn vhost_line(daemon: &Daemon, name: &str, form: MonitoringForm) -> Option<String> {
+    let block = vhost_block(&*daemon.stats.vhost(name)?, Window::Minutes(5));
+    let record = match form {
+        MonitoringForm::Json => json_named(&block).to_string(),
+        MonitoringForm::Xml => {
+            let mut x = String::new();
+            xml_named(&mut x, "VirtualHost", &block);
+            x.lines().map(str::trim).collect()
+        }
+    };
+    Some(format!(
+        "{} {record}",
+        chrono::Local::now().format("%Y.%m.%d %H:%M:%S")
+    ))
+}
+
+/// A `VirtualHost` or `View` entry.
+fn json_named(b: &Block) -> Value {
+    let mut m = Map::new();
+    m.insert("Name".into(), b.name.clone().unwrap_or_default().into());
+    json_block(&mut m, b);
+    json_traffic_groups(&mut m, b);
+    m.insert("ResponseTime".into(), json_response_time(b));
+    Value::Object(m)
+}
+
+/// A `<VirtualHost>` or `<View>` element.
+fn xml_named(x: &mut String, tag: &str, b: &Block) {
+    let _ = write!(
+        x,
+        "  <{tag} Name=\"{}\"",
+        escape(b.name.as_deref().unwrap_or(""))
+    );
+    attrs(x, values(catalog::traffic(), b));
+    x.push_str(">\n");
+    xml_traffic_groups(x, b);
+    xml_response_time(x, b, "    ");
+    let _ = writeln!(x, "  </{tag}>");
+}
+
 fn snapshot(daemon: &Daemon, window: Window) -> Snapshot {
     let host = Block::new(
         None,
@@ -104,19 +163,7 @@ fn snapshot(daemon: &Daemon, window: Window) -> Snapshot {
         .vhosts
         .iter()
         .filter_map(|v| daemon.stats.vhost(&v.name))
-        .map(|s| {
-            let uptime = s.created.elapsed().as_secs();
-            let mut block = Block::new(Some(s.name.clone()), s.window(window), uptime);
-            if let Some((policy, dirs)) = s.dir_windows(window) {
-                block.dirs = (
-                    Some(policy),
-                    dirs.into_iter()
-                        .map(|(path, w)| Block::dir(path, w, uptime))
-                        .collect(),
-                );
-            }
-            block
-        })
+        .map(|s| vhost_block(&s, window))
         .collect();
     let views = rt
         .config
@@ -276,20 +323,7 @@ fn write(snap: &Snapshot, format: Format) -> String {
             );
             h.insert("System".into(), json_system(sys, disks));
             // A View has the same members as a VirtualHost (monitoring-fields.tsv).
-            let named = |blocks: &[Block]| -> Value {
-                let list: Vec<Value> = blocks
-                    .iter()
-                    .map(|b| {
-                        let mut m = Map::new();
-                        m.insert("Name".into(), b.name.clone().unwrap_or_default().into());
-                        json_block(&mut m, b);
-                        json_traffic_groups(&mut m, b);
-                        m.insert("ResponseTime".into(), json_response_time(b));
-                        Value::Object(m)
-                    })
-                    .collect();
-                list.into()
-            };
+            let named = |blocks: &[Block]| -> Value { blocks.iter().map(json_named).collect() };
             h.insert("VirtualHost".into(), named(vhosts));
             h.insert("View".into(), named(views));
             h.insert("ResponseTime".into(), json_response_time(host));
@@ -316,16 +350,7 @@ fn write(snap: &Snapshot, format: Format) -> String {
             xml_system(&mut x, sys, disks);
             for (tag, blocks) in [("VirtualHost", vhosts), ("View", views)] {
                 for b in blocks {
-                    let _ = write!(
-                        x,
-                        "  <{tag} Name=\"{}\"",
-                        escape(b.name.as_deref().unwrap_or(""))
-                    );
-                    attrs(&mut x, values(catalog::traffic(), b));
-                    x.push_str(">\n");
-                    xml_traffic_groups(&mut x, b);
-                    xml_response_time(&mut x, b, "    ");
-                    let _ = writeln!(x, "  </{tag}>");
+                    xml_named(&mut x, tag, b);
                 }
             }
             xml_response_time(&mut x, host, "  ");

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod files;
 pub mod history;
+pub mod log;
 pub mod model;
 pub mod node;
 pub mod schema;
@@ -256,6 +257,7 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         .map(|v| v.raw.trim().to_string())
         .unwrap_or_default();
     ServerSettings {
+        logs: log::read_global(cx, &cache),
         name,
         admin,
         snmp: snmp::read_snmp(cx, &host),
@@ -455,6 +457,7 @@ fn read_vhost(
     let accum = on(cx, stats.child("DirDepthAccum"), false);
     let dir_stats = (depth > 0).then_some(DirPolicy { depth, accum });
     let static_index = cx.get(vhost.attr("StaticIndex"), value::int_in(1u32, 65_535), 0);
+    let logs = log::read_vhost(cx, &group(own, defaults, "Log"));
     VhostConfig {
         name: name.to_ascii_lowercase(),
         static_index: (static_index > 0).then_some(static_index),
@@ -467,6 +470,7 @@ fn read_vhost(
         client,
         origin,
         dir_stats,
+        logs,
     }
 }
 

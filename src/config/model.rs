@@ -104,6 +104,8 @@ pub struct ServerSettings {
     pub disks: Vec<DiskConfig>,
     /// `<Cache><ConfigHistory>`: days configuration archives are kept.
     pub config_history_days: u32,
+    /// `<InfoLog>`, `<DenyLog>`, `<OriginErrorLog>` (chapter 12).
+    pub logs: super::log::GlobalLogs,
 }
 
 /// One `<Disk>`: a cache directory.
@@ -213,6 +215,8 @@ pub struct VhostConfig {
     pub origin: OriginPolicy,
     /// `<Stats><DirDepth>`/`<DirDepthAccum>`; `None` for depth 0 (the vhost is `/`).
     pub dir_stats: Option<DirPolicy>,
+    /// `<Log>`: the vhost's access, origin and monitoring logs (chapter 12).
+    pub logs: super::log::VhostLogs,
 }
 
 /// How a vhost collects per-directory client statistics (guide chapter 10).

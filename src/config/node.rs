@@ -103,6 +103,11 @@ impl<'a> Node<'a> {
         self.own.or(self.base).map(|e| e.loc)
     }
 
+    /// The table path (`Server/VHostDefault/Log/Access`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     fn name(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or("")
     }

@@ -41,6 +41,8 @@ pub enum Body {
     Fill(FillReader),
     /// A body streamed straight from the origin (not cached).
     Origin(Incoming),
+    /// Chunks made as they come (log trace); ends when the sender is dropped.
+    Stream(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
 impl Body {
@@ -75,6 +77,7 @@ impl http_body::Body for Body {
                 .poll_chunk(cx)
                 .map(|c| c.map(|c| c.map(Frame::data).map_err(|_| BodyError::Truncated))),
             Body::Origin(inc) => Pin::new(inc).poll_frame(cx).map_err(BodyError::Origin),
+            Body::Stream(rx) => rx.poll_recv(cx).map(|c| c.map(|c| Ok(Frame::data(c)))),
         }
     }
 
@@ -85,6 +88,7 @@ impl http_body::Body for Body {
             Body::Object { obj, next } => *next >= obj.body.len(),
             Body::Fill(r) => r.is_end(),
             Body::Origin(inc) => inc.is_end_stream(),
+            Body::Stream(_) => false,
         }
     }
 
@@ -95,7 +99,7 @@ impl http_body::Body for Body {
             Body::Object { obj, next } => {
                 SizeHint::with_exact(obj.body.iter().skip(*next).map(|c| c.len() as u64).sum())
             }
-            Body::Fill(_) => SizeHint::default(),
+            Body::Fill(_) | Body::Stream(_) => SizeHint::default(),
             Body::Origin(inc) => inc.size_hint(),
         }
     }

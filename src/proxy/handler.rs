@@ -11,7 +11,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use super::body::Body;
-use super::metered::{self, Exchanged, Metered, OriginLeg};
+use super::metered::{self, AccessGuard, Exchanged, Metered, OriginLeg};
 use super::origin::OriginError;
 use super::{Runtime, VhostRt};
 use crate::cache::fill::{BodyEnd, HeadOutcome};
@@ -64,6 +64,10 @@ pub struct Conn {
     pub listen: SocketAddr,
     /// The client.
     pub peer: SocketAddr,
+    /// The local address the client connected to (`s-ip`, `s-port`).
+    pub local: SocketAddr,
+    /// The connection's id (`session-id`).
+    pub id: u64,
     /// Requests served on this connection so far, for `<KeepAliveHeader Max>`.
     pub requests: std::sync::atomic::AtomicU32,
     /// Holds the `ClientSession` gauge of the vhost this connection counts for.
@@ -86,7 +90,6 @@ pub async fn handle(
     // Only origin-form (`/path`) and absolute-form targets name a resource (RFC 9112 3.2).
     if !parts.uri.path().starts_with('/') || parts.uri.path_and_query().is_none() {
         let resp = plain(StatusCode::BAD_REQUEST, "bad request target\n".to_string());
-        access_log(&parts, conn, "-", &resp, CacheResult::None, started);
         return resp.map(Metered::uncounted);
     }
     let host = parts
@@ -100,7 +103,6 @@ pub async fn handle(
             StatusCode::NOT_FOUND,
             format!("no virtual host for Host: {host}\n"),
         );
-        access_log(&parts, conn, "-", &resp, CacheResult::None, started);
         return resp.map(Metered::uncounted);
     };
     let vhost = vhost.clone();
@@ -123,6 +125,7 @@ pub async fn handle(
                 + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())) as u64,
         body.size_hint().exact().unwrap_or(0),
     ];
+    let access = AccessGuard::new(&vhost.log, conn, &parts, request, started);
     let (mut resp, result, origin) = if parts.method == Method::GET || parts.method == Method::HEAD
     {
         serve_cached(&vhost, store, conn, &parts).await
@@ -142,7 +145,6 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
     set_connection_headers(resp.headers_mut(), &vhost, client_close, served);
-    access_log(&parts, conn, &vhost.cfg.name, &resp, result, started);
     let exchanged = Exchanged {
         stats: vhost.stats.clone(),
         dir: vhost.dirs.as_ref().map(|t| t.dir_for(parts.uri.path())),
@@ -151,6 +153,7 @@ pub async fn handle(
         started,
         origin,
         active,
+        access,
     };
     Metered::counted(resp, exchanged)
 }
@@ -242,7 +245,7 @@ async fn fetch_and_fill(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
-            record_origin_failure(&vhost.stats, &e);
+            record_origin_failure(vhost, &e, (&Method::GET, pq), origin_started);
             let status = e.status();
             guard.fail(status);
             return (
@@ -409,7 +412,7 @@ async fn pass(
         }
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
-            record_origin_failure(&vhost.stats, &e);
+            record_origin_failure(vhost, &e, (&parts.method, pq), origin_started);
             (
                 error_response(e.status(), CacheResult::Error),
                 CacheResult::Error,
@@ -419,15 +422,35 @@ async fn pass(
     }
 }
 
-/// Counts a failed origin request by the guide's kinds (ConnectTimeout, ReceiveTimeout, Close).
-fn record_origin_failure(stats: &VhostStats, e: &OriginError) {
-    let event = match e {
-        OriginError::Connect { .. } => OriginEvent::ConnectFailure,
-        OriginError::Timeout { .. } => OriginEvent::ReceiveTimeout,
-        OriginError::Http { .. } => OriginEvent::Close,
+/// Counts a failed origin request by the guide's kinds (ConnectTimeout, ReceiveTimeout,
+/// Close) and writes its originerror line.
+fn record_origin_failure(
+    vhost: &VhostRt,
+    e: &OriginError,
+    (method, uri): (&Method, &str),
+    started: Instant,
+) {
+    let (event, addr, kind) = match e {
+        OriginError::Connect { addr, reason } => {
+            let kind = if reason.contains("timed out") {
+                "Connect-Timeout"
+            } else {
+                "Connect-Fail"
+            };
+            (OriginEvent::ConnectFailure, addr, kind)
+        }
+        OriginError::Timeout { addr, .. } => (OriginEvent::ReceiveTimeout, addr, "Receive-Timeout"),
+        OriginError::Http { addr, .. } => (OriginEvent::Close, addr, "ClosedWithoutResponse"),
         OriginError::NoAddress => return,
     };
-    stats.record_origin_event(event, 1);
+    vhost.stats.record_origin_event(event, 1);
+    crate::log::origin_error(
+        &vhost.cfg.name,
+        addr,
+        (method.as_str(), uri),
+        started.elapsed(),
+        kind,
+    );
 }
 
 /// Headers for the origin: the client's end-to-end headers, `Via`, `X-Forwarded-For`.
@@ -576,25 +599,4 @@ fn error_response(status: StatusCode, result: CacheResult) -> Response<Body> {
         HeaderValue::from_static(result.cache_status()),
     );
     resp
-}
-
-/// One access log event (target `kura::access`); the guide's log files come with the logging work.
-fn access_log(
-    parts: &Parts,
-    conn: &Conn,
-    vhost: &str,
-    resp: &Response<Body>,
-    result: CacheResult,
-    started: Instant,
-) {
-    tracing::info!(
-        target: "kura::access",
-        vhost,
-        client = %conn.peer.ip(),
-        method = %parts.method,
-        uri = %parts.uri,
-        status = resp.status().as_u16(),
-        result = result.as_str(),
-        micros = started.elapsed().as_micros() as u64,
-    );
 }

@@ -11,7 +11,10 @@ use http::HeaderMap;
 use http_body::{Body as _, Frame, SizeHint};
 
 use super::body::{Body, BodyError};
+use super::handler::Conn;
 use crate::cache::CacheResult;
+use crate::log::access;
+use crate::log::VhostLog;
 use crate::stats::counter::Side;
 use crate::stats::dirs::Dir;
 use crate::stats::{Exchange, GaugeGuard, VhostStats};
@@ -57,6 +60,88 @@ impl OriginLeg {
     }
 }
 
+/// An access log line in the making: the exchange's facts and the vhost's log.
+pub struct AccessPending {
+    /// The vhost's logs (format, XFF, sink).
+    log: Arc<VhostLog>,
+    /// What is known of the exchange so far.
+    exchange: access::Exchange,
+    /// When the request arrived.
+    started: Instant,
+}
+
+impl AccessPending {
+    /// Formats the line and hands it to the writer.
+    fn write(self, sent: u64, completed: bool) {
+        let end = access::Ended {
+            at: chrono::Local::now(),
+            sent,
+            completed,
+            elapsed: self.started.elapsed(),
+        };
+        let line = self
+            .log
+            .access_format
+            .line(&self.exchange, &end, self.log.xff);
+        self.log.sinks.access.send(line);
+    }
+}
+
+/// Holds a request's access line until its response exists. Dropped before that
+/// (the client left while kura waited for the origin), it writes the line with
+/// status and bytes 0, as the guide says.
+pub struct AccessGuard(Option<Box<AccessPending>>);
+
+impl AccessGuard {
+    /// A guard for a request, empty when the vhost's access log wants no line
+    /// (OFF and nobody tracing it, or a loopback client without `Local="ON"`).
+    pub fn new(
+        log: &Arc<VhostLog>,
+        conn: &Conn,
+        parts: &http::request::Parts,
+        request: [u64; 2],
+        started: Instant,
+    ) -> AccessGuard {
+        let local_client = crate::config::is_loopback(conn.peer.ip());
+        if (local_client && !log.access_local) || !log.sinks.access.wanted() {
+            return AccessGuard(None);
+        }
+        AccessGuard(Some(Box::new(AccessPending {
+            log: log.clone(),
+            exchange: access::Exchange {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                version: parts.version,
+                headers: parts.headers.clone(),
+                peer: conn.peer,
+                local: conn.local,
+                session: conn.id,
+                request,
+                status: 0,
+                head: 0,
+                content_length: None,
+                content_encoding: None,
+                result: CacheResult::None,
+                time_res: Duration::ZERO,
+            },
+            started,
+        })))
+    }
+
+    /// The pending line, now that a response carries it on.
+    pub fn take(mut self) -> Option<Box<AccessPending>> {
+        self.0.take()
+    }
+}
+
+impl Drop for AccessGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.write(0, false);
+        }
+    }
+}
+
 /// What is recorded when the body ends.
 struct Pending {
     stats: Arc<VhostStats>,
@@ -73,6 +158,8 @@ struct Pending {
     origin: Option<OriginLeg>,
     /// Keeps the vhost's `ClientActiveSession` up until the body ends.
     _active: GaugeGuard,
+    /// The access line, when the vhost's access log wants one.
+    access: Option<Box<AccessPending>>,
 }
 
 /// What a counted response records when its body ends.
@@ -91,6 +178,8 @@ pub struct Exchanged {
     pub origin: Option<OriginLeg>,
     /// The request's `ClientActiveSession` guard.
     pub active: GaugeGuard,
+    /// The request's access line.
+    pub access: AccessGuard,
 }
 
 /// A response body that is counted.
@@ -116,6 +205,24 @@ impl Metered {
     pub fn counted(resp: http::Response<Body>, x: Exchanged) -> http::Response<Metered> {
         let (status, head) = (resp.status().as_u16(), head_bytes(resp.headers()));
         let time_res = x.started.elapsed();
+        let mut access = x.access.take();
+        if let Some(a) = access.as_mut() {
+            let e = &mut a.exchange;
+            e.status = status;
+            e.head = head;
+            e.result = x.result;
+            e.time_res = time_res;
+            e.content_length = resp
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .or_else(|| resp.body().size_hint().exact());
+            e.content_encoding = resp
+                .headers()
+                .get(http::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+        }
         resp.map(|body| Metered {
             body,
             sent: 0,
@@ -130,6 +237,7 @@ impl Metered {
                 time_res,
                 origin: x.origin,
                 _active: x.active,
+                access,
             }),
         })
     }
@@ -152,6 +260,9 @@ impl Metered {
         }
         if let Some(o) = p.origin {
             o.record(&p.stats, self.sent, completed);
+        }
+        if let Some(a) = p.access {
+            a.write(self.sent, completed);
         }
     }
 }

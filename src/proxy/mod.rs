@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use crate::cache::store::Store;
 use crate::config::value::Listen;
 use crate::config::{Config, VhostConfig, VhostStatus};
+use crate::log::{Logs, VhostLog};
 use crate::stats::dirs::DirTable;
 use crate::stats::system::CONNECTIONS;
 use crate::stats::{Stats, VhostStats};
@@ -44,6 +45,8 @@ pub struct VhostRt {
     pub dirs: Option<Arc<DirTable>>,
     /// `Keep-Alive: timeout=N`, built once (chapter 6).
     pub keep_alive_value: http::HeaderValue,
+    /// Its access, origin and monitoring logs.
+    pub log: Arc<VhostLog>,
 }
 
 /// Everything a request needs from one configuration.
@@ -56,6 +59,8 @@ pub struct Runtime {
     keep_alive: HashMap<SocketAddr, Duration>,
     /// Stats of every configured vhost (inactive ones too), installed when this runtime is.
     pub stats: Vec<Arc<VhostStats>>,
+    /// Logs of every configured vhost by name, installed when this runtime is.
+    pub logs: HashMap<String, Arc<VhostLog>>,
 }
 
 /// The socket addresses a `<Listen>` stands for.
@@ -74,9 +79,14 @@ fn listen_addrs(listen: &Listen, listen_ips: &[IpAddr]) -> Vec<SocketAddr> {
 }
 
 impl Runtime {
-    /// Builds routers, origin pools and stats handles for `config`.
-    pub fn new(config: Arc<Config>, stats: &Stats) -> Runtime {
+    /// Builds routers, origin pools, stats and log handles for `config`.
+    pub fn new(config: Arc<Config>, stats: &Stats, logs: &Logs) -> Runtime {
         let vhost_stats = stats.handles(config.vhosts.iter().map(|v| v.name.as_str()));
+        let vhost_logs: HashMap<String, Arc<VhostLog>> = config
+            .vhosts
+            .iter()
+            .map(|v| (v.name.clone(), logs.vhost(v)))
+            .collect();
         for v in config
             .vhosts
             .iter()
@@ -114,6 +124,7 @@ impl Runtime {
                         v.client.keep_alive.as_secs()
                     ))
                     .expect("ASCII digits"),
+                    log: vhost_logs[&v.name].clone(),
                 })
             })
             .collect();
@@ -149,6 +160,7 @@ impl Runtime {
             routers,
             keep_alive,
             stats: vhost_stats.into_values().collect(),
+            logs: vhost_logs,
         }
     }
 
@@ -170,6 +182,9 @@ impl Runtime {
     }
 }
 
+/// Ids of client connections (`session-id` in the access log), from 1.
+static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Serves one client connection until it closes. The runtime is looked up per
 /// request, so a reload applies to the next request on a kept-alive connection.
 pub async fn serve_connection(
@@ -186,6 +201,8 @@ pub async fn serve_connection(
     let idle = runtime().keep_alive(listen);
     let conn = Arc::new(handler::Conn {
         listen,
+        local: stream.local_addr().unwrap_or(listen),
+        id: NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         peer,
         requests: Default::default(),
         session: Default::default(),

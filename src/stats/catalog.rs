@@ -153,7 +153,7 @@ pub fn response_time(side: Side) -> &'static [Field] {
 }
 
 /// `System` groups that are our additions, not the guide's (written after its groups).
-pub const SYSTEM_ADDITIONS: &[&str] = &["Network"];
+pub const SYSTEM_ADDITIONS: &[&str] = &["Network", "Log"];
 
 /// The `System` groups in the guide's order, then [`SYSTEM_ADDITIONS`]: each field is the per-second mean
 /// of a value sampled from /proc (the value itself, in `realtime`).
@@ -237,6 +237,9 @@ pub fn system() -> &'static [(&'static str, Vec<Field>)] {
                     ("OutPackets", NetOutPackets, "count"),
                 ],
             ),
+            // Our addition: log lines dropped because the log writer's queue was full
+            // (a slow or stuck log disk); `/metrics` has the total per log.
+            group("Log", &[("Dropped", LogDropped, "count")]),
         ]
     });
     &GROUPS

@@ -86,10 +86,12 @@ pub enum Sys {
     NetInPackets,
     /// Packets sent in the second, loopback excluded.
     NetOutPackets,
+    /// Log lines dropped in the second because the log writer's queue was full (our addition).
+    LogDropped,
 }
 
 /// Number of sampled values.
-pub const SYS_N: usize = Sys::NetOutPackets as usize + 1;
+pub const SYS_N: usize = Sys::LogDropped as usize + 1;
 
 /// Process-wide connection events, counted where they happen.
 #[derive(Debug, Default)]
@@ -190,6 +192,8 @@ struct State {
     last_net: Option<[u64; 4]>,
     /// accepted, closed, connected, disconnected at the last sample.
     last_events: [u64; 4],
+    /// Dropped log lines at the last sample ([`crate::log::DROPPED`]).
+    last_dropped: u64,
     last_sec: Option<u64>,
     seconds: Ring<SYS_N>,
     minutes: Ring<SYS_N>,
@@ -208,6 +212,7 @@ impl Default for SystemStats {
                 last_cpu: None,
                 last_net: None,
                 last_events: [0; 4],
+                last_dropped: 0,
                 last_sec: None,
                 seconds: Ring::new(1, 60, false),
                 minutes: Ring::new(60, 60, false),
@@ -228,6 +233,7 @@ impl SystemStats {
         ]
         .map(|a| a.load(Ordering::Relaxed));
         let net = net_totals(&read("/proc/net/dev"));
+        let dropped = crate::log::DROPPED.load(Ordering::Relaxed);
         let meminfo = read("/proc/meminfo");
         let status = read("/proc/self/status");
         let load: Vec<u64> = read("/proc/loadavg")
@@ -302,6 +308,8 @@ impl SystemStats {
                 v[f as usize] = now.saturating_sub(before);
             }
         }
+        v[Sys::LogDropped as usize] = dropped.saturating_sub(st.last_dropped);
+        st.last_dropped = dropped;
         st.last_net = Some(net);
         st.last_cpu = Some(cpu);
         st.last_events = events;

@@ -250,6 +250,9 @@ impl Kurad {
         if !extra.contains(&"--state-dir") {
             cmd.arg("--state-dir").arg(dir.path().join("state"));
         }
+        if !extra.contains(&"--log-dir") {
+            cmd.arg("--log-dir").arg(dir.path().join("logs"));
+        }
         let mut child = cmd
             .args(extra)
             .env("KURA_LOG", "info")

@@ -1,0 +1,505 @@
+//! The log writer: one thread owns every open log file, fed by one bounded
+//! queue of formatted lines.
+//!
+//! The request path formats its line and hands it over with a non-blocking
+//! `try_send`; when the queue is full the line is dropped and counted
+//! ([`Sink::dropped`], [`DROPPED`]), so a slow or stuck disk never stalls
+//! serving. The thread also feeds log trace (the last lines and a broadcast of
+//! new ones) and syslog, rolls files on time even when idle, and reopens every
+//! file on SIGUSR1.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+
+use super::roll::{LogFile, Rolled, Time};
+use crate::config::log::{LogSettings, Rolling, SyslogDest};
+
+/// Lines dropped because the writer's queue was full, every log together.
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Lines log trace replays to a new follower before the live ones.
+pub const RECENT_LINES: usize = 100;
+
+/// Default capacity of the writer's queue, in lines.
+pub const DEFAULT_QUEUE: usize = 65_536;
+
+/// Which log a sink is: its file stem, its log trace name and its syslog tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogKind {
+    /// Operations and configuration changes (tracing at info and above).
+    Info,
+    /// Warnings and errors only (tracing at warn and above).
+    Sys,
+    /// Clients refused by `<ServiceAccess>`.
+    Deny,
+    /// Origin failures of every vhost.
+    OriginError,
+    /// A vhost's client exchanges.
+    Access,
+    /// A vhost's origin exchanges.
+    Origin,
+    /// A vhost's 5-minute statistics.
+    Monitoring,
+}
+
+impl LogKind {
+    /// The file stem and the log trace path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Info => "info",
+            LogKind::Sys => "sys",
+            LogKind::Deny => "deny",
+            LogKind::OriginError => "originerror",
+            LogKind::Access => "access",
+            LogKind::Origin => "origin",
+            LogKind::Monitoring => "monitoring",
+        }
+    }
+
+    /// The log of a log trace path segment.
+    pub fn parse(s: &str) -> Option<LogKind> {
+        [
+            LogKind::Info,
+            LogKind::Sys,
+            LogKind::Deny,
+            LogKind::OriginError,
+            LogKind::Access,
+            LogKind::Origin,
+            LogKind::Monitoring,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// Whether the log belongs to a vhost (log trace needs `?vhost=`).
+    pub fn per_vhost(self) -> bool {
+        matches!(
+            self,
+            LogKind::Access | LogKind::Origin | LogKind::Monitoring
+        )
+    }
+}
+
+/// Where a sink's lines go, replaced whole on reload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The directory of the live file; `None` writes no file (log trace and syslog only).
+    pub dir: Option<PathBuf>,
+    /// ON/OFF, rolling, syslog receivers.
+    pub settings: LogSettings,
+    /// The `#Fields:` line at the top of every file, if the format has one.
+    pub header: Option<String>,
+}
+
+impl Target {
+    /// A target that writes nothing (until the configuration is installed).
+    pub fn none() -> Target {
+        Target {
+            dir: None,
+            settings: LogSettings {
+                on: false,
+                rolling: Rolling {
+                    minutes: Some(1440),
+                    bytes: None,
+                    retention: 10,
+                    compress: false,
+                },
+                syslog: Vec::new(),
+            },
+            header: None,
+        }
+    }
+}
+
+/// One log: the file it writes, its log trace followers, its drop count.
+pub struct Sink {
+    /// Which log.
+    pub kind: LogKind,
+    /// The vhost, for per-vhost logs.
+    pub vhost: Option<String>,
+    /// Where lines go.
+    target: ArcSwap<Target>,
+    /// Live lines for log trace followers.
+    trace: broadcast::Sender<Arc<str>>,
+    /// The last [`RECENT_LINES`] lines, replayed to a new follower.
+    recent: Mutex<VecDeque<Arc<str>>>,
+    /// Lines dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// The writer's queue.
+    queue: SyncSender<Msg>,
+}
+
+impl Sink {
+    /// Whether a line would go anywhere: the file, syslog or a log trace follower.
+    /// Callers check it before formatting, so an unwanted line costs nothing.
+    pub fn wanted(&self) -> bool {
+        let t = self.target.load();
+        (t.settings.on && t.dir.is_some())
+            || !t.settings.syslog.is_empty()
+            || self.trace.receiver_count() > 0
+    }
+
+    /// Hands a formatted line (without newline) to the writer; never blocks.
+    pub fn send(self: &Arc<Self>, line: String) {
+        match self.queue.try_send(Msg::Line(self.clone(), line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+            // The writer is gone (the process is stopping).
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Replaces where the lines go.
+    pub fn set_target(&self, t: Target) {
+        if **self.target.load() != t {
+            self.target.store(Arc::new(t));
+        }
+    }
+
+    /// The recent lines and a receiver of every line after them (log trace).
+    pub fn follow(&self) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+        let recent = self.recent.lock();
+        let rx = self.trace.subscribe();
+        (recent.iter().cloned().collect(), rx)
+    }
+
+    /// Gives a written line to log trace; under the `recent` lock, so a new
+    /// follower sees each line once, either replayed or live.
+    fn publish(&self, line: &str) {
+        let line: Arc<str> = Arc::from(line);
+        let mut recent = self.recent.lock();
+        if recent.len() == RECENT_LINES {
+            recent.pop_front();
+        }
+        recent.push_back(line.clone());
+        let _ = self.trace.send(line);
+    }
+}
+
+/// What the writer thread receives.
+enum Msg {
+    /// A line for a sink.
+    Line(Arc<Sink>, String),
+    /// Look at the reopen flag now.
+    Wake,
+    /// Answer once every line queued before this one is written and flushed.
+    Flush(SyncSender<()>),
+}
+
+/// State shared between the handles and the writer thread.
+struct Shared {
+    /// Set by SIGUSR1: close every file, reopen on the next line.
+    reopen: AtomicBool,
+    /// `<Host><Name>`, the syslog HOSTNAME.
+    host: ArcSwap<String>,
+}
+
+/// The handle to the writer thread.
+pub struct Writer {
+    /// The queue.
+    queue: SyncSender<Msg>,
+    /// Flags and names the thread reads.
+    shared: Arc<Shared>,
+}
+
+impl Writer {
+    /// Starts the writer thread with a queue of `capacity` lines.
+    pub fn start(capacity: usize) -> std::io::Result<Writer> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity.max(1));
+        let shared = Arc::new(Shared {
+            reopen: AtomicBool::new(false),
+            host: ArcSwap::from_pointee(String::from("localhost")),
+        });
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("kura-log".into())
+            .spawn(move || run(rx, &s))?;
+        Ok(Writer { queue: tx, shared })
+    }
+
+    /// A new sink writing nowhere until its target is set.
+    pub fn sink(&self, kind: LogKind, vhost: Option<String>) -> Arc<Sink> {
+        Arc::new(Sink {
+            kind,
+            vhost,
+            target: ArcSwap::from_pointee(Target::none()),
+            trace: broadcast::channel(1024).0,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_LINES)),
+            dropped: AtomicU64::new(0),
+            queue: self.queue.clone(),
+        })
+    }
+
+    /// Closes every file; each is opened again by its next line (logrotate's SIGUSR1).
+    pub fn reopen(&self) {
+        self.shared.reopen.store(true, Ordering::Relaxed);
+        // When the queue is full the thread is busy and sees the flag after its batch.
+        let _ = self.queue.try_send(Msg::Wake);
+    }
+
+    /// Waits until every line queued so far is on disk, at most `limit` (kurad
+    /// stopping or restarting; a stalled disk must not hold the stop forever).
+    pub fn flush(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        let mut msg = Msg::Flush(done);
+        loop {
+            match self.queue.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = wait.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    }
+
+    /// Sets the syslog HOSTNAME.
+    pub fn set_host(&self, name: &str) {
+        self.shared.host.store(Arc::new(name.to_string()));
+    }
+}
+
+/// A file the writer has open, with the sink it belongs to.
+struct Slot {
+    /// The sink; the file is closed once the sink is gone (a vhost removed).
+    sink: Weak<Sink>,
+    /// The file.
+    file: LogFile,
+    /// When a write error was last reported, to report one a minute at most.
+    last_error: Option<Instant>,
+}
+
+impl Slot {
+    fn report(&mut self, what: &str, e: &std::io::Error) {
+        if self
+            .last_error
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            self.last_error = Some(Instant::now());
+            tracing::warn!(file = %self.file.path().display(), error = %e, "cannot {what} the log file; its lines are lost until it works again");
+        }
+    }
+}
+
+/// Lines handled between flushes at most, so a busy queue still reaches the disk.
+const BATCH: usize = 4096;
+
+fn run(rx: Receiver<Msg>, shared: &Shared) {
+    let mut slots: HashMap<usize, Slot> = HashMap::new();
+    let mut syslog = Syslog::default();
+    let mut last_tick = Instant::now();
+    loop {
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if shared.reopen.swap(false, Ordering::Relaxed) {
+            for s in slots.values_mut() {
+                if let Err(e) = s.file.reopen() {
+                    s.report("close", &e);
+                }
+            }
+            tracing::info!("log files reopened");
+        }
+        let now = Time::from(std::time::SystemTime::now());
+        let host = shared.host.load();
+        let mut waiting = Vec::new();
+        for msg in first.into_iter().chain(rx.try_iter().take(BATCH)) {
+            match msg {
+                Msg::Line(sink, line) => write(&mut slots, &mut syslog, &host, &sink, &line, now),
+                Msg::Flush(done) => waiting.push(done),
+                Msg::Wake => {}
+            }
+        }
+        for s in slots.values_mut() {
+            if let Err(e) = s.file.flush() {
+                s.report("write", &e);
+            }
+        }
+        for done in waiting {
+            let _ = done.send(());
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            slots.retain(|_, s| s.sink.strong_count() > 0);
+            for s in slots.values_mut() {
+                match s.file.tick(now) {
+                    Ok(Some(r)) => finish_in_background(r),
+                    Ok(None) => {}
+                    Err(e) => s.report("roll", &e),
+                }
+            }
+        }
+    }
+    for s in slots.values_mut() {
+        let _ = s.file.flush();
+    }
+}
+
+/// Writes one line to its file, syslog and log trace.
+fn write(
+    slots: &mut HashMap<usize, Slot>,
+    syslog: &mut Syslog,
+    host: &str,
+    sink: &Arc<Sink>,
+    line: &str,
+    now: Time,
+) {
+    sink.publish(line);
+    let target = sink.target.load();
+    for d in &target.settings.syslog {
+        syslog.send(d, host, sink.kind, line, now);
+    }
+    let key = Arc::as_ptr(sink) as usize;
+    let Some(dir) = target.dir.as_ref().filter(|_| target.settings.on) else {
+        slots.remove(&key);
+        return;
+    };
+    let fresh = || Slot {
+        sink: Arc::downgrade(sink),
+        file: LogFile::new(
+            dir.clone(),
+            sink.kind.as_str(),
+            target.header.clone(),
+            target.settings.rolling.clone(),
+        ),
+        last_error: None,
+    };
+    let slot = slots.entry(key).or_insert_with(fresh);
+    if !slot
+        .file
+        .is_for(dir, target.header.as_deref(), &target.settings.rolling)
+    {
+        let _ = slot.file.flush();
+        *slot = fresh();
+    }
+    match slot.file.write(line, now) {
+        Ok(Some(r)) => finish_in_background(r),
+        Ok(None) => {}
+        Err(e) => slot.report("write", &e),
+    }
+}
+
+/// Compresses and prunes a rolled file on its own thread, so the writer goes on.
+fn finish_in_background(r: Rolled) {
+    let path = r.path.clone();
+    let spawned = std::thread::Builder::new()
+        .name("kura-log-roll".into())
+        .spawn(move || {
+            if let Err(e) = r.finish() {
+                tracing::warn!(file = %path.display(), error = %e, "cannot compress or prune rolled logs");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the log roll thread");
+    }
+}
+
+/// Syslog over UDP (RFC 3164 frames).
+#[derive(Default)]
+struct Syslog {
+    /// The socket, bound on first use.
+    socket: Option<UdpSocket>,
+    /// Resolved receivers (`Dest` as written to its address).
+    resolved: HashMap<String, Option<SocketAddr>>,
+}
+
+impl Syslog {
+    fn send(&mut self, d: &SyslogDest, host: &str, kind: LogKind, line: &str, now: Time) {
+        let addr = *self
+            .resolved
+            .entry(d.dest.clone())
+            .or_insert_with(|| d.dest.to_socket_addrs().ok().and_then(|mut a| a.next()));
+        let Some(addr) = addr else {
+            // Try to resolve again next time.
+            self.resolved.remove(&d.dest);
+            return;
+        };
+        if self.socket.is_none() {
+            self.socket = UdpSocket::bind(("::", 0))
+                .or_else(|_| UdpSocket::bind(("0.0.0.0", 0)))
+                .ok();
+        }
+        if let Some(s) = &self.socket {
+            let _ = s.send_to(frame(d, host, kind, line, now).as_bytes(), addr);
+        }
+    }
+}
+
+/// An RFC 3164 frame: `<PRI>Mmm dd hh:mm:ss HOSTNAME kura/LOG: line`, at most 1024 bytes.
+pub fn frame(d: &SyslogDest, host: &str, kind: LogKind, line: &str, now: Time) -> String {
+    let mut f = format!(
+        "<{}>{} {host} kura/{}: {line}",
+        u16::from(d.facility) * 8 + u16::from(d.severity),
+        now.format("%b %e %H:%M:%S"),
+        kind.as_str().to_ascii_uppercase(),
+    );
+    if f.len() > 1024 {
+        let mut end = 1024;
+        while !f.is_char_boundary(end) {
+            end -= 1;
+        }
+        f.truncate(end);
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn frames_carry_priority_time_host_and_tag() {
+        let d = SyslogDest {
+            facility: 19,
+            severity: 6,
+            dest: "127.0.0.1:514".into(),
+        };
+        let t = chrono::Local
+            .with_ymd_and_hms(2013, 3, 2, 11, 24, 24)
+            .unwrap();
+        assert_eq!(
+            frame(&d, "edge1", LogKind::OriginError, "x y", t),
+            "<158>Mar  2 11:24:24 edge1 kura/ORIGINERROR: x y"
+        );
+        let long = "é".repeat(600);
+        assert!(frame(&d, "h", LogKind::Info, &long, t).len() <= 1024);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        // A sink whose queue nobody reads: the second line does not fit.
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+        let w = Writer {
+            queue: tx,
+            shared: Arc::new(Shared {
+                reopen: AtomicBool::new(false),
+                host: ArcSwap::from_pointee(String::new()),
+            }),
+        };
+        let s = w.sink(LogKind::Access, Some("a.test".into()));
+        let before = DROPPED.load(Ordering::Relaxed);
+        s.send("one".into());
+        s.send("two".into());
+        s.send("three".into());
+        assert_eq!(s.dropped.load(Ordering::Relaxed), 2);
+        assert!(DROPPED.load(Ordering::Relaxed) >= before + 2);
+    }
+}
