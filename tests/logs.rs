@@ -84,6 +84,13 @@ fn origin() -> Origin {
     })
 }
 
+/// kurad with the default server.xml and one vhost, `a.test`, whose `<Vhost>` adds `extra`.
+fn a_test(origin: &Origin, extra: &str) -> Kurad {
+    Kurad::start(conf_dir(
+        &server_xml("", ""),
+        &vhosts_xml(&vhost("a.test", origin.addr, extra)),
+    ))
+}
 #[test]
 fn access_log_ston_fields_in_the_guides_order() {
     let origin = origin();
@@ -332,14 +339,7 @@ fn a_stalled_log_drops_lines_and_counts_them_without_stalling_requests() {
 #[test]
 fn sigusr1_reopens_the_log_files() {
     let origin = origin();
-    let k = Kurad::start(conf_dir(
-        &server_xml("", ""),
-        &vhosts_xml(&vhost(
-            "a.test",
-            origin.addr,
-            r#"<Log><Access Local="ON">ON</Access></Log>"#,
-        )),
-    ));
+    let k = a_test(&origin, r#"<Log><Access Local="ON">ON</Access></Log>"#);
     let live = log_dir(&k).join("a.test/access.log");
     let moved = log_dir(&k).join("a.test/access.log.1");
     get(k.http(), "a.test", "/hit/1");
@@ -362,14 +362,10 @@ fn sigusr1_reopens_the_log_files() {
 #[test]
 fn size_rolling_keeps_retention_and_compresses() {
     let origin = origin();
-    let k = Kurad::start(conf_dir(
-        &server_xml("", ""),
-        &vhosts_xml(&vhost(
-            "a.test",
-            origin.addr,
-            r#"<Log><Access Type="size" Unit="0.002" Retention="2" Compression="ON" Local="ON">ON</Access></Log>"#,
-        )),
-    ));
+    let k = a_test(
+        &origin,
+        r#"<Log><Access Type="size" Unit="0.002" Retention="2" Compression="ON" Local="ON">ON</Access></Log>"#,
+    );
     for i in 0..60 {
         assert_eq!(get(k.http(), "a.test", &format!("/hit/{i}")).status, 200);
     }
@@ -421,10 +417,7 @@ fn regex_like_rolled(n: &str) -> bool {
 fn info_and_sys_logs_carry_kurads_own_messages() {
     let origin = origin();
     // <Dns> is recognised, not implemented: kurad warns about it at start.
-    let k = Kurad::start(conf_dir(
-        &server_xml("", ""),
-        &vhosts_xml(&vhost("a.test", origin.addr, "<Log><Dns>ON</Dns></Log>")),
-    ));
+    let k = a_test(&origin, "<Log><Dns>ON</Dns></Log>");
     let info = log_dir(&k).join("info.log");
     let ready = wait_for("kurad ready in info.log", || {
         std::fs::read_to_string(&info)
@@ -524,14 +517,7 @@ fn origin_errors_are_logged_and_forwarded_to_syslog() {
 #[test]
 fn logtrace_streams_recent_then_live_lines() {
     let origin = origin();
-    let k = Kurad::start(conf_dir(
-        &server_xml("", ""),
-        &vhosts_xml(&vhost(
-            "a.test",
-            origin.addr,
-            r#"<Log><Access Local="ON">OFF</Access></Log>"#,
-        )),
-    ));
+    let k = a_test(&origin, r#"<Log><Access Local="ON">OFF</Access></Log>"#);
     // The info log's recent lines include kurad's start.
     let info = curl(
         &format!("http://{}/monitoring/logtrace/info?follow=OFF", k.manager),

@@ -264,14 +264,9 @@ fn resinfo(x: &Exchange) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("+"))
 }
 
-fn ston(out: &mut String, x: &Exchange, end: &Ended, xff: Xff) {
-    let _ = write!(
-        out,
-        "{} {} {} ",
-        end.at.format("%Y.%m.%d %H:%M:%S"),
-        x.local.ip(),
-        x.method
-    );
+/// The fields `ston` and `iis` share, from `date time` to `cs(User-Agent)`.
+fn w3c_common(out: &mut String, x: &Exchange, date_time: impl std::fmt::Display, xff: Xff) {
+    let _ = write!(out, "{date_time} {} {} ", x.local.ip(), x.method);
     w3c(out, Some(x.uri.path()));
     out.push(' ');
     w3c(out, x.uri.query());
@@ -281,6 +276,10 @@ fn ston(out: &mut String, x: &Exchange, end: &Ended, xff: Xff) {
     w3c(out, Some(&client_ip(x, xff)));
     out.push(' ');
     w3c(out, req(x, header::USER_AGENT));
+}
+
+fn ston(out: &mut String, x: &Exchange, end: &Ended, xff: Xff) {
+    w3c_common(out, x, end.at.format("%Y.%m.%d %H:%M:%S"), xff);
     let _ = write!(
         out,
         " {} {} {} ",
@@ -315,23 +314,7 @@ fn ston(out: &mut String, x: &Exchange, end: &Ended, xff: Xff) {
 }
 
 fn iis(out: &mut String, x: &Exchange, end: &Ended, xff: Xff) {
-    let utc = end.at.naive_utc();
-    let _ = write!(
-        out,
-        "{} {} {} ",
-        utc.format("%Y-%m-%d %H:%M:%S"),
-        x.local.ip(),
-        x.method
-    );
-    w3c(out, Some(x.uri.path()));
-    out.push(' ');
-    w3c(out, x.uri.query());
-    let _ = write!(out, " {} ", x.local.port());
-    w3c(out, username(x).as_deref());
-    out.push(' ');
-    w3c(out, Some(&client_ip(x, xff)));
-    out.push(' ');
-    w3c(out, req(x, header::USER_AGENT));
+    w3c_common(out, x, end.at.naive_utc().format("%Y-%m-%d %H:%M:%S"), xff);
     out.push(' ');
     w3c(out, req(x, header::REFERER));
     let _ = write!(out, " {} 0 0 {}", x.status, end.elapsed.as_millis());
