@@ -10,7 +10,7 @@ use http_body_util::{BodyDataStream, BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use super::{envelope, error, query_param, reply};
+use super::{envelope, error, query_param, rejected, reply};
 use crate::config::files::{ConfFiles, MAX_ARCHIVE_BYTES, SERVER_XML, VHOSTS_XML};
 use crate::config::history::{ConfKind, ConfRecord};
 use crate::daemon::{Daemon, DaemonError};
@@ -113,19 +113,20 @@ pub async fn restore(daemon: &Arc<Daemon>, req: &Request<Incoming>) -> Response<
         Ok(r) => r,
         Err(reply) => return *reply,
     };
-    let files = daemon
-        .history()
-        .archive(&record)
-        .map_err(|e| {
-            DaemonError::Install(std::io::Error::new(
-                e.kind(),
-                format!("{}: {e}", record.path),
-            ))
-        })
-        .and_then(|bytes| Ok(ConfFiles::from_tgz(&bytes)?));
-    let applied = match files {
+    let archive = daemon.history().archive(&record);
+    let bytes = match archive {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "restore",
+                format!("cannot read {}: {e}", record.path),
+            )
+        }
+    };
+    let applied = match ConfFiles::from_tgz(&bytes) {
         Ok(files) => daemon.replace(files, ConfKind::Restore).await,
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     match applied {
         Ok(summary) => {
@@ -138,25 +139,8 @@ pub async fn restore(daemon: &Arc<Daemon>, req: &Request<Incoming>) -> Response<
                 ),
             )
         }
-        Err(e) => rejected("restore", StatusCode::INTERNAL_SERVER_ERROR, &e, json!({})),
+        Err(e) => rejected("restore", &e),
     }
-}
-
-/// An error reply listing every configuration error on its own line.
-fn rejected(method: &str, status: StatusCode, e: &DaemonError, extra: Value) -> Response<Body> {
-    tracing::error!("{method} rejected; the previous configuration keeps serving:\n{e}");
-    let mut v = json!({
-        "version": crate::VERSION,
-        "method": method,
-        "status": "ERROR",
-        "code": status.as_u16(),
-        "message": "configuration rejected; the previous configuration keeps serving",
-        "errors": e.to_string().lines().collect::<Vec<_>>(),
-    });
-    if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
-        v.extend(extra);
-    }
-    reply(status, &v)
 }
 
 /// What an upload failed on: the 2.5.16 guide's result codes.

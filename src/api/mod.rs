@@ -269,18 +269,7 @@ async fn route(
             tracing::info!(client = %peer.ip(), "reload requested through the management API");
             match daemon.reload().await {
                 Ok(s) => reply(StatusCode::OK, &envelope("reload", json!(s))),
-                Err(e) => {
-                    tracing::error!(
-                        "reload rejected; the previous configuration keeps serving:\n{e}"
-                    );
-                    let errors: Vec<String> = e.to_string().lines().map(str::to_string).collect();
-                    reply(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &json!({"version": crate::VERSION, "method": "reload", "status": "ERROR", "code": 500,
-                                "message": "configuration rejected; the previous configuration keeps serving",
-                                "errors": errors}),
-                    )
-                }
+                Err(e) => rejected("reload", &e),
             }
         }
     }
@@ -321,6 +310,18 @@ fn logtrace(sink: &crate::log::Sink, follow: bool) -> Body {
         }
     });
     Body::Stream(rx)
+}
+
+/// 500 for a configuration that was not put in force (reload, restore): every
+/// error on its own line, `file:line: <Element>: message`.
+fn rejected(method: &str, e: &crate::daemon::DaemonError) -> Response<Body> {
+    tracing::error!("{method} rejected; the previous configuration keeps serving:\n{e}");
+    reply(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"version": crate::VERSION, "method": method, "status": "ERROR", "code": 500,
+                "message": "configuration rejected; the previous configuration keeps serving",
+                "errors": e.to_string().lines().collect::<Vec<_>>()}),
+    )
 }
 
 /// A reply whose body is `text` as it is.

@@ -233,6 +233,7 @@ impl Store {
     }
 
     /// Number of stored objects and bytes charged for them.
+    #[cfg(test)]
     pub fn usage(&self) -> (usize, u64) {
         self.shards.iter().fold((0, 0), |(n, b), s| {
             let s = s.lock();

@@ -154,23 +154,17 @@ impl ConfHistory {
             version: crate::VERSION.to_string(),
         };
         let tgz = files.to_tgz(record.time);
-        record.path = match &self.dir {
-            Some(dir) => {
-                let path = dir.join(record.archive_name());
-                match std::fs::write(&path, &tgz) {
-                    Ok(()) => path.display().to_string(),
-                    Err(e) => {
-                        tracing::warn!(file = %path.display(), error = %e, "cannot archive the configuration");
-                        self.memory.insert(record.id, Arc::new(tgz));
-                        format!("(memory)/{}", record.archive_name())
-                    }
-                }
-            }
-            None => {
-                self.memory.insert(record.id, Arc::new(tgz));
-                format!("(memory)/{}", record.archive_name())
-            }
-        };
+        let on_disk = self.dir.as_ref().and_then(|dir| {
+            let path = dir.join(record.archive_name());
+            std::fs::write(&path, &tgz)
+                .map_err(|e| tracing::warn!(file = %path.display(), error = %e, "cannot archive the configuration; it is kept in memory"))
+                .ok()
+                .map(|()| path.display().to_string())
+        });
+        record.path = on_disk.unwrap_or_else(|| {
+            self.memory.insert(record.id, Arc::new(tgz));
+            format!("(memory)/{}", record.archive_name())
+        });
         tracing::info!(id = record.id, kind = kind.as_str(), hash = %record.fingerprint.sha1, archive = %record.path, "configuration archived");
         self.records.insert(0, record);
         self.prune(retention_days);
