@@ -189,6 +189,8 @@ pub struct Daemon {
     stop: tokio::sync::watch::Sender<Option<Stop>>,
     /// The log files, log trace and syslog.
     pub logs: Arc<Logs>,
+    /// The host the purge API used last: a target without a host means it (chapter 5).
+    pub purge_host: parking_lot::Mutex<Option<String>>,
 }
 
 impl Daemon {
@@ -236,6 +238,7 @@ impl Daemon {
             applying: tokio::sync::Mutex::new(()),
             stop: tokio::sync::watch::Sender::new(None),
             logs,
+            purge_host: parking_lot::Mutex::new(None),
         });
         let rt = daemon.runtime();
         let prepared = daemon.prepare_snmp(&rt.config).await?;

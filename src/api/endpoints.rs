@@ -97,6 +97,10 @@ pub enum Handler {
     CacheClear,
     /// `/command/cleanup`.
     Cleanup,
+    /// `/command/purge`, `expire`, `expireafter`, `hardpurge`.
+    Purge,
+    /// `PURGE`/`EXPIRE`/`HARDPURGE` sent to a content URI.
+    PurgeMethod,
     /// `/metrics` (our addition, not in the table).
     Metrics,
     /// `/monitoring/logtrace/<log>`: a log's lines as they are written.
@@ -128,6 +132,7 @@ impl Handler {
             Handler::Terminate => "terminate",
             Handler::CacheClear => "cacheclear",
             Handler::Cleanup => "cleanup",
+            Handler::Purge | Handler::PurgeMethod => "purge",
             Handler::Metrics => "metrics",
             Handler::LogTrace => "logtrace",
             Handler::Later(_) => "unavailable",
@@ -139,8 +144,6 @@ impl Handler {
 /// issue that brings it (or why it is not planned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
-    /// Purge, expire, hard purge (issue 5).
-    Purge,
     /// Disk mount/unmount, cache resource reports (issue 6).
     Storage,
     /// Origin status reset and DNS (issue 9).
@@ -161,7 +164,6 @@ impl Capability {
     /// The name the 501 reply gives.
     pub fn as_str(self) -> &'static str {
         match self {
-            Capability::Purge => "purge, expire and hardpurge: issue 5",
             Capability::Storage => "disk storage (mount, cache resources): issue 6",
             Capability::Origins => "origin management (reset, DNS): issue 9",
             Capability::Https => "HTTPS: issue 9",
@@ -177,7 +179,7 @@ impl Capability {
 fn handler_of(path: &PathMatch, method: &str) -> Handler {
     use Capability as C;
     let p = match path {
-        PathMatch::Any => return Handler::Later(C::Purge),
+        PathMatch::Any => return Handler::PurgeMethod,
         PathMatch::Prefix(p) if p.starts_with("/graph/") => return Handler::Later(C::Graphs),
         PathMatch::Prefix(p) | PathMatch::Exact(p) => p.as_str(),
     };
@@ -215,7 +217,7 @@ fn handler_of(path: &PathMatch, method: &str) -> Handler {
         (
             "/command/purge" | "/command/expire" | "/command/expireafter" | "/command/hardpurge",
             _,
-        ) => Handler::Later(C::Purge),
+        ) => Handler::Purge,
         (
             "/command/mount"
             | "/command/unmount"
@@ -368,7 +370,7 @@ mod tests {
         assert_eq!(route(&Method::DELETE, "/version"), Route::WrongMethod);
         assert!(matches!(
             route(&Method::from_bytes(b"PURGE").unwrap(), "/a/b.jpg"),
-            Route::Found(e) if e.handler == Handler::Later(Capability::Purge)
+            Route::Found(e) if e.handler == Handler::PurgeMethod
         ));
         assert!(matches!(
             route(&Method::GET, "/graph/vhost/hitratio_day.png"),

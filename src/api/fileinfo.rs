@@ -121,7 +121,7 @@ fn record(path: &str, obj: &Object, refs: usize, filling: bool) -> Value {
 }
 
 /// Splits `example.com/sample.dat` (scheme optional) into the vhost's cache name and
-/// the path; `None` when no vhost has that name or alias.
+/// the path as its cache key holds it; `None` when no vhost has that name or alias.
 pub fn locate(config: &Config, url: &str) -> Option<(String, String)> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let (host, path) = match rest.find('/') {
@@ -137,7 +137,7 @@ pub fn locate(config: &Config, url: &str) -> Option<(String, String)> {
         VhostStatus::Facade(target) => target.clone(),
         _ => vhost.name.clone(),
     };
-    Some((cache_name, path.to_string()))
+    Some((cache_name, crate::cache::key::url(&vhost.caching.key, path)))
 }
 
 /// The `fileinfo` reply for a located URL: status `OK` with the object's record,

@@ -26,6 +26,7 @@ pub mod fileinfo;
 pub mod inventory;
 pub mod metrics;
 pub mod monitoring;
+pub mod purge;
 
 /// Accepts management connections; addresses outside every `<Allow>` are
 /// disconnected without a reply, as the guide says.
@@ -133,6 +134,28 @@ async fn route(
             command::confirmed(daemon, endpoint.handler, &req)
         }
         Handler::Cleanup => command::cleanup(daemon, &req),
+        Handler::Purge => purge::command(daemon, req).await,
+        Handler::PurgeMethod => {
+            let Some(command) = purge::method_command(req.method()) else {
+                return error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    method,
+                    format!("{} is not a purge method", req.method()),
+                );
+            };
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            let target = format!(
+                "{host}{}",
+                req.uri().path_and_query().map_or("/", |p| p.as_str())
+            );
+            let config = daemon.runtime().config.clone();
+            purge::execute(&daemon.store, &config, command, &target, &daemon.purge_host).await
+        }
         Handler::ConfFile => {
             let name = path.trim_start_matches("/conf/");
             match daemon.runtime().config.files.get(name) {
@@ -181,7 +204,9 @@ async fn route(
             let rt = daemon.runtime();
             match fileinfo::locate(&rt.config, url) {
                 Some((cache_name, path)) => {
-                    let found = daemon.store.peek(&crate::cache::key(&cache_name, &path));
+                    let found = daemon
+                        .store
+                        .peek(&crate::cache::key::primary_key(&cache_name, &path));
                     reply(StatusCode::OK, &fileinfo::reply(&path, found))
                 }
                 None => error(

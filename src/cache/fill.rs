@@ -30,6 +30,8 @@ pub enum HeadOutcome {
     Pass,
     /// The origin failed: answer with this status.
     Failed(StatusCode),
+    /// Serve this stored copy with this result (revalidated, or kept after a failure).
+    Stored(Arc<super::store::Object>, super::CacheResult),
 }
 
 /// How the body ended.

@@ -36,6 +36,9 @@ pub struct Head {
     pub freshness: Freshness,
     /// Request headers named by `Vary`, with the values this response was chosen for.
     pub vary: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// Purged (chapter 5): the next request fetches it again unconditionally, and
+    /// this copy is only a fallback for when the origin fails.
+    pub purged: bool,
 }
 
 impl Head {
@@ -47,6 +50,27 @@ impl Head {
     /// Whether the copy is still fresh.
     pub fn is_fresh(&self, now: Instant) -> bool {
         self.age(now) < self.freshness.lifetime
+    }
+
+    /// A copy of this head with another lifetime (expire, expireafter, purge,
+    /// or an extension after an origin failure).
+    pub fn with_lifetime(&self, lifetime: Duration, purged: bool) -> Head {
+        Head {
+            status: self.status,
+            headers: self.headers.clone(),
+            received_at: self.received_at,
+            freshness: Freshness {
+                lifetime,
+                ..self.freshness
+            },
+            vary: self.vary.clone(),
+            purged,
+        }
+    }
+
+    /// How long it has been stale (zero while fresh).
+    pub fn staleness(&self, now: Instant) -> Duration {
+        self.age(now).saturating_sub(self.freshness.lifetime)
     }
 
     /// Whether a request selects this variant (RFC 9111 4.1).
@@ -73,6 +97,29 @@ pub struct Object {
 }
 
 impl Object {
+    /// An object with this body and a fresh 200 head (unit tests).
+    #[cfg(test)]
+    pub fn for_tests(body: Vec<Bytes>) -> Object {
+        Object {
+            head: tests::head(60),
+            len: body.iter().map(|c| c.len() as u64).sum(),
+            body,
+            id: 0,
+            last_access: AtomicU64::new(0),
+        }
+    }
+
+    /// The same body under a new head (a revalidated or invalidated copy).
+    pub fn with_head(&self, head: Head) -> Object {
+        Object {
+            head: Arc::new(head),
+            body: self.body.clone(),
+            len: self.len,
+            id: self.id,
+            last_access: AtomicU64::new(self.last_access()),
+        }
+    }
+
     /// Notes a hit at unix second `now` (stored at most once a second, so a hot
     /// object's cache line is not written on every hit).
     pub fn touch(&self, now: u64) {
@@ -110,15 +157,33 @@ struct Shard {
 pub enum Lookup {
     /// A fresh object whose variant matches.
     Fresh(Arc<Object>),
-    /// Another client is fetching it: wait for that fill.
-    Join(Arc<Fill>),
-    /// Nobody has it: this client fetches it. `stale` says a stored copy had expired.
+    /// Another client is fetching (or revalidating) it: wait for that fill.
+    Join {
+        /// The fill to wait for.
+        fill: Arc<Fill>,
+        /// The expired copy being revalidated, if any.
+        stale: Option<Arc<Object>>,
+    },
+    /// Nobody has it: this client fetches it (or revalidates the stale copy).
     Fetch {
         /// The registered fill this client must complete.
         fill: FillGuard,
-        /// Whether an expired copy was found.
-        stale: bool,
+        /// The expired (or purged) copy of the same variant, if any.
+        stale: Option<Arc<Object>>,
     },
+}
+
+/// What the purge API does to a matching object (chapter 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidate {
+    /// Fetch again on the next request; keep the copy as a fallback.
+    Purge,
+    /// Expire now: the next request revalidates.
+    Expire,
+    /// Expire this long from now.
+    ExpireAfter(Duration),
+    /// Delete.
+    HardPurge,
 }
 
 /// The memory object store.
@@ -158,24 +223,38 @@ impl Store {
         self.max_object
     }
 
-    fn shard(&self, key: &str) -> &Mutex<Shard> {
+    /// Number of shards, for callers that walk the store shard by shard.
+    pub const SHARDS: usize = SHARDS;
+
+    /// The shard of a key: variants of one URL (keys that differ only after the
+    /// URL, see [`super::key`]) share a shard, so an exact purge looks in one.
+    pub fn shard_of(key: &str) -> usize {
         let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        &self.shards[h.finish() as usize % SHARDS]
+        super::key::primary(key).hash(&mut h);
+        h.finish() as usize % SHARDS
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<Shard> {
+        &self.shards[Self::shard_of(key)]
     }
 
     /// Finds `key` for a request with headers `request`.
     pub fn lookup(self: &Arc<Self>, key: &str, request: &HeaderMap, now: Instant) -> Lookup {
         let mut shard = self.shard(key).lock();
-        let mut stale = false;
+        let mut stale = None;
         if let Some((obj, _)) = shard.objects.get(key) {
-            if obj.head.is_fresh(now) && obj.head.vary_matches(request) {
-                return Lookup::Fresh(obj.clone());
+            if obj.head.vary_matches(request) {
+                if obj.head.is_fresh(now) {
+                    return Lookup::Fresh(obj.clone());
+                }
+                stale = Some(obj.clone());
             }
-            stale = !obj.head.is_fresh(now);
         }
         if let Some(fill) = shard.filling.get(key) {
-            return Lookup::Join(fill.clone());
+            return Lookup::Join {
+                fill: fill.clone(),
+                stale,
+            };
         }
         let fill = Arc::new(Fill::default());
         shard.filling.insert(key.to_string(), fill.clone());
@@ -191,11 +270,79 @@ impl Store {
         }
     }
 
-    /// The stored object of `key` without counting a use, and whether a fill is in progress.
+    /// The stored object of `key` or, failing that, of any variant of its URL,
+    /// without counting a use; and whether a fill is in progress.
     pub fn peek(&self, key: &str) -> (Option<Arc<Object>>, bool) {
         let shard = self.shard(key).lock();
-        let obj = shard.objects.peek(key).map(|(o, _)| o.clone());
+        let primary = super::key::primary(key);
+        let obj = shard.objects.peek(key).map(|(o, _)| o.clone()).or_else(|| {
+            shard
+                .objects
+                .iter()
+                .find(|(k, _)| super::key::primary(k) == primary)
+                .map(|(_, (o, _))| o.clone())
+        });
         (obj, shard.filling.contains_key(key))
+    }
+
+    /// Replaces the stored `old` copy of `key` with `head` over the same body (a
+    /// revalidation or an extension) unless it was replaced meanwhile; returns
+    /// the new copy either way, for the request that asked.
+    pub fn refresh(&self, key: &str, old: &Arc<Object>, head: Head) -> Arc<Object> {
+        let new = Arc::new(old.with_head(head));
+        let mut shard = self.shard(key).lock();
+        if let Some((cur, _)) = shard.objects.peek_mut(key) {
+            if Arc::ptr_eq(cur, old) {
+                *cur = new.clone();
+            }
+        }
+        new
+    }
+
+    /// Applies `action` to the objects of shard `shard` whose key `select` picks;
+    /// returns how many objects and body bytes were affected. Objects already
+    /// purged (or, for expire, already stale) are not counted again.
+    pub fn invalidate(
+        &self,
+        shard: usize,
+        select: impl Fn(&str) -> bool,
+        action: Invalidate,
+        now: Instant,
+    ) -> (usize, u64) {
+        let mut shard = self.shards[shard].lock();
+        let shard = &mut *shard;
+        let mut done = (0, 0);
+        let mut gone = Vec::new();
+        for (key, (obj, _)) in shard.objects.iter_mut().filter(|(k, _)| select(k)) {
+            let head = &obj.head;
+            let new_head = match action {
+                Invalidate::HardPurge => {
+                    gone.push(key.clone());
+                    None
+                }
+                Invalidate::Purge if head.purged => None,
+                Invalidate::Purge => Some(head.with_lifetime(Duration::ZERO, true)),
+                Invalidate::Expire if !head.is_fresh(now) => None,
+                Invalidate::Expire => Some(head.with_lifetime(Duration::ZERO, head.purged)),
+                Invalidate::ExpireAfter(d) => {
+                    Some(head.with_lifetime(head.age(now) + d, head.purged))
+                }
+            };
+            if action != Invalidate::HardPurge && new_head.is_none() {
+                continue;
+            }
+            done.0 += 1;
+            done.1 += obj.len;
+            if let Some(h) = new_head {
+                *obj = Arc::new(obj.with_head(h));
+            }
+        }
+        for key in gone {
+            if let Some((_, charge)) = shard.objects.pop(&key) {
+                shard.bytes -= charge;
+            }
+        }
+        done
     }
 
     /// Drops every stored object (`/command/cacheclear`); returns how many
@@ -299,6 +446,13 @@ impl FillGuard {
         self.unregister();
     }
 
+    /// The stored copy answers (after a revalidation or an origin failure): joined
+    /// clients serve `obj` with `result`; nothing new is stored.
+    pub fn serve_stored(mut self, obj: Arc<Object>, result: super::CacheResult) {
+        self.fill.set_head(HeadOutcome::Stored(obj, result));
+        self.unregister();
+    }
+
     /// The origin failed before answering.
     pub fn fail(mut self, status: StatusCode) {
         self.fill.set_head(HeadOutcome::Failed(status));
@@ -348,7 +502,7 @@ impl Drop for FillGuard {
 mod tests {
     use super::*;
 
-    fn head(lifetime: u64) -> Arc<Head> {
+    pub(super) fn head(lifetime: u64) -> Arc<Head> {
         Arc::new(Head {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
@@ -356,8 +510,13 @@ mod tests {
             freshness: Freshness {
                 lifetime: Duration::from_secs(lifetime),
                 initial_age: Duration::ZERO,
+                source: crate::config::TtlSource::ResCode,
+                no_stale: false,
+                stale_while_revalidate: None,
+                stale_if_error: None,
             },
             vary: Vec::new(),
+            purged: false,
         })
     }
 
@@ -374,7 +533,7 @@ mod tests {
         let g = fetch(&store, "k");
         assert!(matches!(
             store.lookup("k", &HeaderMap::new(), Instant::now()),
-            Lookup::Join(_)
+            Lookup::Join { .. }
         ));
         g.fill()
             .push(Bytes::from_static(b"body"), store.max_object());

@@ -5,12 +5,14 @@
 //! `<VHostDefault>`, then the guide's documented default from the element
 //! table, except where kura deliberately differs (documented on the field).
 
+mod caching;
 pub mod error;
 pub mod files;
 pub mod history;
 pub mod log;
 pub mod model;
 pub mod node;
+pub mod pattern;
 pub mod schema;
 pub mod snmp;
 pub mod value;
@@ -85,13 +87,13 @@ pub fn load_files(conf_dir: &Path, files: ConfFiles) -> Result<Config, ConfigErr
     }
     // Read <VHostDefault> on its own too, so its values are checked (and marked
     // as read) even when no vhost inherits them.
-    read_vhost(&mut cx, None, defaults, "(VHostDefault)");
+    read_vhost(&mut cx, None, defaults, "(VHostDefault)", None);
     let mut vhosts = Vec::new();
     for el in vhosts_root.children_named("Vhost") {
         let name = Node::new(Some(el), None, "Vhosts/Vhost").attr("Name");
         match name {
             Some(n) if !n.raw.trim().is_empty() => {
-                let v = read_vhost(&mut cx, Some(el), defaults, n.raw.trim());
+                let v = read_vhost(&mut cx, Some(el), defaults, n.raw.trim(), Some(&files));
                 vhosts.push((Arc::new(v), el));
             }
             _ => cx.errors.push(ConfigError::at(
@@ -266,12 +268,22 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
             role,
             allow,
             upload_field,
+            http_method_acl: cx.get(manager.attr("HttpMethod"), value::on_off, true),
         },
         listen_ips,
         cache_memory_bytes: crate::procfs::physical_memory() / 100 * system_ratio / 100
             * content_ratio,
         disks,
         config_history_days,
+        purge_hard: cx.get(
+            cache.child("Purge").value(),
+            |s| match s.trim().to_ascii_lowercase().as_str() {
+                "normal" => Ok(false),
+                "hard" => Ok(true),
+                _ => Err(format!("unknown value \"{s}\" (Normal or Hard)")),
+            },
+            false,
+        ),
     }
 }
 
@@ -318,6 +330,7 @@ fn read_vhost(
     own: Option<&Element>,
     defaults: Option<&Element>,
     name: &str,
+    files: Option<&ConfFiles>,
 ) -> VhostConfig {
     let vhost = Node::new(own, None, "Vhosts/Vhost");
     let options = group(own, defaults, "Options");
@@ -387,29 +400,12 @@ fn read_vhost(
             .push(vhost.error(format!("vhost {name} has no <Origin><Address>")));
     }
 
-    let ttl = options.child("TTL");
+    let svc = files.map(|f| (f, name.to_ascii_lowercase()));
+    let svc = svc.as_ref().map(|(f, n)| (*f, n.as_str()));
+    let ttl = caching::read_ttl(cx, &options, svc);
+    let caching = caching::read_caching(cx, &options, svc);
     let secs = |cx: &mut Cx, n: Node<'_>, fallback: u64| {
         cx.get(n.value(), value::duration, Duration::from_secs(fallback))
-    };
-    let priority = cx.get(
-        ttl.attr("Priority"),
-        ttl_priority,
-        vec![
-            TtlSource::CcNoCache,
-            TtlSource::Custom,
-            TtlSource::CcMaxAge,
-            TtlSource::ResCode,
-        ],
-    );
-    let no_cache = ttl.child("NoCache");
-    let ttl = TtlPolicy {
-        priority,
-        res2xx: secs(cx, ttl.child("Res2xx"), 1800),
-        no_cache: secs(cx, no_cache.clone(), 5),
-        no_cache_max_age: cx.get(no_cache.attr("MaxAge"), value::duration, Duration::ZERO),
-        res3xx: secs(cx, ttl.child("Res3xx"), 300),
-        res4xx: secs(cx, ttl.child("Res4xx"), 30),
-        res5xx: secs(cx, ttl.child("Res5xx"), 30),
     };
 
     let on = |cx: &mut Cx, n: Node<'_>, fallback: bool| cx.get(n.value(), value::on_off, fallback);
@@ -467,6 +463,7 @@ fn read_vhost(
         origins,
         standby_origins,
         ttl,
+        caching,
         client,
         origin,
         dir_stats,
@@ -525,31 +522,6 @@ fn alias(s: &str) -> Result<String, String> {
         return Err(format!("\"{s}\" is not a host name or *.suffix pattern"));
     }
     Ok(s.to_ascii_lowercase())
-}
-
-fn ttl_priority(s: &str) -> Result<Vec<TtlSource>, String> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim) {
-        let src = match part.to_ascii_lowercase().as_str() {
-            "cc_nocache" => TtlSource::CcNoCache,
-            "custom" => TtlSource::Custom,
-            "cc_maxage" => TtlSource::CcMaxAge,
-            "rescode" => TtlSource::ResCode,
-            _ => {
-                return Err(format!(
-                    "unknown TTL source \"{part}\" (cc_nocache, custom, cc_maxage, rescode)"
-                ))
-            }
-        };
-        if out.contains(&src) {
-            return Err(format!("\"{part}\" is listed twice"));
-        }
-        out.push(src);
-    }
-    if !out.contains(&TtlSource::ResCode) {
-        out.push(TtlSource::ResCode);
-    }
-    Ok(out)
 }
 
 /// Vhost names and aliases are unique, and `<Default>` and facades name real vhosts.
@@ -612,7 +584,8 @@ fn check_names(
     }
 }
 
-/// `svc/<vhost>/*.txt`: every documented file is recognised; none is implemented yet.
+/// `svc/<vhost>/*.txt`: every documented file is recognised; those not implemented
+/// yet are reported.
 fn svc_files(
     conf_dir: &Path,
     files: &ConfFiles,
@@ -622,6 +595,9 @@ fn svc_files(
     for v in vhosts {
         for file in &schema::schema().text_files {
             let rel = format!("svc/{}/{file}", v.name);
+            if caching::IMPLEMENTED_LISTS.contains(file) {
+                continue;
+            }
             if files.get(&rel).is_some() && !out.iter().any(|u| u.path.ends_with(file)) {
                 out.push(Unused {
                     path: format!("svc/<vhost>/{file}"),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::node::Unused;
+use super::pattern::UrlPattern;
 use super::value::{IpRule, Listen, OriginAddress};
 
 /// A whole, validated configuration.
@@ -68,6 +69,9 @@ pub struct ManagerConfig {
     pub allow: Vec<(IpRule, Role)>,
     /// `UploadMultipartName`: the form field `/conf/upload` reads the archive from.
     pub upload_field: String,
+    /// `HttpMethod`: `PURGE`/`EXPIRE`/`HARDPURGE` on a service port need an Admin
+    /// `<Allow>` of the manager (ON) or anyone may send them (OFF).
+    pub http_method_acl: bool,
 }
 
 impl ManagerConfig {
@@ -106,6 +110,8 @@ pub struct ServerSettings {
     pub config_history_days: u32,
     /// `<InfoLog>`, `<DenyLog>`, `<OriginErrorLog>` (chapter 12).
     pub logs: super::log::GlobalLogs,
+    /// `<Cache><Purge>Hard`: purges delete like hardpurge (no restore on origin failure).
+    pub purge_hard: bool,
 }
 
 /// One `<Disk>`: a cache directory.
@@ -146,8 +152,9 @@ pub struct TtlPolicy {
     pub priority: Vec<TtlSource>,
     /// `<Res2xx>`.
     pub res2xx: Duration,
-    /// `<NoCache>`.
-    pub no_cache: Duration,
+    /// `<NoCache>` when written. Not written, a `no-cache` response is stored
+    /// but revalidated on every use (RFC 9111 5.2.2.4) instead of the guide's 5 s.
+    pub no_cache: Option<Duration>,
     /// `<NoCache MaxAge>`: when > 0, a no-cache response's max-age is honoured up to it.
     pub no_cache_max_age: Duration,
     /// `<Res3xx>`.
@@ -156,6 +163,97 @@ pub struct TtlPolicy {
     pub res4xx: Duration,
     /// `<Res5xx>`.
     pub res5xx: Duration,
+    /// `<Res2xx Ratio>`: percent a rescode TTL grows on each 304 revalidation.
+    pub res2xx_ratio: u32,
+    /// `<Res2xx Max>`: ceiling of the grown TTL.
+    pub res2xx_max: Duration,
+    /// `<NoCache Ratio>`.
+    pub no_cache_ratio: u32,
+    /// `<NoCache Max>`.
+    pub no_cache_max: Duration,
+    /// `<TTL><ConnectTimeout>`: how long an expired copy is kept (or an error
+    /// answered) when the origin cannot be reached.
+    pub connect_timeout: Duration,
+    /// `<TTL><ReceiveTimeout>`: the same when the origin connects but does not answer.
+    pub receive_timeout: Duration,
+    /// `svc/<vhost>/ttl.txt`: fixed TTLs by URL pattern, first match wins.
+    pub custom: Vec<(UrlPattern, Duration)>,
+}
+
+/// How a request becomes a cache key (chapter 4 "Caching Key").
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    /// `<CaseSensitive>`: OFF lower-cases the key.
+    pub case_sensitive: bool,
+    /// `<ApplyQueryString>`: the query string is part of the key.
+    pub apply_query_string: bool,
+    /// `svc/<vhost>/querystring.txt`: URLs for which `apply_query_string` is inverted.
+    pub query_exceptions: Vec<UrlPattern>,
+    /// `<ApplyQueryString Collective>`: a purge of a URL also hits its query-string variants.
+    pub collective: bool,
+    /// `<AcceptEncoding>`: the client's accepted encodings are part of the key.
+    pub accept_encoding: bool,
+}
+
+/// Which `Vary` fields of the origin are honoured (`<VaryHeader>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaryPolicy {
+    /// Not written: every field (RFC 9111 4.1), see ARCHITECTURE.md.
+    Rfc,
+    /// Written: only these (lower case); empty ignores `Vary`, as the guide says.
+    Only(Vec<String>),
+    /// `*`: every field.
+    All,
+}
+
+/// `<Purge2Expire>`: which purges are carried out as expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge2Expire {
+    /// None.
+    None,
+    /// Purges of the vhost root.
+    Root,
+    /// Purges with a `*` pattern.
+    Pattern,
+    /// Every purge.
+    All,
+}
+
+/// `<RootPurgeExpire>` (2.5.16 values): what may target the vhost root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootPurge {
+    /// `ON`: purge and expire.
+    Both,
+    /// `PURGE`: purge only.
+    Purge,
+    /// `EXPIRE`: expire only.
+    Expire,
+    /// `OFF`: neither.
+    Off,
+}
+
+/// Chapters 4 and 5 settings of a vhost beyond TTLs.
+#[derive(Debug, Clone)]
+pub struct CachingPolicy {
+    /// Cache key options.
+    pub key: KeyPolicy,
+    /// `<VaryHeader>`.
+    pub vary: VaryPolicy,
+    /// `<TTLExtensionBy4xx>`: a 4xx on revalidation keeps the stored copy.
+    pub ttl_extension_4xx: bool,
+    /// `<TTLExtensionBy5xx>`: a 5xx on revalidation keeps the stored copy.
+    pub ttl_extension_5xx: bool,
+    /// `<RefreshExpired>`: ON waits for revalidation; OFF serves the expired copy
+    /// and revalidates in the background.
+    pub refresh_expired: bool,
+    /// `<NoCacheRequestExpire>`: a client's `no-cache` expires the stored copy.
+    pub no_cache_request_expire: bool,
+    /// `<Purge2Expire>`.
+    pub purge2expire: Purge2Expire,
+    /// `<RootPurgeExpire>`.
+    pub root_purge: RootPurge,
+    /// `<ResCodeNoCtrlTarget>`: status of a purge that found nothing.
+    pub no_target_status: u16,
 }
 
 /// Client-side session and header settings (chapter 6).
@@ -209,6 +307,8 @@ pub struct VhostConfig {
     pub standby_origins: Vec<OriginAddress>,
     /// `<Options><TTL>`.
     pub ttl: TtlPolicy,
+    /// Keys, Vary, revalidation and purge settings.
+    pub caching: CachingPolicy,
     /// Client-side headers and sessions.
     pub client: ClientPolicy,
     /// Origin-side timeouts.

@@ -37,6 +37,8 @@ pub enum Body {
         /// Next chunk to send.
         next: usize,
     },
+    /// Slices of a cached object (ranges), sent in order.
+    Chunks(std::collections::VecDeque<Bytes>),
     /// A body still arriving from the origin, shared with other clients.
     Fill(FillReader),
     /// A body streamed straight from the origin (not cached).
@@ -73,6 +75,7 @@ impl http_body::Body for Body {
                 *next += 1;
                 Poll::Ready(chunk.map(|c| Ok(Frame::data(c))))
             }
+            Body::Chunks(c) => Poll::Ready(c.pop_front().map(|c| Ok(Frame::data(c)))),
             Body::Fill(r) => r
                 .poll_chunk(cx)
                 .map(|c| c.map(|c| c.map(Frame::data).map_err(|_| BodyError::Truncated))),
@@ -86,6 +89,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
             Body::Object { obj, next } => *next >= obj.body.len(),
+            Body::Chunks(c) => c.is_empty(),
             Body::Fill(r) => r.is_end(),
             Body::Origin(inc) => inc.is_end_stream(),
             Body::Stream(_) => false,
@@ -99,6 +103,7 @@ impl http_body::Body for Body {
             Body::Object { obj, next } => {
                 SizeHint::with_exact(obj.body.iter().skip(*next).map(|c| c.len() as u64).sum())
             }
+            Body::Chunks(c) => SizeHint::with_exact(c.iter().map(|c| c.len() as u64).sum()),
             Body::Fill(_) | Body::Stream(_) => SizeHint::default(),
             Body::Origin(inc) => inc.size_hint(),
         }

@@ -1,24 +1,27 @@
 //! One client request: route, look up, fetch or join a fill, answer.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
+use super::answer::{self, Answer};
 use super::body::Body;
 use super::metered::{self, AccessGuard, Exchanged, Metered, OriginLeg};
 use super::origin::OriginError;
 use super::{Runtime, VhostRt};
 use crate::cache::fill::{BodyEnd, HeadOutcome};
 use crate::cache::policy;
-use crate::cache::store::{FillGuard, Head, Lookup, Store};
+use crate::cache::store::{FillGuard, Head, Invalidate, Lookup, Object, Store};
 use crate::cache::{self, CacheResult};
-use crate::config::ClientPolicy;
+use crate::config::{CachingPolicy, ClientPolicy, TtlSource, VaryPolicy};
 use crate::stats::counter::{Gauge, OriginEvent};
 use crate::stats::{GaugeGuard, VhostStats};
 
@@ -106,6 +109,11 @@ pub async fn handle(
         return resp.map(Metered::uncounted);
     };
     let vhost = vhost.clone();
+    if let Some(command) = crate::api::purge::method_command(&parts.method) {
+        return purge_method(&rt, store, conn, &parts, command)
+            .await
+            .map(Metered::uncounted);
+    }
     // The connection counts as a session of the vhost its latest request was for.
     let attributed = conn
         .session
@@ -130,14 +138,16 @@ pub async fn handle(
     {
         serve_cached(&vhost, store, conn, &parts).await
     } else {
-        pass(
+        let served = pass(
             &vhost,
             conn,
             &parts,
             Some(body),
             CacheResult::ClientRefreshMiss,
         )
-        .await
+        .await;
+        invalidate_after_unsafe(&vhost, store, &parts, &served.0);
+        served
     };
     let client_close = parts
         .headers
@@ -169,32 +179,41 @@ async fn serve_cached(
     parts: &Parts,
 ) -> Served {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let key = cache::key(&vhost.cache_name, pq);
-    let head_only = parts.method == Method::HEAD;
-    match store.lookup(&key, &parts.headers, Instant::now()) {
+    let caching = &vhost.cfg.caching;
+    let key = cache::key::key(&vhost.cache_name, &caching.key, pq, &parts.headers);
+    let now = Instant::now();
+    let client_refresh = caching.no_cache_request_expire && policy::client_no_cache(&parts.headers);
+    if client_refresh {
+        store.invalidate(Store::shard_of(&key), |k| k == key, Invalidate::Expire, now);
+    }
+    let lookup = store.lookup(&key, &parts.headers, now);
+    let request = FetchRequest {
+        key,
+        pq: pq.to_string(),
+        headers: parts.headers.clone(),
+        peer: conn.peer,
+        head_only: parts.method == Method::HEAD,
+    };
+    match lookup {
         Lookup::Fresh(obj) => {
             obj.touch(crate::procfs::unix_now());
-            let body = if head_only {
-                Body::Empty
-            } else {
-                Body::object(obj.clone())
-            };
             // A cached error response is the guide's negative hit.
             let result = if obj.head.status.as_u16() >= 400 {
                 CacheResult::NegativeHit
             } else {
                 CacheResult::Hit
             };
-            (
-                respond(&obj.head, result, &vhost.cfg.client, body),
-                result,
-                None,
-            )
+            from_store(vhost, &parts.method, &parts.headers, &obj, result)
         }
-        Lookup::Join(fill) => match fill.head().await {
+        Lookup::Join {
+            stale: Some(old), ..
+        } if serves_stale_now(caching, &old, now) => {
+            from_store(vhost, &parts.method, &parts.headers, &old, CacheResult::Hit)
+        }
+        Lookup::Join { fill, .. } => match fill.head().await {
             HeadOutcome::Shared(head) if head.vary_matches(&parts.headers) => match fill.reader() {
                 Some(reader) => {
-                    let body = if head_only {
+                    let body = if request.head_only {
                         Body::Empty
                     } else {
                         Body::Fill(reader)
@@ -207,6 +226,9 @@ async fn serve_cached(
                 }
                 None => pass(vhost, conn, parts, None, CacheResult::Miss).await,
             },
+            HeadOutcome::Stored(obj, result) => {
+                from_store(vhost, &parts.method, &parts.headers, &obj, result)
+            }
             HeadOutcome::Shared(_) | HeadOutcome::Pass => {
                 pass(vhost, conn, parts, None, CacheResult::Miss).await
             }
@@ -216,43 +238,252 @@ async fn serve_cached(
                 None,
             ),
         },
+        Lookup::Fetch {
+            fill,
+            stale: Some(old),
+        } if serves_stale_now(caching, &old, now) => {
+            // RefreshExpired OFF or stale-while-revalidate: answer now, refresh behind.
+            tokio::spawn(fetch(
+                vhost.clone(),
+                store.clone(),
+                request,
+                fill,
+                Some(old.clone()),
+            ));
+            from_store(vhost, &parts.method, &parts.headers, &old, CacheResult::Hit)
+        }
         Lookup::Fetch { fill, stale } => {
-            let result = if stale {
-                CacheResult::RefreshMiss
-            } else {
-                CacheResult::Miss
+            let (resp, result, leg) =
+                fetch(vhost.clone(), store.clone(), request, fill, stale).await;
+            let result = match result {
+                CacheResult::RefreshMiss if client_refresh => CacheResult::ClientRefreshMiss,
+                r => r,
             };
-            fetch_and_fill(vhost, store, conn, parts, fill, result).await
+            (resp, result, leg)
         }
     }
 }
 
-/// Fetches a missing object as GET, sharing the body with joined clients and storing it.
-async fn fetch_and_fill(
-    vhost: &Arc<VhostRt>,
-    store: &Arc<Store>,
-    conn: &Conn,
-    parts: &Parts,
-    guard: FillGuard,
+/// Whether an expired copy is answered at once while it is refreshed in the
+/// background: `<RefreshExpired>OFF`, or within `stale-while-revalidate`.
+fn serves_stale_now(caching: &CachingPolicy, old: &Object, now: Instant) -> bool {
+    let head = &old.head;
+    if head.purged {
+        return false;
+    }
+    let within_swr = head
+        .freshness
+        .stale_while_revalidate
+        .is_some_and(|w| head.staleness(now) <= w);
+    within_swr || (!caching.refresh_expired && !head.freshness.no_stale)
+}
+
+/// Whether an expired copy may stand in for a failed origin (RFC 9111 4.2.4,
+/// RFC 5861 `stale-if-error`); `Some(extension)` says for how long it is kept.
+fn stale_on_error(old: &Object, extension: Duration, now: Instant) -> Option<Duration> {
+    let f = &old.head.freshness;
+    match f.stale_if_error {
+        // The window counts from the true expiry: no extension, each request retries.
+        Some(window) => (old.head.staleness(now) <= window).then_some(Duration::ZERO),
+        None if f.no_stale => None,
+        None => Some(extension),
+    }
+}
+
+/// Answers from a stored object: whole, 304, ranges or 416.
+fn from_store(
+    vhost: &VhostRt,
+    method: &Method,
+    request: &HeaderMap,
+    obj: &Arc<Object>,
     result: CacheResult,
 ) -> Served {
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let headers = origin_headers(&parts.headers, conn.peer, true);
+    let client = &vhost.cfg.client;
+    let head = &obj.head;
+    let answer = answer::decide(method, request, obj);
+    let result = match (&answer, result) {
+        (Answer::NotModified, CacheResult::Hit) => CacheResult::ImsHit,
+        (_, r) => r,
+    };
+    let age = Some(head.age(Instant::now()).as_secs());
+    let head_only = method == Method::HEAD;
+    let resp = match answer {
+        Answer::Full => {
+            let body = if head_only {
+                Body::Empty
+            } else {
+                Body::object(obj.clone())
+            };
+            respond(head, result, client, body)
+        }
+        Answer::NotModified => {
+            let mut headers = HeaderMap::new();
+            for name in answer::NOT_MODIFIED_FIELDS {
+                for v in head.headers.get_all(&name) {
+                    headers.append(name.clone(), v.clone());
+                }
+            }
+            finish_response(
+                StatusCode::NOT_MODIFIED,
+                headers,
+                result,
+                client,
+                age,
+                Body::Empty,
+            )
+        }
+        Answer::Unsatisfiable => {
+            let mut headers = head.headers.clone();
+            headers.remove(header::CONTENT_LENGTH);
+            headers.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{}", obj.len)).expect("ASCII"),
+            );
+            finish_response(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                headers,
+                result,
+                client,
+                age,
+                Body::Empty,
+            )
+        }
+        Answer::Partial(ranges) => {
+            let mut headers = head.headers.clone();
+            headers.remove(header::CONTENT_LENGTH);
+            let body = if let [(first, last)] = ranges[..] {
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes {first}-{last}/{}", obj.len))
+                        .expect("ASCII"),
+                );
+                answer::slice(obj, first, last)
+            } else {
+                multipart(&mut headers, obj, &ranges)
+            };
+            let body = if head_only {
+                Body::Empty
+            } else {
+                Body::Chunks(body)
+            };
+            finish_response(
+                StatusCode::PARTIAL_CONTENT,
+                headers,
+                result,
+                client,
+                age,
+                body,
+            )
+        }
+    };
+    (resp, result, None)
+}
+
+/// A `multipart/byteranges` body (RFC 9110 14.6); sets the Content-Type.
+fn multipart(headers: &mut HeaderMap, obj: &Object, ranges: &[(u64, u64)]) -> VecDeque<Bytes> {
+    let boundary = format!("KURA_BYTERANGES_{:016x}", obj.id);
+    let part_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|t| format!("Content-Type: {t}\r\n"))
+        .unwrap_or_default();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
+            .expect("ASCII"),
+    );
+    let mut body = VecDeque::new();
+    for &(first, last) in ranges {
+        body.push_back(Bytes::from(format!(
+            "\r\n--{boundary}\r\n{part_type}Content-Range: bytes {first}-{last}/{}\r\n\r\n",
+            obj.len
+        )));
+        body.extend(answer::slice(obj, first, last));
+    }
+    body.push_back(Bytes::from(format!("\r\n--{boundary}--\r\n")));
+    body
+}
+
+/// What a fetch for the cache needs from the client request; owned, so a
+/// background refresh can outlive it.
+struct FetchRequest {
+    /// The cache key.
+    key: String,
+    /// Path and query sent to the origin.
+    pq: String,
+    /// The client's headers.
+    headers: HeaderMap,
+    /// The client, for `X-Forwarded-For`.
+    peer: SocketAddr,
+    /// HEAD: the client gets no body.
+    head_only: bool,
+}
+
+impl FetchRequest {
+    /// The client's method (GET or HEAD).
+    fn method(&self) -> &'static Method {
+        static HEAD: Method = Method::HEAD;
+        static GET: Method = Method::GET;
+        if self.head_only {
+            &HEAD
+        } else {
+            &GET
+        }
+    }
+}
+
+/// Fetches an object for the cache as GET; with a `stale` copy, revalidates it
+/// (conditionally unless it was purged) and keeps it when the origin fails.
+async fn fetch(
+    vhost: Arc<VhostRt>,
+    store: Arc<Store>,
+    req: FetchRequest,
+    guard: FillGuard,
+    stale: Option<Arc<Object>>,
+) -> Served {
+    let caching = &vhost.cfg.caching;
+    let ttl = &vhost.cfg.ttl;
+    let mut headers = origin_headers(&req.headers, req.peer, true);
+    if !caching.key.accept_encoding {
+        headers.remove(header::ACCEPT_ENCODING);
+    }
+    let conditional = stale.as_ref().filter(|o| !o.head.purged);
+    if let Some(old) = conditional {
+        for (validator, condition) in [
+            (header::ETAG, header::IF_NONE_MATCH),
+            (header::LAST_MODIFIED, header::IF_MODIFIED_SINCE),
+        ] {
+            if let Some(v) = old.head.headers.get(validator) {
+                headers.insert(condition, v.clone());
+            }
+        }
+    }
     let origin_started = Instant::now();
-    let req_head = metered::head_bytes(&headers) + pq.len() as u64;
+    let req_head = metered::head_bytes(&headers) + req.pq.len() as u64;
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
-    let resp = match vhost.origin.send(Method::GET, pq, headers, None).await {
+    let resp = match vhost.origin.send(Method::GET, &req.pq, headers, None).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
-            record_origin_failure(vhost, &e, (&Method::GET, pq), origin_started);
-            let status = e.status();
-            guard.fail(status);
-            return (
-                error_response(status, CacheResult::Error),
-                CacheResult::Error,
-                None,
-            );
+            record_origin_failure(&vhost, &e, (&Method::GET, &req.pq), origin_started);
+            let extension = match e {
+                OriginError::Connect { .. } | OriginError::NoAddress => ttl.connect_timeout,
+                _ => ttl.receive_timeout,
+            };
+            if let Some(old) = &stale {
+                if let Some(ext) = stale_on_error(old, extension, Instant::now()) {
+                    return keep_stale(
+                        &vhost,
+                        &store,
+                        &req,
+                        guard,
+                        old,
+                        ext,
+                        CacheResult::RefFailHit,
+                    );
+                }
+            }
+            return origin_failed(&vhost, &store, guard, e.status(), extension);
         }
     };
     let (mut head_parts, body) = resp.into_parts();
@@ -266,12 +497,54 @@ async fn fetch_and_fill(
         active: origin_active,
     };
     strip_hop_by_hop(&mut head_parts.headers);
+    let status = head_parts.status;
+    if let Some(old) = &stale {
+        if status == StatusCode::NOT_MODIFIED && conditional.is_some() {
+            leg.record(&vhost.stats, 0, true);
+            let obj = revalidated(&vhost, &store, &req, old, &head_parts.headers);
+            guard.serve_stored(obj.clone(), CacheResult::RefreshHit);
+            return from_store(
+                &vhost,
+                req.method(),
+                &req.headers,
+                &obj,
+                CacheResult::RefreshHit,
+            );
+        }
+        let extension = match status.as_u16() {
+            400..=499 if caching.ttl_extension_4xx => Some(ttl.res4xx),
+            500..=599 if caching.ttl_extension_5xx => Some(ttl.res5xx),
+            _ => None,
+        };
+        if let Some(ext) = extension.and_then(|e| stale_on_error(old, e, Instant::now())) {
+            leg.record(&vhost.stats, 0, true);
+            return keep_stale(
+                &vhost,
+                &store,
+                &req,
+                guard,
+                old,
+                ext,
+                CacheResult::RefFailHit,
+            );
+        }
+    }
+    let result = if stale.is_some() {
+        CacheResult::RefreshMiss
+    } else {
+        CacheResult::Miss
+    };
+    let facts = policy::RequestFacts {
+        method: &Method::GET,
+        path: req.pq.split('?').next().unwrap_or("/"),
+        authorization: req.headers.contains_key(header::AUTHORIZATION),
+        vary_star_matters: caching.vary != VaryPolicy::Only(Vec::new()),
+    };
     let decision = policy::storable(
-        &parts.method,
-        parts.headers.contains_key(header::AUTHORIZATION),
-        head_parts.status,
-        &head_parts.headers,
-        &vhost.cfg.ttl,
+        facts,
+        status,
+        &mut head_parts.headers,
+        ttl,
         SystemTime::now(),
     );
     let too_big = body
@@ -281,16 +554,25 @@ async fn fetch_and_fill(
     let freshness = match decision {
         Ok(f) if !too_big => f,
         other => {
-            tracing::debug!(vhost = %vhost.cfg.name, uri = %pq, reason = ?other.err(), too_big, "not stored");
+            tracing::debug!(vhost = %vhost.cfg.name, uri = %req.pq, reason = ?other.err(), too_big, "not stored");
+            if stale.is_some() {
+                // The new response replaces the stored one, even when it is not kept.
+                store.invalidate(
+                    Store::shard_of(&req.key),
+                    |k| k == req.key,
+                    Invalidate::HardPurge,
+                    Instant::now(),
+                );
+            }
             guard.pass();
-            let body = if parts.method == Method::HEAD {
+            let body = if req.head_only {
                 Body::Empty
             } else {
                 Body::Origin(body)
             };
             return (
                 finish_response(
-                    head_parts.status,
+                    status,
                     head_parts.headers,
                     result,
                     &vhost.cfg.client,
@@ -302,13 +584,14 @@ async fn fetch_and_fill(
             );
         }
     };
-    let vary = vary_of(&head_parts.headers, &parts.headers);
+    let vary = vary_of(&caching.vary, &head_parts.headers, &req.headers);
     let head = Arc::new(Head {
-        status: head_parts.status,
+        status,
         headers: head_parts.headers,
         received_at: Instant::now(),
         freshness,
         vary,
+        purged: false,
     });
     guard.fill().set_head(HeadOutcome::Shared(head.clone()));
     let reader = guard.fill().reader();
@@ -321,7 +604,7 @@ async fn fetch_and_fill(
         (vhost.stats.clone(), leg),
     ));
     let body = match reader {
-        Some(r) if parts.method != Method::HEAD => Body::Fill(r),
+        Some(r) if !req.head_only => Body::Fill(r),
         _ => Body::Empty,
     };
     (
@@ -331,6 +614,125 @@ async fn fetch_and_fill(
     )
 }
 
+/// A 304 from the origin: the stored headers updated with the new ones
+/// (RFC 9111 4.3.4) and the lifetime grown per `<TTL>`.
+fn revalidated(
+    vhost: &VhostRt,
+    store: &Store,
+    req: &FetchRequest,
+    old: &Arc<Object>,
+    fresh: &HeaderMap,
+) -> Arc<Object> {
+    let mut headers = old.head.headers.clone();
+    for name in fresh.keys() {
+        if matches!(
+            *name,
+            header::CONTENT_LENGTH | header::CONTENT_ENCODING | header::CONTENT_RANGE
+        ) {
+            continue;
+        }
+        headers.remove(name);
+        for v in fresh.get_all(name) {
+            headers.append(name.clone(), v.clone());
+        }
+    }
+    let facts = policy::RequestFacts {
+        method: &Method::GET,
+        path: req.pq.split('?').next().unwrap_or("/"),
+        authorization: req.headers.contains_key(header::AUTHORIZATION),
+        vary_star_matters: true,
+    };
+    let ttl = &vhost.cfg.ttl;
+    let status = old.head.status;
+    let head = |freshness, headers| Head {
+        status,
+        headers,
+        received_at: Instant::now(),
+        freshness,
+        vary: old.head.vary.clone(),
+        purged: false,
+    };
+    match policy::storable(facts, status, &mut headers, ttl, SystemTime::now()) {
+        Ok(mut f) => {
+            f.lifetime = policy::grown(old.head.freshness.lifetime, f, status, ttl);
+            store.refresh(&req.key, old, head(f, headers))
+        }
+        Err(_) => {
+            // No longer storable: this client gets it once, the copy is dropped.
+            store.invalidate(
+                Store::shard_of(&req.key),
+                |k| k == req.key,
+                Invalidate::HardPurge,
+                Instant::now(),
+            );
+            Arc::new(old.with_head(head(old.head.freshness, headers)))
+        }
+    }
+}
+
+/// Keeps an expired copy for `extension` more and answers with it.
+fn keep_stale(
+    vhost: &VhostRt,
+    store: &Store,
+    req: &FetchRequest,
+    guard: FillGuard,
+    old: &Arc<Object>,
+    extension: Duration,
+    result: CacheResult,
+) -> Served {
+    let now = Instant::now();
+    let lifetime = if extension.is_zero() {
+        old.head.freshness.lifetime
+    } else {
+        old.head.age(now) + extension
+    };
+    let obj = store.refresh(&req.key, old, old.head.with_lifetime(lifetime, false));
+    guard.serve_stored(obj.clone(), result);
+    from_store(vhost, req.method(), &req.headers, &obj, result)
+}
+
+/// The origin failed and no stored copy may stand in: the error is answered, and
+/// kept for `<TTL><ConnectTimeout>` (or `ReceiveTimeout`) seconds so a dead
+/// origin is not asked again by every client (chapter 4).
+fn origin_failed(
+    vhost: &VhostRt,
+    store: &Store,
+    guard: FillGuard,
+    status: StatusCode,
+    keep: Duration,
+) -> Served {
+    let resp = error_response(status, CacheResult::Error);
+    if keep.is_zero() {
+        guard.fail(status);
+        return (resp, CacheResult::Error, None);
+    }
+    let text = error_text(status);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let head = Arc::new(Head {
+        status,
+        headers,
+        received_at: Instant::now(),
+        freshness: policy::Freshness {
+            lifetime: keep,
+            initial_age: Duration::ZERO,
+            source: TtlSource::ResCode,
+            no_stale: true,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+        },
+        vary: Vec::new(),
+        purged: false,
+    });
+    tracing::debug!(vhost = %vhost.cfg.name, status = status.as_u16(), ?keep, "origin error kept");
+    guard.fill().set_head(HeadOutcome::Shared(head.clone()));
+    guard.fill().push(Bytes::from(text), store.max_object());
+    guard.finish(head, BodyEnd::Complete);
+    (resp, CacheResult::Error, None)
+}
 /// Reads the origin body into the fill until it ends, then stores it.
 async fn produce(
     mut guard: FillGuard,
@@ -422,6 +824,82 @@ async fn pass(
     }
 }
 
+/// `PURGE`, `EXPIRE`, `HARDPURGE` on a service port (chapter 5 "HTTP Method"):
+/// with `<Manager HttpMethod="ON">` only a client the manager's `<Allow>` admits
+/// as Admin may send them.
+async fn purge_method(
+    rt: &Runtime,
+    store: &Store,
+    conn: &Conn,
+    parts: &Parts,
+    command: crate::cache::purge::Command,
+) -> Response<Body> {
+    let manager = &rt.config.server.manager;
+    if manager.http_method_acl
+        && manager.role_of(conn.peer.ip()) != Some(crate::config::Role::Admin)
+    {
+        return plain(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is only allowed from the manager's Admin addresses\n",
+                parts.method
+            ),
+        );
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let target = format!(
+        "{host}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let last_host = parking_lot::Mutex::new(None);
+    crate::api::purge::execute(store, &rt.config, command, &target, &last_host).await
+}
+
+/// A successful unsafe request invalidates the stored copies of its target and of
+/// the `Location`/`Content-Location` it names on the same host (RFC 9111 4.4).
+fn invalidate_after_unsafe(vhost: &VhostRt, store: &Store, parts: &Parts, resp: &Response<Body>) {
+    if parts.method.is_safe() || !(resp.status().is_success() || resp.status().is_redirection()) {
+        return;
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let mut targets = vec![parts
+        .uri
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string())];
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let Some(v) = resp.headers().get(name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let same_host = match v.split_once("://") {
+            None => v.starts_with('/').then_some(v),
+            Some((_, rest)) => {
+                let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                (Some(authority) == host).then_some(if path.is_empty() { "/" } else { path })
+            }
+        };
+        targets.extend(same_host.map(str::to_string));
+    }
+    let now = Instant::now();
+    for t in targets {
+        let url = cache::key::url(&vhost.cfg.caching.key, &t);
+        let primary = cache::key::primary_key(&vhost.cache_name, &url);
+        store.invalidate(
+            Store::shard_of(&primary),
+            |k| cache::key::primary(k) == primary,
+            Invalidate::HardPurge,
+            now,
+        );
+    }
+}
+
 /// Counts a failed origin request by the guide's kinds (ConnectTimeout, ReceiveTimeout,
 /// Close) and writes its originerror line.
 fn record_origin_failure(
@@ -483,14 +961,23 @@ fn origin_headers(client: &HeaderMap, peer: SocketAddr, for_cache: bool) -> Head
     h
 }
 
-/// The request header values a response's `Vary` names.
-fn vary_of(response: &HeaderMap, request: &HeaderMap) -> Vec<(HeaderName, Option<HeaderValue>)> {
+/// The request header values a response's `Vary` names, as far as `<VaryHeader>`
+/// honours them.
+fn vary_of(
+    policy: &VaryPolicy,
+    response: &HeaderMap,
+    request: &HeaderMap,
+) -> Vec<(HeaderName, Option<HeaderValue>)> {
     response
         .get_all(header::VARY)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| match policy {
+            VaryPolicy::Rfc | VaryPolicy::All => true,
+            VaryPolicy::Only(list) => list.iter().any(|l| l == n.as_str()),
+        })
         .map(|n| {
             let v = request.get(&n).cloned();
             (n, v)
@@ -516,6 +1003,9 @@ fn finish_response(
     if !client.server_header {
         headers.remove(header::SERVER);
     }
+    // Targeted fields were for this cache (RFC 9213 2.1).
+    headers.remove(&policy::CDN_CACHE_CONTROL);
+    headers.remove(&policy::SURROGATE_CONTROL);
     if !client.etag_header {
         headers.remove(header::ETAG);
     }
@@ -582,16 +1072,18 @@ fn plain(status: StatusCode, text: String) -> Response<Body> {
     resp
 }
 
+/// The text of an error kura answers itself.
+fn error_text(status: StatusCode) -> String {
+    format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+}
+
 /// The answer when the origin failed.
 fn error_response(status: StatusCode, result: CacheResult) -> Response<Body> {
-    let mut resp = plain(
-        status,
-        format!(
-            "{} {}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        ),
-    );
+    let mut resp = plain(status, error_text(status));
     resp.headers_mut()
         .insert(X_CACHE.clone(), HeaderValue::from_static(result.x_cache()));
     resp.headers_mut().insert(

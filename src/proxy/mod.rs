@@ -4,6 +4,7 @@
 //! A [`Runtime`] is immutable; a reload builds a new one and swaps it in, so
 //! a request always sees one whole configuration.
 
+pub mod answer;
 pub mod body;
 pub mod handler;
 pub mod metered;

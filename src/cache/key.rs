@@ -1,0 +1,148 @@
+//! Cache keys (chapter 4 "Caching Key"): `vhost \0 url [\0 encodings]`.
+//!
+//! The URL part follows `<CaseSensitive>` and `<ApplyQueryString>` with
+//! `querystring.txt`; the encodings part is the client's acceptable content
+//! codings when `<AcceptEncoding>` is ON, so a gzip body never reaches a client
+//! that did not ask for one, even from an origin that forgets `Vary`.
+
+use http::header::{self, HeaderMap};
+
+use crate::config::KeyPolicy;
+
+/// Codings that make a different body; anything else is treated as identity.
+const CODINGS: [&str; 5] = ["br", "compress", "deflate", "gzip", "zstd"];
+
+/// The URL part of a key: the request target as the vhost's key options shape it.
+pub fn url(policy: &KeyPolicy, path_and_query: &str) -> String {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let excepted = policy
+        .query_exceptions
+        .iter()
+        .any(|p| p.matches(path_and_query) || p.matches(path));
+    let keep_query = policy.apply_query_string != excepted;
+    let url = match query {
+        Some(q) if keep_query => format!("{path}?{q}"),
+        _ => path.to_string(),
+    };
+    if policy.case_sensitive {
+        url
+    } else {
+        url.to_lowercase()
+    }
+}
+
+/// The key of a request to vhost `cache_name`.
+pub fn key(cache_name: &str, policy: &KeyPolicy, path_and_query: &str, req: &HeaderMap) -> String {
+    let mut k = primary_key(cache_name, &url(policy, path_and_query));
+    if policy.accept_encoding {
+        let codings = accepted_codings(req);
+        if !codings.is_empty() {
+            k.push('\0');
+            k.push_str(&codings);
+        }
+    }
+    k
+}
+
+/// `vhost \0 url`: what every variant of one URL shares.
+pub fn primary_key(cache_name: &str, url: &str) -> String {
+    let mut k = String::with_capacity(cache_name.len() + 1 + url.len());
+    k.push_str(cache_name);
+    k.push('\0');
+    k.push_str(url);
+    k
+}
+
+/// The `vhost \0 url` prefix of a key.
+pub fn primary(key: &str) -> &str {
+    match key.match_indices('\0').nth(1) {
+        Some((i, _)) => &key[..i],
+        None => key,
+    }
+}
+
+/// The vhost and URL of a key.
+pub fn split(key: &str) -> (&str, &str) {
+    let primary = primary(key);
+    primary.split_once('\0').unwrap_or((primary, ""))
+}
+
+/// The acceptable codings of `Accept-Encoding`, sorted and comma-joined
+/// (`q=0` excluded), so equivalent headers share a key.
+fn accepted_codings(req: &HeaderMap) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for v in req.get_all(header::ACCEPT_ENCODING) {
+        let Ok(v) = v.to_str() else { continue };
+        for item in v.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            let wanted: Vec<&str> = if coding == "*" {
+                CODINGS.to_vec()
+            } else {
+                CODINGS.iter().copied().filter(|c| *c == coding).collect()
+            };
+            for c in wanted {
+                if refused {
+                    out.retain(|o| *o != c);
+                } else if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::pattern::UrlPattern;
+    use http::HeaderValue;
+
+    fn policy() -> KeyPolicy {
+        KeyPolicy {
+            case_sensitive: true,
+            apply_query_string: true,
+            query_exceptions: vec![UrlPattern::new("/image/ad.jpg")],
+            collective: false,
+            accept_encoding: true,
+        }
+    }
+
+    #[test]
+    fn query_string_exceptions_invert_the_setting() {
+        let mut p = policy();
+        assert_eq!(url(&p, "/a.jsp?x=1"), "/a.jsp?x=1");
+        assert_eq!(url(&p, "/image/ad.jpg?r=99"), "/image/ad.jpg");
+        p.apply_query_string = false;
+        assert_eq!(url(&p, "/a.jsp?x=1"), "/a.jsp");
+        assert_eq!(url(&p, "/image/ad.jpg?r=99"), "/image/ad.jpg?r=99");
+        p.case_sensitive = false;
+        assert_eq!(url(&p, "/A/B.JPG"), "/a/b.jpg");
+    }
+
+    #[test]
+    fn equivalent_accept_encodings_share_a_key() {
+        let k = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            key("v", &policy(), "/x", &h)
+        };
+        assert_eq!(k("gzip, deflate"), k("deflate;q=0.5, gzip"));
+        assert_ne!(k("gzip"), k("br"));
+        assert_eq!(k("identity"), key("v", &policy(), "/x", &HeaderMap::new()));
+        assert_eq!(k("*, gzip;q=0"), k("br, compress, deflate, zstd"));
+        assert_eq!(split(&k("gzip")), ("v", "/x"));
+        assert_eq!(primary(&k("gzip")), "v\0/x");
+    }
+}

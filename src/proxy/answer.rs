@@ -1,0 +1,201 @@
+//! Answers from a stored object: the client's conditionals (RFC 9110 13) and
+//! ranges (RFC 9110 14), so a revalidating browser gets a 304 and a video
+//! player its byte ranges without the origin.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+
+use crate::cache::store::Object;
+
+/// Most ranges served as one multipart reply; more is answered with the whole body
+/// (RFC 9110 14.2 lets a server ignore a Range it finds abusive).
+const MAX_RANGES: usize = 16;
+
+/// What the client gets from a stored object.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The whole object.
+    Full,
+    /// `304 Not Modified`.
+    NotModified,
+    /// `206` with these inclusive byte ranges.
+    Partial(Vec<(u64, u64)>),
+    /// `416`: no range overlaps the body.
+    Unsatisfiable,
+}
+
+/// Decides the answer to `method` with `request` headers for `obj`.
+pub fn decide(method: &Method, request: &HeaderMap, obj: &Object) -> Answer {
+    let head = &obj.head;
+    if head.status != StatusCode::OK {
+        return Answer::Full;
+    }
+    if not_modified(request, &head.headers) {
+        return Answer::NotModified;
+    }
+    if method != Method::GET {
+        return Answer::Full;
+    }
+    let Some(range) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Answer::Full;
+    };
+    if !if_range_holds(request, &head.headers) {
+        return Answer::Full;
+    }
+    match parse_ranges(range, obj.len) {
+        Some(r) if r.is_empty() => Answer::Unsatisfiable,
+        Some(r) if r.len() <= MAX_RANGES => Answer::Partial(r),
+        _ => Answer::Full,
+    }
+}
+
+/// `If-None-Match` (weak comparison), else `If-Modified-Since` against `Last-Modified`.
+fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
+    if request.contains_key(header::IF_NONE_MATCH) {
+        let Some(etag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        return request
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| {
+                let t = t.trim();
+                t == "*" || weak(t) == weak(etag)
+            });
+    }
+    let date = |h: &HeaderMap, n| {
+        h.get(n)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+    };
+    match (
+        date(request, header::IF_MODIFIED_SINCE),
+        date(stored, header::LAST_MODIFIED),
+    ) {
+        (Some(since), Some(modified)) => modified <= since,
+        _ => false,
+    }
+}
+
+fn weak(tag: &str) -> &str {
+    tag.strip_prefix("W/").unwrap_or(tag)
+}
+
+/// `If-Range`: a strong ETag equal to the stored one, or the exact `Last-Modified`.
+fn if_range_holds(request: &HeaderMap, stored: &HeaderMap) -> bool {
+    let Some(cond) = request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let cond = cond.trim();
+    if cond.starts_with('"') {
+        return stored
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|e| !e.starts_with("W/") && e == cond);
+    }
+    let parse = |s: &str| httpdate::parse_http_date(s).ok();
+    let modified: Option<SystemTime> = stored
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse);
+    modified.is_some() && modified == parse(cond)
+}
+
+/// Parses `bytes=a-b, c-, -n` against a body of `len` bytes. `None` for a
+/// malformed header (ignored: the whole body is sent); an empty list when no
+/// range is satisfiable.
+fn parse_ranges(value: &str, len: u64) -> Option<Vec<(u64, u64)>> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-')?;
+        let (a, b) = (a.trim(), b.trim());
+        let range = if a.is_empty() {
+            let n: u64 = b.parse().ok()?;
+            (n > 0 && len > 0).then(|| (len.saturating_sub(n), len - 1))
+        } else {
+            let first: u64 = a.parse().ok()?;
+            let last = if b.is_empty() {
+                u64::MAX
+            } else {
+                b.parse().ok()?
+            };
+            if last < first {
+                return None;
+            }
+            (first < len).then(|| (first, last.min(len - 1)))
+        };
+        out.extend(range);
+    }
+    Some(out)
+}
+
+/// The body bytes `first..=last` of an object, without copying.
+pub fn slice(obj: &Object, first: u64, last: u64) -> VecDeque<Bytes> {
+    let mut out = VecDeque::new();
+    let mut offset = 0u64;
+    for chunk in &obj.body {
+        let end = offset + chunk.len() as u64;
+        if end > first && offset <= last {
+            let from = first.saturating_sub(offset) as usize;
+            let to = ((last + 1).min(end) - offset) as usize;
+            out.push_back(chunk.slice(from..to));
+        }
+        offset = end;
+        if offset > last {
+            break;
+        }
+    }
+    out
+}
+
+/// Fields a 304 carries from the stored response (RFC 9110 15.4.5).
+pub const NOT_MODIFIED_FIELDS: [header::HeaderName; 6] = [
+    header::CACHE_CONTROL,
+    header::CONTENT_LOCATION,
+    header::DATE,
+    header::ETAG,
+    header::EXPIRES,
+    header::VARY,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(parse_ranges("bytes=0-4", 10), Some(vec![(0, 4)]));
+        assert_eq!(parse_ranges("bytes=5-", 10), Some(vec![(5, 9)]));
+        assert_eq!(parse_ranges("bytes=-3", 10), Some(vec![(7, 9)]));
+        assert_eq!(parse_ranges("bytes=-30", 10), Some(vec![(0, 9)]));
+        assert_eq!(parse_ranges("bytes=8-20", 10), Some(vec![(8, 9)]));
+        assert_eq!(parse_ranges("bytes=10-", 10), Some(vec![]));
+        assert_eq!(
+            parse_ranges("bytes=0-1, 4-5", 10),
+            Some(vec![(0, 1), (4, 5)])
+        );
+        assert_eq!(parse_ranges("bytes=5-1", 10), None);
+        assert_eq!(parse_ranges("items=0-1", 10), None);
+        assert_eq!(parse_ranges("bytes=a-b", 10), None);
+    }
+
+    #[test]
+    fn slices_cross_chunks() {
+        let obj = Object::for_tests(vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"def"),
+            Bytes::from_static(b"gh"),
+        ]);
+        let got: Vec<u8> = slice(&obj, 2, 6).iter().flatten().copied().collect();
+        assert_eq!(got, b"cdefg");
+        let got: Vec<u8> = slice(&obj, 7, 7).iter().flatten().copied().collect();
+        assert_eq!(got, b"h");
+    }
+}
