@@ -312,6 +312,7 @@ fn a_1_gib_body_streams_in_bounded_memory() {
                 with_length,
             },
             delay: Duration::ZERO,
+            reset: false,
         }
     });
     // 1% of RAM for the cache keeps the largest cached object far below 1 GiB.

@@ -25,6 +25,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: ReplyBody,
     pub delay: Duration,
+    /// Close the connection without answering (an origin that dies mid-request).
+    pub reset: bool,
 }
 
 pub enum ReplyBody {
@@ -43,6 +45,14 @@ impl Reply {
             headers: vec![],
             body: ReplyBody::Bytes(body.as_bytes().to_vec()),
             delay: Duration::ZERO,
+            reset: false,
+        }
+    }
+    /// No answer: the connection is closed.
+    pub fn reset() -> Reply {
+        Reply {
+            reset: true,
+            ..Reply::ok("")
         }
     }
     pub fn status(mut self, s: u16) -> Reply {
@@ -117,7 +127,10 @@ impl Origin {
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
                             }
-                            Ok::<_, Infallible>(render(reply))
+                            if reply.reset {
+                                return Err(std::io::Error::other("reset by the test"));
+                            }
+                            Ok(render(reply))
                         }
                     });
                     let _ = http1::Builder::new()
