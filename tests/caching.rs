@@ -2194,3 +2194,296 @@ fn collapsed_forwarding_keeps_the_origin_at_one_request_per_object() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+// ------------------------------------------------------------- more rules
+
+#[test]
+fn refresh_hit_restarts_the_age() {
+    let o = Scripted::new();
+    o.on("/r", |s, _| {
+        if s.headers.contains_key("if-none-match") {
+            return Reply::ok("")
+                .status(304)
+                .header("cache-control", "max-age=60");
+        }
+        Reply::ok("v1")
+            .header("etag", "\"v1\"")
+            .header("cache-control", "max-age=60")
+    });
+    let k = kura(&o, "");
+    get(&k, "/r");
+    std::thread::sleep(Duration::from_millis(2100));
+    assert!(get(&k, "/r").header("age").unwrap().parse::<u64>().unwrap() >= 2);
+    command(&k, "expire", "/r");
+    let r = get(&k, "/r");
+    assert_eq!(
+        r.header("age"),
+        Some("0"),
+        "a revalidated copy is new again"
+    );
+}
+
+#[test]
+fn purged_copy_refetched_is_a_refresh_miss() {
+    let (_o, k) = two_objects();
+    command(&k, "purge", "/img/b.jpg");
+    get(&k, "/img/b.jpg");
+    assert_eq!(result(&k, 5), "TCP_REFRESH_MISS");
+}
+
+#[test]
+fn hardpurged_copy_refetched_is_a_plain_miss() {
+    let (_o, k) = two_objects();
+    command(&k, "hardpurge", "/img/b.jpg");
+    get(&k, "/img/b.jpg");
+    assert_eq!(result(&k, 5), "TCP_MISS");
+}
+
+#[test]
+fn expire_keeps_the_copy_when_the_origin_is_down() {
+    let (o, k) = two_objects();
+    command(&k, "expire", "/img/b.jpg");
+    o.set_down(true);
+    let r = get(&k, "/img/b.jpg");
+    assert_eq!((r.status, r.text().as_str()), (200, "/img/b.jpg #0"));
+}
+
+#[test]
+fn remembered_origin_error_ends_after_the_ttl() {
+    let o = origin_with("/a", "A", &[("cache-control", "max-age=60")]);
+    o.set_down(true);
+    let k = kura(&o, "<TTL><ReceiveTimeout>1</ReceiveTimeout></TTL>");
+    assert_eq!(get(&k, "/a").status, 502);
+    o.set_down(false);
+    assert_eq!(get(&k, "/a").status, 502, "still remembered");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(get(&k, "/a").status, 200);
+}
+
+#[test]
+fn stale_extension_lasts_the_ttl_then_the_origin_is_asked_again() {
+    let o = validating_origin("max-age=60");
+    let k = kura(&o, "<TTL><ReceiveTimeout>1</ReceiveTimeout></TTL>");
+    get(&k, "/r");
+    command(&k, "expire", "/r");
+    o.set_down(true);
+    assert_eq!(get(&k, "/r").text(), "v1");
+    o.set_down(false);
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = o.count("/r");
+    get(&k, "/r");
+    assert_eq!(
+        o.count("/r"),
+        before + 1,
+        "after the extension the copy is revalidated"
+    );
+}
+
+#[test]
+fn ttl_extension_by_5xx_keeps_the_copy_for_res5xx() {
+    let o = Scripted::new();
+    o.on("/r", |_, n| {
+        if n == 0 {
+            Reply::ok("good").header("cache-control", "max-age=60")
+        } else {
+            Reply::ok("broken").status(500)
+        }
+    });
+    let k = kura(&o, "<TTL><Res5xx>60</Res5xx></TTL>");
+    get(&k, "/r");
+    command(&k, "expire", "/r");
+    get(&k, "/r");
+    let r = get(&k, "/r");
+    assert_eq!((r.text().as_str(), x_cache(&r)), ("good", "HIT"));
+    assert_eq!(o.count("/r"), 2, "extended: no origin request for 60 s");
+}
+
+#[test]
+fn conditionals_do_not_apply_to_cached_errors() {
+    let o = Scripted::new();
+    o.on("/gone", |_, _| {
+        Reply::ok("gone")
+            .status(404)
+            .header("etag", "\"g\"")
+            .header("cache-control", "max-age=60")
+    });
+    let k = kura(&o, "");
+    get(&k, "/gone");
+    let r = req(&k, "/gone", &["If-None-Match: \"g\"", "Range: bytes=0-1"]);
+    assert_eq!((r.status, r.text().as_str()), (404, "gone"));
+}
+
+#[test]
+fn more_than_sixteen_ranges_get_the_whole_body() {
+    let o = digits();
+    let k = kura(&o, "");
+    get(&k, "/d");
+    let many: Vec<String> = (0..17).map(|i| format!("{}-{}", i % 10, i % 10)).collect();
+    let r = req(&k, "/d", &[&format!("Range: bytes={}", many.join(","))]);
+    assert_eq!((r.status, r.text().as_str()), (200, DIGITS));
+}
+
+#[test]
+fn range_is_ignored_on_head() {
+    let o = digits();
+    let k = kura(&o, "");
+    get(&k, "/d");
+    let r = curl(
+        &format!("http://{}/d", k.http()),
+        &["-I", "-H", "Host: www.test", "-H", "Range: bytes=0-3"],
+    );
+    // RFC 9110 14.2: Range is defined for GET only.
+    assert_eq!((r.status, r.header("content-range")), (200, None));
+}
+
+#[test]
+fn vary_star_is_stored_when_vary_header_ignores_vary() {
+    let o = origin_with("/a", "A", &[("cache-control", "max-age=60"), ("vary", "*")]);
+    let k = kura(&o, "<VaryHeader />");
+    get(&k, "/a");
+    assert_eq!(x_cache(&get(&k, "/a")), "HIT");
+}
+
+#[test]
+fn vary_header_star_honours_every_field() {
+    let o = vary_origin();
+    let k = kura(&o, "<VaryHeader>*</VaryHeader>");
+    req(&k, "/v", &["Accept-Language: ko"]);
+    assert_eq!(req(&k, "/v", &["Accept-Language: en"]).text(), "lang=en");
+}
+
+#[test]
+fn key_querystring_txt_pattern_with_a_query() {
+    let o = Scripted::new();
+    o.on("/private/personal.jsp", |s, _| {
+        Reply::ok(&s.path).header("cache-control", "max-age=60")
+    });
+    let k = kura_full(
+        o.origin.addr,
+        "<ApplyQueryString>OFF</ApplyQueryString>",
+        "",
+        "",
+        &[("querystring.txt", "/private/personal.jsp?login=ok*\n")],
+    );
+    get(&k, "/private/personal.jsp?login=ok&u=1");
+    assert_eq!(
+        get(&k, "/private/personal.jsp?login=ok&u=2").text(),
+        "/private/personal.jsp?login=ok&u=2"
+    );
+    get(&k, "/private/personal.jsp?x=1");
+    assert_eq!(x_cache(&get(&k, "/private/personal.jsp?x=2")), "HIT");
+}
+
+#[test]
+fn surrogate_control_no_store_is_not_stored() {
+    let o = origin_with(
+        "/a",
+        "A",
+        &[
+            ("cache-control", "max-age=60"),
+            ("surrogate-control", "no-store"),
+        ],
+    );
+    let k = kura(&o, "");
+    get(&k, "/a");
+    get(&k, "/a");
+    assert_eq!(o.count("/a"), 2);
+}
+
+#[test]
+fn cdn_cache_control_makes_a_private_response_storable_for_the_cdn() {
+    let o = origin_with(
+        "/a",
+        "A",
+        &[
+            ("cache-control", "private"),
+            ("cdn-cache-control", "max-age=60"),
+        ],
+    );
+    let k = kura(&o, "");
+    get(&k, "/a");
+    let hit = get(&k, "/a");
+    assert_eq!(
+        (x_cache(&hit), hit.header("cache-control")),
+        ("HIT", Some("private"))
+    );
+}
+
+#[test]
+fn purge_url_with_a_scheme_and_port_free_host() {
+    let (_o, k) = two_objects();
+    let (_, v) = api(&k, "/command/purge?url=https://www.test/img/b.jpg");
+    assert_eq!(v["result"]["Count"], 1);
+}
+
+#[test]
+fn purge_sec_after_url_belongs_to_the_url() {
+    let (_o, k) = two_objects();
+    let (status, v) = api(&k, "/command/expireafter?url=www.test/img/b.jpg&sec=5");
+    assert_eq!(
+        (status, v["result"]["Count"].as_u64()),
+        (200, Some(0)),
+        "{v}"
+    );
+}
+
+/// `one.test` (with `extra`) and `two.test` on one free port.
+fn two_vhosts(origin: SocketAddr, extra: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("<Listen>127.0.0.1:{port}</Listen>");
+    vhost("one.test", origin, extra).replace("<Listen>127.0.0.1:0</Listen>", &listen)
+        + &vhost("two.test", origin, "").replace("<Listen>127.0.0.1:0</Listen>", &listen)
+}
+
+#[test]
+fn purge_by_alias_and_across_two_vhosts() {
+    let o = Scripted::new();
+    o.fixed("/a", "A", &[("cache-control", "max-age=600")]);
+    let vhosts = two_vhosts(o.origin.addr, "<Alias>*.one.test</Alias>");
+    let k = Kurad::start(conf_dir(&server_xml("", ""), &vhosts_xml(&vhosts)));
+    for host in ["one.test", "two.test"] {
+        curl(
+            &format!("http://{}/a", k.http()),
+            &["-H", &format!("Host: {host}")],
+        );
+    }
+    let (_, v) = api(&k, "/command/purge?url=www.one.test/a|two.test/a");
+    assert_eq!(v["result"]["Count"], 2);
+}
+
+#[test]
+fn purge_of_one_vhost_leaves_the_other() {
+    let o = Scripted::new();
+    o.fixed("/a", "A", &[("cache-control", "max-age=600")]);
+    let vhosts = two_vhosts(o.origin.addr, "");
+    let k = Kurad::start(conf_dir(&server_xml("", ""), &vhosts_xml(&vhosts)));
+    for host in ["one.test", "two.test"] {
+        curl(
+            &format!("http://{}/a", k.http()),
+            &["-H", &format!("Host: {host}")],
+        );
+    }
+    let (_, v) = api(&k, "/command/purge?url=one.test/*");
+    assert_eq!(v["result"]["Count"], 1);
+}
+
+#[test]
+fn purge_of_many_objects_by_pattern_counts_them_all() {
+    let o = Scripted::new();
+    o.on("/many", |s, _| {
+        Reply::ok(&s.path).header("cache-control", "max-age=600")
+    });
+    let k = kura(&o, "");
+    let url = format!("http://{}/many?i=[1-300]", k.http());
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-H", "Host: www.test", &url])
+        .status()
+        .unwrap();
+    assert!(out.success());
+    assert_eq!(command(&k, "purge", "/many?*"), 300);
+    assert_eq!(command(&k, "hardpurge", "/many*"), 300);
+}

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::cache::policy::CacheControl;
 use crate::cache::store::Object;
-use crate::config::{Config, VhostStatus};
+use crate::config::Config;
 
 /// `YYYY.MM.DD HH:MM:SS` (UTC) of a unix second.
 fn date(t: i64) -> String {
@@ -128,15 +128,8 @@ pub fn locate(config: &Config, url: &str) -> Option<(String, String)> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let host = host.to_ascii_lowercase();
-    let vhost = config
-        .vhosts
-        .iter()
-        .find(|v| v.name == host || v.aliases.contains(&host))?;
-    let cache_name = match &vhost.status {
-        VhostStatus::Facade(target) => target.clone(),
-        _ => vhost.name.clone(),
-    };
+    let vhost = config.vhost_by_host(host)?;
+    let cache_name = vhost.cache_name().to_string();
     Some((cache_name, crate::cache::key::url(&vhost.caching.key, path)))
 }
 

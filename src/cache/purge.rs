@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::key;
 use super::store::{Invalidate, Store};
 use crate::config::pattern::UrlPattern;
-use crate::config::{Config, Purge2Expire, RootPurge, VhostConfig, VhostStatus};
+use crate::config::{Config, Purge2Expire, RootPurge, VhostConfig};
 
 /// The command as the API or the HTTP method named it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,14 +88,9 @@ fn resolve(
             None => (rest.to_ascii_lowercase(), "/"),
         };
         let vhost = config
-            .vhosts
-            .iter()
-            .find(|v| v.name == host || v.aliases.contains(&host))
+            .vhost_by_host(&host)
             .ok_or_else(|| PurgeError::UnknownHost(host.clone()))?;
-        let cache_name = match &vhost.status {
-            VhostStatus::Facade(target) => target.clone(),
-            _ => vhost.name.clone(),
-        };
+        let cache_name = vhost.cache_name().to_string();
         let url = if path.contains('*') {
             let p = &vhost.caching.key;
             if p.case_sensitive {

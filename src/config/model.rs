@@ -26,6 +26,37 @@ pub struct Config {
     pub files: super::ConfFiles,
 }
 
+impl Config {
+    /// The vhost a host name stands for: its Name, an exact `<Alias>`, then the
+    /// longest matching `*.` alias (as the router does; without `<Default>`).
+    pub fn vhost_by_host(&self, host: &str) -> Option<&Arc<VhostConfig>> {
+        let host = host.to_ascii_lowercase();
+        self.vhosts
+            .iter()
+            .find(|v| v.name == host)
+            .or_else(|| self.vhosts.iter().find(|v| v.aliases.contains(&host)))
+            .or_else(|| {
+                self.vhosts
+                    .iter()
+                    .flat_map(|v| v.aliases.iter().map(move |a| (a, v)))
+                    .filter_map(|(a, v)| Some((a.strip_prefix('*')?, v)))
+                    .filter(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix))
+                    .max_by_key(|(suffix, _)| suffix.len())
+                    .map(|(_, v)| v)
+            })
+    }
+}
+
+impl VhostConfig {
+    /// The vhost whose cached objects it serves: a facade's target, else itself.
+    pub fn cache_name(&self) -> &str {
+        match &self.status {
+            VhostStatus::Facade(target) => target,
+            _ => &self.name,
+        }
+    }
+}
+
 /// `<View Name>`: a named group of vhosts whose statistics are combined (chapter 10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewConfig {
