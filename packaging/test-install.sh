@@ -3,7 +3,8 @@
 # PID 1, so the unit's ExecStart runs as the kura user the way systemd would:
 # setpriv with CAP_NET_BIND_SERVICE as the only capability, NOTIFY_SOCKET set).
 #
-#   install  -> user, directories, conffiles, systemd-analyze verify
+#   install  -> user (adduser fallback: systemd-sysusers hidden), directories,
+#               conffiles, systemd-analyze verify
 #   start    -> READY=1, curl through the default vhost (MISS then HIT), kuractl status
 #   edit     -> server.xml SNMP Status="Active" (an edited conffile), reload as
 #               ExecReload does (RELOADING=1, READY=1), snmpget KURA-MIB::kuraMetaVersion
@@ -30,7 +31,11 @@ export DEBIAN_FRONTEND=noninteractive
 
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+sysusers=/usr/bin/systemd-sysusers
 cleanup() {
+    if dpkg-divert --listpackage "$sysusers" 2>/dev/null | grep -q LOCAL; then
+        dpkg-divert --quiet --local --rename --remove "$sysusers"
+    fi
     for p in $kurad_pid $launcher_pid $origin_pid $notify_pid; do kill "$p" 2>/dev/null || true; done
     rm -rf "$work"
 }
@@ -54,10 +59,18 @@ if dpkg-query -W kura >/dev/null 2>&1; then
     dpkg -P kura
 fi
 
-step "install $deb1 (apt-get resolves its dependencies)"
+step "install $deb1 (apt-get resolves its dependencies), systemd-sysusers hidden"
+# The first install takes postinst's adduser fallback; the upgrade below runs
+# systemd-sysusers on the user that fallback made.
+if getent passwd kura >/dev/null; then deluser --quiet --system kura 2>/dev/null; fi
+if getent group kura >/dev/null; then delgroup --quiet --system kura; fi
+dpkg-divert --quiet --local --rename --divert "$sysusers.kura-test" --add "$sysusers"
 apt-get install -y -qq "./$deb1" >/dev/null
+dpkg-divert --quiet --local --rename --remove "$sysusers"
 dpkg-query -W -f='${Package} ${Version} ${Status}\n' kura
 getent passwd kura || fail "no kura user"
+[[ "$(getent passwd kura | cut -d: -f6,7)" == "/var/lib/kura:/usr/sbin/nologin" ]] || fail "kura's home or shell"
+getent group kura >/dev/null || fail "no kura group"
 for d in /var/cache/kura /var/lib/kura /var/log/kura; do
     [[ "$(stat -c '%U:%G %a' "$d")" == "kura:kura 750" ]] || fail "$d: $(stat -c '%U:%G %a' "$d")"
 done
