@@ -12,7 +12,8 @@
 #               the cache and the state survive, and kurad serves again
 #   remove   -> data and conffiles kept;  purge -> all gone but the kura user
 #
-# Needs target/dist from packaging/build.sh, and: curl, python3, snmp, cargo-deb.
+# Needs target/dist from packaging/build.sh, and: curl, python3, snmp, strace,
+# systemd (systemd-analyze), man-db, cargo-deb.
 # Ports 80 (vhost), 8080 (origin), 10040 (manager), 161/udp (SNMP) must be free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
