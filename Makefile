@@ -1,5 +1,5 @@
 # kura: the two commands from the README, and the checks CI runs.
-.PHONY: demo test check lint
+.PHONY: demo test check lint package
 
 demo:            ## build and run kurad on the embedded default
 	cargo run --release --bin kurad -- demo
@@ -14,3 +14,7 @@ lint:            ## formatting and clippy, as CI runs them
 	cargo clippy --all-targets -- -D warnings
 
 check: lint test
+
+package:         ## the .deb and .rpm, reproducibly, into target/dist (packaging/build.sh)
+	./dev/setup --package
+	packaging/build.sh

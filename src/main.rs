@@ -64,12 +64,18 @@ enum Command {
         #[arg(long, default_value_t = config::DEFAULT_MANAGER_PORT)]
         manager_port: u16,
     },
+    /// Print the generated part of kurad(8) in roff: name, synopsis, options
+    /// (packaging/build.sh appends the commands, signals and files).
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Check) = cli.command {
-        return check(&cli.conf_dir);
+    match cli.command {
+        Some(Command::Check) => return check(&cli.conf_dir),
+        Some(Command::Man) => return man_page(),
+        _ => {}
     }
     kura::log::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -120,6 +126,41 @@ fn check(dir: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `kurad man`: kurad(8)'s title, NAME, SYNOPSIS, DESCRIPTION and OPTIONS from
+/// the clap definitions, as `kuractl man` does for kuractl(1).
+fn man_page() -> ExitCode {
+    use clap::CommandFactory;
+    use std::io::Write;
+    type Section = fn(&clap_mangen::Man, &mut dyn Write) -> std::io::Result<()>;
+    let man = clap_mangen::Man::new(Cli::command()).section("8");
+    let sections: [Section; 4] = [
+        clap_mangen::Man::render_name_section,
+        clap_mangen::Man::render_synopsis_section,
+        clap_mangen::Man::render_description_section,
+        clap_mangen::Man::render_options_section,
+    ];
+    let mut page = Vec::new();
+    let mut written = man.render_title(&mut page);
+    for section in sections {
+        let mut roff = Vec::new();
+        written = written.and_then(|()| section(&man, &mut roff));
+        // Each section repeats the page's two-line preamble (`.ie`/`.el .ds Aq`).
+        for line in String::from_utf8_lossy(&roff).lines() {
+            if !line.starts_with(".ie \\n(.g .ds Aq") && !line.starts_with(".el .ds Aq") {
+                page.extend_from_slice(line.as_bytes());
+                page.push(b'\n');
+            }
+        }
+    }
+    match written.and_then(|()| std::io::stdout().lock().write_all(&page)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kurad man: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let source = match cli.command {
         Some(Command::Demo {
@@ -145,6 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("configuration in {}", cli.conf_dir.display()))?;
     daemon.start_manager().await?;
     tracing::info!(version = kura::VERSION, "kurad ready");
+    notify::send("READY=1");
     wait_for_signals(daemon).await
 }
 
@@ -161,9 +203,11 @@ async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration");
+                notify::send("RELOADING=1");
                 if let Err(e) = daemon.reload().await {
                     tracing::error!("reload rejected; the previous configuration keeps serving:\n{e}");
                 }
+                notify::send("READY=1");
             }
             _ = usr1.recv() => {
                 tracing::info!("SIGUSR1: reopening the log files");
@@ -174,6 +218,8 @@ async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
             stop = daemon.stopped() => {
                 if stop == Stop::Restart {
                     tracing::info!("kurad restarting");
+                    // The new kurad (same PID) sends READY=1 once it serves.
+                    notify::send("RELOADING=1");
                     daemon.logs.flush(LOG_FLUSH_LIMIT);
                     return Err(restart());
                 }
@@ -182,6 +228,7 @@ async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
         }
     }
     tracing::info!("kurad stopping");
+    notify::send("STOPPING=1");
     daemon.logs.flush(LOG_FLUSH_LIMIT);
     Ok(())
 }
@@ -201,4 +248,64 @@ fn restart() -> anyhow::Error {
         Err(e) => e,
     };
     anyhow::Error::new(err).context("restart: cannot start kurad again")
+}
+
+/// systemd's readiness protocol (`Type=notify`, sd_notify(3)): one datagram
+/// with the new state to the unix socket in `$NOTIFY_SOCKET`, a path or an
+/// abstract name written `@name`. Without the variable (not started by
+/// systemd) nothing is sent; a failure is logged, never fatal.
+mod notify {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+    pub fn send(state: &str) {
+        if let Some(socket) = std::env::var_os("NOTIFY_SOCKET") {
+            if let Err(e) = send_to(&socket, state) {
+                tracing::warn!("sd_notify {state:?} to {socket:?}: {e}");
+            }
+        }
+    }
+
+    pub fn send_to(socket: &OsStr, state: &str) -> std::io::Result<()> {
+        let addr = match socket.as_bytes().strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                SocketAddr::from_abstract_name(name)?
+            }
+            None => SocketAddr::from_pathname(socket)?,
+        };
+        UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr)?;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn received(listener: &UnixDatagram) -> String {
+            let mut buf = [0u8; 64];
+            let n = listener.recv(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        }
+
+        #[test]
+        fn path_socket() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("notify");
+            let listener = UnixDatagram::bind(&path).unwrap();
+            send_to(path.as_os_str(), "READY=1").unwrap();
+            assert_eq!(received(&listener), "READY=1");
+        }
+
+        #[test]
+        fn abstract_socket() {
+            use std::os::linux::net::SocketAddrExt;
+            let name = format!("kurad-notify-test-{}", std::process::id());
+            let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            let listener = UnixDatagram::bind_addr(&addr).unwrap();
+            send_to(OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
+            assert_eq!(received(&listener), "STOPPING=1");
+        }
+    }
 }
