@@ -2487,3 +2487,125 @@ fn purge_of_many_objects_by_pattern_counts_them_all() {
     assert_eq!(command(&k, "purge", "/many?*"), 300);
     assert_eq!(command(&k, "hardpurge", "/many*"), 300);
 }
+
+#[test]
+fn vary_keeps_every_variant_of_a_url() {
+    let o = vary_origin();
+    let k = kura(&o, "");
+    for lang in ["en", "fr", "en", "fr"] {
+        let r = req(&k, "/v", &[&format!("Accept-Language: {lang}")]);
+        assert_eq!(r.text(), format!("lang={lang}"));
+    }
+    assert_eq!(o.count("/v"), 2, "en and fr are both kept");
+    let none = get(&k, "/v");
+    assert_eq!((none.text().as_str(), x_cache(&none)), ("lang=", "MISS"));
+    assert_eq!(
+        x_cache(&get(&k, "/v")),
+        "HIT",
+        "a request without the field is a variant too"
+    );
+}
+
+#[test]
+fn vary_variants_are_purged_together() {
+    let o = vary_origin();
+    let k = kura(&o, "");
+    req(&k, "/v", &["Accept-Language: en"]);
+    req(&k, "/v", &["Accept-Language: fr"]);
+    assert_eq!(command(&k, "purge", "/v"), 2);
+}
+
+#[test]
+fn vary_variant_is_revalidated_in_place() {
+    let o = Scripted::new();
+    o.on("/v", |s, _| {
+        let lang = s
+            .headers
+            .get("accept-language")
+            .cloned()
+            .unwrap_or_default();
+        if s.headers.get("if-none-match") == Some(&format!("\"{lang}\"")) {
+            return Reply::ok("").status(304).header("vary", "Accept-Language");
+        }
+        Reply::ok(&lang)
+            .header("etag", &format!("\"{lang}\""))
+            .header("cache-control", "max-age=60")
+            .header("vary", "Accept-Language")
+    });
+    let k = kura(&o, "");
+    req(&k, "/v", &["Accept-Language: en"]);
+    req(&k, "/v", &["Accept-Language: fr"]);
+    command(&k, "expire", "/v");
+    assert_eq!(req(&k, "/v", &["Accept-Language: fr"]).text(), "fr");
+    assert_eq!(
+        o.last("/v")
+            .headers
+            .get("if-none-match")
+            .map(String::as_str),
+        Some("\"fr\"")
+    );
+    assert_eq!(x_cache(&req(&k, "/v", &["Accept-Language: fr"])), "HIT");
+    assert_eq!(result(&k, 2), "TCP_REFRESH_HIT");
+}
+
+#[test]
+fn origin_failure_on_a_copy_that_forbids_stale_keeps_the_copy() {
+    let o = validating_origin("max-age=60, must-revalidate");
+    let k = kura(&o, "");
+    get(&k, "/r");
+    command(&k, "expire", "/r");
+    o.set_down(true);
+    assert_eq!(get(&k, "/r").status, 502);
+    o.set_down(false);
+    let r = get(&k, "/r");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "v1"),
+        "no remembered error over a copy"
+    );
+    assert_eq!(
+        o.last("/r")
+            .headers
+            .get("if-none-match")
+            .map(String::as_str),
+        Some("\"v1\"")
+    );
+    assert_eq!(result(&k, 2), "TCP_REFRESH_HIT");
+}
+
+#[test]
+fn origin_5xx_on_a_copy_that_forbids_stale_is_passed_and_not_stored() {
+    let o = Scripted::new();
+    let broken = Arc::new(AtomicBool::new(false));
+    let b = broken.clone();
+    o.on("/r", move |s, _| {
+        if b.load(Ordering::SeqCst) {
+            return Reply::ok("broken").status(503);
+        }
+        if s.headers.contains_key("if-none-match") {
+            return Reply::ok("").status(304);
+        }
+        Reply::ok("good")
+            .header("etag", "\"g\"")
+            .header("cache-control", "max-age=60, must-revalidate")
+    });
+    let k = kura(&o, "");
+    get(&k, "/r");
+    command(&k, "expire", "/r");
+    broken.store(true, Ordering::SeqCst);
+    assert_eq!(get(&k, "/r").status, 503);
+    broken.store(false, Ordering::SeqCst);
+    let r = get(&k, "/r");
+    assert_eq!((r.status, r.text().as_str()), (200, "good"));
+    assert_eq!(result(&k, 2), "TCP_REFRESH_HIT");
+}
+
+#[test]
+fn purge_targets_are_decoded_after_splitting_on_bars() {
+    let o = Scripted::new();
+    o.fixed("/a b.jpg", "A", &[("cache-control", "max-age=600")]);
+    let k = kura(&o, "");
+    get(&k, "/a%20b.jpg");
+    let (_, v) = api(&k, "/command/purge?url=www.test/a%20b.jpg|/none%7Cx.jpg");
+    assert_eq!(v["result"]["Count"], 1, "{v}");
+}

@@ -154,7 +154,14 @@ async fn route(
                 req.uri().path_and_query().map_or("/", |p| p.as_str())
             );
             let config = daemon.runtime().config.clone();
-            purge::execute(&daemon.store, &config, command, &target, &daemon.purge_host).await
+            purge::execute(
+                &daemon.store,
+                &config,
+                command,
+                &[target],
+                &daemon.purge_host,
+            )
+            .await
         }
         Handler::ConfFile => {
             let name = path.trim_start_matches("/conf/");

@@ -35,8 +35,7 @@ fn params(raw: &str) -> (Option<&str>, Option<String>) {
     let mut rest = raw;
     while !rest.is_empty() {
         if let Some(url) = rest.strip_prefix("url=") {
-            let url = percent_encoding::percent_decode_str(url).decode_utf8_lossy();
-            return (sec, Some(url.into_owned()));
+            return (sec, Some(url.to_string()));
         }
         let (item, tail) = rest.split_once('&').unwrap_or((rest, ""));
         if let Some(v) = item.strip_prefix("sec=") {
@@ -47,16 +46,28 @@ fn params(raw: &str) -> (Option<&str>, Option<String>) {
     (sec, None)
 }
 
+/// The targets of a `url=` value: split on `|`, then each percent-decoded (so an
+/// encoded `%7C` stays inside its target).
+pub fn targets(url: &str) -> Vec<String> {
+    url.split('|')
+        .map(|t| {
+            percent_encoding::percent_decode_str(t)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
 /// Runs a purge-family command and builds the guide's reply.
 pub async fn execute(
     store: &Store,
     config: &Config,
     command: Command,
-    urls: &str,
+    targets: &[String],
     last_host: &parking_lot::Mutex<Option<String>>,
 ) -> Response<Body> {
     let name = command.as_str();
-    match purge::run(store, config, command, urls, last_host).await {
+    match purge::run(store, config, command, targets, last_host).await {
         Ok(out) => {
             let status = if out.count == 0 {
                 StatusCode::from_u16(out.no_target_status).unwrap_or(StatusCode::OK)
@@ -127,7 +138,14 @@ pub async fn command(daemon: &crate::daemon::Daemon, req: Request<Incoming>) -> 
         );
     };
     let config = daemon.runtime().config.clone();
-    execute(&daemon.store, &config, command, &url, &daemon.purge_host).await
+    execute(
+        &daemon.store,
+        &config,
+        command,
+        &targets(&url),
+        &daemon.purge_host,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -145,8 +163,8 @@ mod tests {
             (None, Some("example.com/a?sec=5".to_string()))
         );
         assert_eq!(
-            params("url=example.com%2Fa%20b.jpg"),
-            (None, Some("example.com/a b.jpg".to_string()))
+            targets("example.com/a%20b.jpg|/c%7Cd.jpg"),
+            ["example.com/a b.jpg", "/c|d.jpg"]
         );
         assert_eq!(params("x=1"), (None, None));
     }

@@ -70,6 +70,32 @@ pub fn split(key: &str) -> (&str, &str) {
     primary.split_once('\0').unwrap_or((primary, ""))
 }
 
+/// The key of one variant of `base`: the values of its `Vary` fields, in order
+/// (`None` when the request lacks the field), after a `\0\x01` marker that a
+/// codings part never starts with.
+pub fn variant<'a>(
+    base: &str,
+    values: impl Iterator<Item = Option<&'a http::HeaderValue>>,
+) -> String {
+    let mut k = String::with_capacity(base.len() + 16);
+    k.push_str(base);
+    k.push_str("\0\u{1}");
+    for v in values {
+        match v {
+            Some(v) => k.push_str(&String::from_utf8_lossy(v.as_bytes())),
+            None => k.push('\u{2}'),
+        }
+        k.push('\u{1}');
+    }
+    k
+}
+
+/// Whether `k` is `base` or one of its variants.
+pub fn is_variant_of(k: &str, base: &str) -> bool {
+    k.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("\0\u{1}"))
+}
+
 /// The acceptable codings of `Accept-Encoding`, sorted and comma-joined
 /// (`q=0` excluded), so equivalent headers share a key.
 fn accepted_codings(req: &HeaderMap) -> String {

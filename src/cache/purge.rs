@@ -10,6 +10,19 @@ use super::store::{Invalidate, Store};
 use crate::config::pattern::UrlPattern;
 use crate::config::{Config, Purge2Expire, RootPurge, VhostConfig};
 
+/// What a request target cannot hold as it is (RFC 3986 outside pchar, query, `%`).
+const NOT_IN_TARGET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 /// The command as the API or the HTTP method named it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -69,15 +82,15 @@ impl Target {
     }
 }
 
-/// Splits `url=` into targets; a target without a host takes the previous one's,
+/// Resolves the targets; a target without a host takes the previous one's,
 /// or `last_host` (the host the API used last). `last_host` is updated.
 fn resolve(
     config: &Config,
-    urls: &str,
+    urls: &[String],
     last_host: &mut Option<String>,
 ) -> Result<Vec<Target>, PurgeError> {
     let mut out = Vec::new();
-    for item in urls.split('|').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in urls.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let rest = item.split_once("://").map_or(item, |(_, r)| r);
         let (host, path) = match rest.find('/') {
             Some(0) => match last_host.as_deref() {
@@ -91,6 +104,9 @@ fn resolve(
             .vhost_by_host(&host)
             .ok_or_else(|| PurgeError::UnknownHost(host.clone()))?;
         let cache_name = vhost.cache_name().to_string();
+        // Keys hold request targets as clients send them: percent-encoded.
+        let path = percent_encoding::utf8_percent_encode(path, NOT_IN_TARGET).to_string();
+        let path = path.as_str();
         let url = if path.contains('*') {
             let p = &vhost.caching.key;
             if p.case_sensitive {
@@ -173,7 +189,7 @@ pub async fn run(
     store: &Store,
     config: &Config,
     command: Command,
-    urls: &str,
+    urls: &[String],
     last_host: &parking_lot::Mutex<Option<String>>,
 ) -> Result<Outcome, PurgeError> {
     let started = Instant::now();

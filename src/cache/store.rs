@@ -2,9 +2,11 @@
 //! and the fills in progress, under the same shard lock so a lookup sees
 //! either the object or its fill, never neither (no duplicate origin fetch).
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,10 @@ use super::policy::Freshness;
 /// Shards of the store; a power of two well above the core count.
 const SHARDS: usize = 64;
 
+/// URLs per shard whose `Vary` fields are remembered (beyond it the oldest are
+/// forgotten: their next request is a miss that learns them again).
+const VARY_SPECS: usize = 4096;
+
 /// Bodies up to this size are joined into one buffer when stored.
 const COALESCE_LIMIT: usize = 1 << 20;
 
@@ -28,8 +34,9 @@ const COALESCE_LIMIT: usize = 1 << 20;
 pub struct Head {
     /// Origin status.
     pub status: StatusCode,
-    /// Origin end-to-end headers (hop-by-hop headers removed).
-    pub headers: HeaderMap,
+    /// Origin end-to-end headers (hop-by-hop headers removed); shared, so an
+    /// invalidated or extended copy does not copy them.
+    pub headers: Arc<HeaderMap>,
     /// When the response arrived.
     pub received_at: Instant,
     /// Lifetime and initial age.
@@ -151,6 +158,9 @@ struct Shard {
     bytes: u64,
     /// Fills in progress by key.
     filling: HashMap<String, Arc<Fill>>,
+    /// The `Vary` fields of each base key whose responses vary: its variants are
+    /// stored under [`super::key::variant`] keys, one per combination of values.
+    vary: LruCache<String, Vec<HeaderName>>,
 }
 
 /// What a lookup found.
@@ -207,6 +217,7 @@ impl Store {
                     objects: LruCache::unbounded(),
                     bytes: 0,
                     filling: HashMap::new(),
+                    vary: LruCache::new(NonZeroUsize::new(VARY_SPECS).expect("non-zero")),
                 })
             })
             .collect();
@@ -238,9 +249,18 @@ impl Store {
         &self.shards[Self::shard_of(key)]
     }
 
-    /// Finds `key` for a request with headers `request`.
-    pub fn lookup(self: &Arc<Self>, key: &str, request: &HeaderMap, now: Instant) -> Lookup {
-        let mut shard = self.shard(key).lock();
+    /// Finds the variant of base key `base` that a request with headers `request`
+    /// selects (RFC 9111 4.1).
+    pub fn lookup(self: &Arc<Self>, base: &str, request: &HeaderMap, now: Instant) -> Lookup {
+        let mut shard = self.shard(base).lock();
+        let key: Cow<'_, str> = match shard.vary.peek(base) {
+            Some(names) => Cow::Owned(super::key::variant(
+                base,
+                names.iter().map(|n| request.get(n)),
+            )),
+            None => Cow::Borrowed(base),
+        };
+        let key = key.as_ref();
         let mut stale = None;
         if let Some((obj, _)) = shard.objects.get(key) {
             if obj.head.vary_matches(request) {
@@ -262,6 +282,7 @@ impl Store {
             fill: FillGuard {
                 store: self.clone(),
                 key: key.to_string(),
+                base: base.to_string(),
                 fill,
                 registered: true,
                 generation: self.generation.load(Ordering::Acquire),
@@ -388,13 +409,31 @@ impl Store {
         })
     }
 
-    fn unregister(&self, key: &str, fill: &Arc<Fill>, stored: Option<Object>, generation: u64) {
+    /// Ends fill `fill` registered under `key`; a stored object goes under the
+    /// variant of `base` its head's `Vary` values name.
+    fn unregister(
+        &self,
+        (key, base): (&str, &str),
+        fill: &Arc<Fill>,
+        stored: Option<Object>,
+        generation: u64,
+    ) {
         let mut shard = self.shard(key).lock();
         if shard.filling.get(key).is_some_and(|f| Arc::ptr_eq(f, fill)) {
             shard.filling.remove(key);
         }
         let cleared = self.generation.load(Ordering::Acquire) != generation;
         if let Some(obj) = stored.filter(|_| !cleared) {
+            let vary = &obj.head.vary;
+            let key = if vary.is_empty() {
+                shard.vary.pop(base);
+                base.to_string()
+            } else {
+                let names = vary.iter().map(|(n, _)| n.clone()).collect();
+                shard.vary.put(base.to_string(), names);
+                super::key::variant(base, vary.iter().map(|(_, v)| v.as_ref()))
+            };
+            let key = key.as_str();
             let charge = obj.charge(key);
             if charge > self.shard_capacity {
                 return;
@@ -417,7 +456,10 @@ impl Store {
 /// fails the fill, so waiting clients are never left hanging.
 pub struct FillGuard {
     store: Arc<Store>,
+    /// The key the fill is registered under (a variant key when the URL varies).
     key: String,
+    /// The request's base key (without variant).
+    base: String,
     fill: Arc<Fill>,
     /// Whether the fill is still advertised to new clients.
     registered: bool,
@@ -426,6 +468,11 @@ pub struct FillGuard {
 }
 
 impl FillGuard {
+    /// The key this fill is registered under: the stored copy's key when it revalidates.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// The fill clients stream from.
     pub fn fill(&self) -> &Arc<Fill> {
         &self.fill
@@ -435,7 +482,7 @@ impl FillGuard {
     pub fn unregister(&mut self) {
         if self.registered {
             self.store
-                .unregister(&self.key, &self.fill, None, self.generation);
+                .unregister((&self.key, &self.base), &self.fill, None, self.generation);
             self.registered = false;
         }
     }
@@ -480,7 +527,7 @@ impl FillGuard {
         });
         if self.registered || stored.is_some() {
             self.store
-                .unregister(&self.key, &self.fill, stored, self.generation);
+                .unregister((&self.key, &self.base), &self.fill, stored, self.generation);
         }
         self.registered = false;
     }
@@ -493,7 +540,7 @@ impl Drop for FillGuard {
                 .set_head(HeadOutcome::Failed(StatusCode::BAD_GATEWAY));
             self.fill.finish(BodyEnd::Truncated);
             self.store
-                .unregister(&self.key, &self.fill, None, self.generation);
+                .unregister((&self.key, &self.base), &self.fill, None, self.generation);
         }
     }
 }
@@ -505,7 +552,7 @@ mod tests {
     pub(super) fn head(lifetime: u64) -> Arc<Head> {
         Arc::new(Head {
             status: StatusCode::OK,
-            headers: HeaderMap::new(),
+            headers: Arc::default(),
             received_at: Instant::now(),
             freshness: Freshness {
                 lifetime: Duration::from_secs(lifetime),

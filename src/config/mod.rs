@@ -184,6 +184,8 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
     let name = host
         .child("Name")
         .value()
+        // The table's default is the words "system name": only a written name counts.
+        .filter(|v| v.loc.is_some())
         .map(|v| v.raw.trim().to_string())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(system_hostname);

@@ -184,7 +184,8 @@ async fn serve_cached(
     let now = Instant::now();
     let client_refresh = caching.no_cache_request_expire && policy::client_no_cache(&parts.headers);
     if client_refresh {
-        store.invalidate(Store::shard_of(&key), |k| k == key, Invalidate::Expire, now);
+        let variant = |k: &str| cache::key::is_variant_of(k, &key);
+        store.invalidate(Store::shard_of(&key), variant, Invalidate::Expire, now);
     }
     let lookup = store.lookup(&key, &parts.headers, now);
     let request = FetchRequest {
@@ -333,7 +334,7 @@ fn from_store(
             )
         }
         Answer::Unsatisfiable => {
-            let mut headers = head.headers.clone();
+            let mut headers = HeaderMap::clone(&head.headers);
             headers.remove(header::CONTENT_LENGTH);
             headers.insert(
                 header::CONTENT_RANGE,
@@ -349,7 +350,7 @@ fn from_store(
             )
         }
         Answer::Partial(ranges) => {
-            let mut headers = head.headers.clone();
+            let mut headers = HeaderMap::clone(&head.headers);
             headers.remove(header::CONTENT_LENGTH);
             let body = if let [(first, last)] = ranges[..] {
                 headers.insert(
@@ -407,7 +408,7 @@ fn multipart(headers: &mut HeaderMap, obj: &Object, ranges: &[(u64, u64)]) -> Ve
 /// What a fetch for the cache needs from the client request; owned, so a
 /// background refresh can outlive it.
 struct FetchRequest {
-    /// The cache key.
+    /// The cache key: the base key, then the variant the lookup chose.
     key: String,
     /// Path and query sent to the origin.
     pq: String,
@@ -437,10 +438,12 @@ impl FetchRequest {
 async fn fetch(
     vhost: Arc<VhostRt>,
     store: Arc<Store>,
-    req: FetchRequest,
+    mut req: FetchRequest,
     guard: FillGuard,
     stale: Option<Arc<Object>>,
 ) -> Served {
+    // The variant the lookup chose: where a revalidated copy goes back.
+    req.key = guard.key().to_string();
     let caching = &vhost.cfg.caching;
     let ttl = &vhost.cfg.ttl;
     let mut headers = origin_headers(&req.headers, req.peer, true);
@@ -470,20 +473,28 @@ async fn fetch(
                 OriginError::Connect { .. } | OriginError::NoAddress => ttl.connect_timeout,
                 _ => ttl.receive_timeout,
             };
-            if let Some(old) = &stale {
-                if let Some(ext) = stale_on_error(old, extension, Instant::now()) {
-                    return keep_stale(
-                        &vhost,
-                        &store,
-                        &req,
-                        guard,
-                        old,
-                        ext,
-                        CacheResult::RefFailHit,
-                    );
-                }
+            let Some(old) = &stale else {
+                return origin_failed(&vhost, &store, guard, e.status(), extension);
+            };
+            if let Some(ext) = stale_on_error(old, extension, Instant::now()) {
+                return keep_stale(
+                    &vhost,
+                    &store,
+                    &req,
+                    guard,
+                    old,
+                    ext,
+                    CacheResult::RefFailHit,
+                );
             }
-            return origin_failed(&vhost, &store, guard, e.status(), extension);
+            // The copy may not be served stale, but it stays: the next request
+            // revalidates it instead of meeting a remembered error.
+            guard.fail(e.status());
+            return (
+                error_response(e.status(), CacheResult::Error),
+                CacheResult::Error,
+                None,
+            );
         }
     };
     let (mut head_parts, body) = resp.into_parts();
@@ -516,17 +527,24 @@ async fn fetch(
             500..=599 if caching.ttl_extension_5xx => Some(ttl.res5xx),
             _ => None,
         };
-        if let Some(ext) = extension.and_then(|e| stale_on_error(old, e, Instant::now())) {
-            leg.record(&vhost.stats, 0, true);
-            return keep_stale(
-                &vhost,
-                &store,
-                &req,
-                guard,
-                old,
-                ext,
-                CacheResult::RefFailHit,
-            );
+        if let Some(ext) = extension {
+            if let Some(ext) = stale_on_error(old, ext, Instant::now()) {
+                leg.record(&vhost.stats, 0, true);
+                return keep_stale(
+                    &vhost,
+                    &store,
+                    &req,
+                    guard,
+                    old,
+                    ext,
+                    CacheResult::RefFailHit,
+                );
+            }
+            // The extension keeps the copy, but it may not be served stale: the
+            // client gets the origin's error, which is not stored over the copy.
+            guard.pass();
+            let head = (status, head_parts.headers);
+            return relay(&vhost, &req, head, body, CacheResult::RefreshMiss, leg);
         }
     }
     let result = if stale.is_some() {
@@ -565,29 +583,20 @@ async fn fetch(
                 );
             }
             guard.pass();
-            let body = if req.head_only {
-                Body::Empty
-            } else {
-                Body::Origin(body)
-            };
-            return (
-                finish_response(
-                    status,
-                    head_parts.headers,
-                    result,
-                    &vhost.cfg.client,
-                    None,
-                    body,
-                ),
+            return relay(
+                &vhost,
+                &req,
+                (status, head_parts.headers),
+                body,
                 result,
-                Some(leg),
+                leg,
             );
         }
     };
     let vary = vary_of(&caching.vary, &head_parts.headers, &req.headers);
     let head = Arc::new(Head {
         status,
-        headers: head_parts.headers,
+        headers: Arc::new(head_parts.headers),
         received_at: Instant::now(),
         freshness,
         vary,
@@ -614,6 +623,24 @@ async fn fetch(
     )
 }
 
+/// Sends an origin response on to the client without storing it.
+fn relay(
+    vhost: &VhostRt,
+    req: &FetchRequest,
+    (status, headers): (StatusCode, HeaderMap),
+    body: Incoming,
+    result: CacheResult,
+    leg: OriginLeg,
+) -> Served {
+    let body = if req.head_only {
+        Body::Empty
+    } else {
+        Body::Origin(body)
+    };
+    let resp = finish_response(status, headers, result, &vhost.cfg.client, None, body);
+    (resp, result, Some(leg))
+}
+
 /// A 304 from the origin: the stored headers updated with the new ones
 /// (RFC 9111 4.3.4) and the lifetime grown per `<TTL>`.
 fn revalidated(
@@ -623,7 +650,7 @@ fn revalidated(
     old: &Arc<Object>,
     fresh: &HeaderMap,
 ) -> Arc<Object> {
-    let mut headers = old.head.headers.clone();
+    let mut headers = HeaderMap::clone(&old.head.headers);
     for name in fresh.keys() {
         if matches!(
             *name,
@@ -646,7 +673,7 @@ fn revalidated(
     let status = old.head.status;
     let head = |freshness, headers| Head {
         status,
-        headers,
+        headers: Arc::new(headers),
         received_at: Instant::now(),
         freshness,
         vary: old.head.vary.clone(),
@@ -714,7 +741,7 @@ fn origin_failed(
     );
     let head = Arc::new(Head {
         status,
-        headers,
+        headers: Arc::new(headers),
         received_at: Instant::now(),
         freshness: policy::Freshness {
             lifetime: keep,
@@ -857,7 +884,7 @@ async fn purge_method(
         parts.uri.path_and_query().map_or("/", |p| p.as_str())
     );
     let last_host = parking_lot::Mutex::new(None);
-    crate::api::purge::execute(store, &rt.config, command, &target, &last_host).await
+    crate::api::purge::execute(store, &rt.config, command, &[target], &last_host).await
 }
 
 /// A successful unsafe request invalidates the stored copies of its target and of
@@ -988,7 +1015,14 @@ fn vary_of(
 /// A response from a stored head.
 fn respond(head: &Head, result: CacheResult, client: &ClientPolicy, body: Body) -> Response<Body> {
     let age = result.is_hit().then(|| head.age(Instant::now()).as_secs());
-    finish_response(head.status, head.headers.clone(), result, client, age, body)
+    finish_response(
+        head.status,
+        HeaderMap::clone(&head.headers),
+        result,
+        client,
+        age,
+        body,
+    )
 }
 
 /// Applies the vhost's header policy and the cache status headers.
