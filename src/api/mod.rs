@@ -143,16 +143,7 @@ async fn route(
                     format!("{} is not a purge method", req.method()),
                 );
             };
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("");
-            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            let target = format!(
-                "{host}{}",
-                req.uri().path_and_query().map_or("/", |p| p.as_str())
-            );
+            let target = purge::method_target(req.headers(), req.uri());
             let config = daemon.runtime().config.clone();
             purge::execute(
                 &daemon.store,

@@ -27,6 +27,17 @@ pub fn method_command(method: &Method) -> Option<Command> {
     }
 }
 
+/// The target of a purge method: the `Host` (without port) and the request target.
+pub fn method_target(headers: &http::HeaderMap, uri: &http::Uri) -> String {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{host}{target}")
+}
+
 /// `sec=` and `url=` of a query or form. `url=` takes the rest of the string, so
 /// a target's own query string (`url=/a.jsp?x=1&y=2`) survives; that is why the
 /// guide asks for `sec` first.

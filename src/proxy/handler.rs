@@ -477,15 +477,7 @@ async fn fetch(
                 return origin_failed(&vhost, &store, guard, e.status(), extension);
             };
             if let Some(ext) = stale_on_error(old, extension, Instant::now()) {
-                return keep_stale(
-                    &vhost,
-                    &store,
-                    &req,
-                    guard,
-                    old,
-                    ext,
-                    CacheResult::RefFailHit,
-                );
+                return keep_stale(&vhost, &store, &req, guard, old, ext);
             }
             // The copy may not be served stale, but it stays: the next request
             // revalidates it instead of meeting a remembered error.
@@ -530,15 +522,7 @@ async fn fetch(
         if let Some(ext) = extension {
             if let Some(ext) = stale_on_error(old, ext, Instant::now()) {
                 leg.record(&vhost.stats, 0, true);
-                return keep_stale(
-                    &vhost,
-                    &store,
-                    &req,
-                    guard,
-                    old,
-                    ext,
-                    CacheResult::RefFailHit,
-                );
+                return keep_stale(&vhost, &store, &req, guard, old, ext);
             }
             // The extension keeps the copy, but it may not be served stale: the
             // client gets the origin's error, which is not stored over the copy.
@@ -697,7 +681,7 @@ fn revalidated(
     }
 }
 
-/// Keeps an expired copy for `extension` more and answers with it.
+/// Keeps an expired copy for `extension` more and answers with it (`TCP_REF_FAIL_HIT`).
 fn keep_stale(
     vhost: &VhostRt,
     store: &Store,
@@ -705,8 +689,8 @@ fn keep_stale(
     guard: FillGuard,
     old: &Arc<Object>,
     extension: Duration,
-    result: CacheResult,
 ) -> Served {
+    let result = CacheResult::RefFailHit;
     let now = Instant::now();
     let lifetime = if extension.is_zero() {
         old.head.freshness.lifetime
@@ -873,16 +857,7 @@ async fn purge_method(
             ),
         );
     }
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let target = format!(
-        "{host}{}",
-        parts.uri.path_and_query().map_or("/", |p| p.as_str())
-    );
+    let target = crate::api::purge::method_target(&parts.headers, &parts.uri);
     let last_host = parking_lot::Mutex::new(None);
     crate::api::purge::execute(store, &rt.config, command, &[target], &last_host).await
 }
