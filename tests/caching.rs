@@ -2609,3 +2609,237 @@ fn purge_targets_are_decoded_after_splitting_on_bars() {
     let (_, v) = api(&k, "/command/purge?url=www.test/a%20b.jpg|/none%7Cx.jpg");
     assert_eq!(v["result"]["Count"], 1, "{v}");
 }
+
+// ------------------------------------------------- chapter 6 header rules
+
+fn mp4_origin() -> Scripted {
+    let o = Scripted::new();
+    o.on("/v.mp4", |s, _| {
+        Reply::ok(&format!(
+            "ae={}",
+            s.headers
+                .get("accept-encoding")
+                .cloned()
+                .unwrap_or_default()
+        ))
+        .header("cache-control", "max-age=60")
+        .header("content-type", "video/mp4")
+        .header("x-origin-thing", "1")
+    });
+    o.on("/gone", |_, _| Reply::ok("gone").status(404));
+    o
+}
+
+fn kura_headers(o: &Scripted, options: &str, headers_txt: &str) -> Kurad {
+    kura_full(
+        o.origin.addr,
+        options,
+        "",
+        "",
+        &[("headers.txt", headers_txt)],
+    )
+}
+
+#[test]
+fn modify_header_set_and_put_on_responses_by_url() {
+    let o = mp4_origin();
+    let k = kura_headers(
+        &o,
+        "<ModifyHeader>ON</ModifyHeader>",
+        "/*.mp4, $RES[Access-Control-Allow-Origin: example1.com], set\n/*.mp4, $RES[Access-Control-Allow-Origin: example2.com], put\n",
+    );
+    let r = curl(
+        &format!("http://{}/v.mp4", k.http()),
+        &["-H", "Host: www.test"],
+    );
+    let values: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("access-control-allow-origin"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(values, ["example1.com", "example2.com"]);
+}
+
+#[test]
+fn modify_header_first_only_applies_one_rule() {
+    let o = mp4_origin();
+    let k = kura_headers(
+        &o,
+        r#"<ModifyHeader FirstOnly="ON">ON</ModifyHeader>"#,
+        "/*.mp4, $RES[x-a: 1], set\n/*.mp4, $RES[x-b: 2], set\n",
+    );
+    let r = get(&k, "/v.mp4");
+    assert_eq!((r.header("x-a"), r.header("x-b")), (Some("1"), None));
+}
+
+#[test]
+fn modify_header_request_rule_runs_before_the_cache() {
+    let o = mp4_origin();
+    let k = kura_headers(
+        &o,
+        "<ModifyHeader>ON</ModifyHeader>",
+        "$HEADER[user-agent: *IE6*], $REQ[accept-encoding], unset\n",
+    );
+    let r = req(
+        &k,
+        "/v.mp4",
+        &[
+            "User-Agent: Mozilla/4.0 (MSIE 6.0; IE6)",
+            "Accept-Encoding: gzip",
+        ],
+    );
+    assert_eq!(r.text(), "ae=");
+    let r = req(&k, "/v.mp4", &["User-Agent: curl", "Accept-Encoding: gzip"]);
+    assert_eq!(
+        r.text(),
+        "ae=gzip",
+        "another agent keeps its encoding, and its own key"
+    );
+}
+
+#[test]
+fn modify_header_status_condition() {
+    let o = mp4_origin();
+    let k = kura_headers(
+        &o,
+        "<ModifyHeader>ON</ModifyHeader>",
+        "$URL[/*], $RES[X-Cache], unset, 2xx\n",
+    );
+    assert_eq!(get(&k, "/v.mp4").header("x-cache"), None);
+    assert_eq!(get(&k, "/gone").header("x-cache"), Some("MISS"));
+}
+
+#[test]
+fn modify_header_ip_match() {
+    let o = mp4_origin();
+    let k = kura_headers(
+        &o,
+        "<ModifyHeader>ON</ModifyHeader>",
+        "$IP[127.0.0.0/8], $RES[x-local: yes], set\n$IP[10.0.0.1], $RES[x-ten: yes], set\n",
+    );
+    let r = get(&k, "/v.mp4");
+    assert_eq!(
+        (r.header("x-local"), r.header("x-ten")),
+        (Some("yes"), None)
+    );
+}
+
+#[test]
+fn modify_header_append_joins_with_a_comma() {
+    let o = mp4_origin();
+    let k = kura_headers(
+        &o,
+        "<ModifyHeader>ON</ModifyHeader>",
+        "/v.mp4, $RES[cache-control: no-transform], append\n",
+    );
+    assert_eq!(
+        get(&k, "/v.mp4").header("cache-control"),
+        Some("max-age=60, no-transform")
+    );
+}
+
+#[test]
+fn modify_header_off_ignores_headers_txt() {
+    let o = mp4_origin();
+    let k = kura_headers(&o, "", "/*.mp4, $RES[x-a: 1], set\n");
+    assert_eq!(get(&k, "/v.mp4").header("x-a"), None);
+}
+
+#[test]
+fn headers_txt_error_names_the_file_and_line() {
+    let dir = conf_dir(
+        &server_xml("", "<Options><ModifyHeader>ON</ModifyHeader></Options>"),
+        &vhosts_xml(&vhost("www.test", "127.0.0.1:1".parse().unwrap(), "")),
+    );
+    std::fs::create_dir_all(dir.path().join("svc/www.test")).unwrap();
+    std::fs::write(
+        dir.path().join("svc/www.test/headers.txt"),
+        "/a, $RES[x: 1], set\n/b, $RES[x], zap\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(kurad_bin())
+        .args(["check", "--conf-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("svc/www.test/headers.txt:2: unknown action \"zap\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn refresh_expires_header_sets_expires_and_max_age() {
+    let o = mp4_origin();
+    let k = kura_full(
+        o.origin.addr,
+        "<RefreshExpiresHeader>ON</RefreshExpiresHeader>",
+        "",
+        "",
+        &[("expires.txt", "$MIME[video/*], 1 day\n")],
+    );
+    let r = get(&k, "/v.mp4");
+    assert_eq!(r.header("cache-control"), Some("max-age=86400"));
+    let expires = httpdate::parse_http_date(r.header("expires").unwrap()).unwrap();
+    let ahead = expires
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(
+        ahead > Duration::from_secs(86_000) && ahead <= Duration::from_secs(86_400),
+        "{ahead:?}"
+    );
+    assert_eq!(
+        get(&k, "/gone").header("expires"),
+        None,
+        "errors are left alone"
+    );
+}
+
+#[test]
+fn refresh_expires_header_modification_base_needs_last_modified() {
+    let o = Scripted::new();
+    o.fixed(
+        "/lm.dat",
+        "x",
+        &[("cache-control", "max-age=60"), LAST_MODIFIED],
+    );
+    o.fixed("/nolm.dat", "x", &[("cache-control", "max-age=60")]);
+    let k = kura_full(
+        o.origin.addr,
+        "<RefreshExpiresHeader>ON</RefreshExpiresHeader>",
+        "",
+        "",
+        &[("expires.txt", "*.dat, 30 min, modification\n")],
+    );
+    // 1994 + 30 min is long past: the guide uses the current time, max-age=0.
+    assert_eq!(
+        get(&k, "/lm.dat").header("cache-control"),
+        Some("max-age=0")
+    );
+    assert_eq!(
+        get(&k, "/nolm.dat").header("cache-control"),
+        Some("max-age=60")
+    );
+}
+
+#[test]
+fn original_header_off_drops_nonstandard_origin_fields() {
+    let o = mp4_origin();
+    let k = kura(&o, "<OriginalHeader>OFF</OriginalHeader>");
+    let r = get(&k, "/v.mp4");
+    assert_eq!(
+        (r.header("x-origin-thing"), r.header("content-type")),
+        (None, Some("video/mp4"))
+    );
+}
+
+#[test]
+fn original_header_not_written_forwards_every_field() {
+    let o = mp4_origin();
+    let k = kura(&o, "");
+    assert_eq!(get(&k, "/v.mp4").header("x-origin-thing"), Some("1"));
+}

@@ -8,9 +8,6 @@ use super::pattern::{parse_list, UrlPattern};
 use super::{value, CachingPolicy, ConfFiles, Cx, KeyPolicy, Purge2Expire, RootPurge, TtlPolicy};
 use super::{TtlSource, VaryPolicy};
 
-/// The `svc/<vhost>/` lists this module implements.
-pub const IMPLEMENTED_LISTS: [&str; 2] = ["ttl.txt", "querystring.txt"];
-
 fn secs(cx: &mut Cx, n: Node<'_>, fallback: u64) -> Duration {
     cx.get(n.value(), value::duration, Duration::from_secs(fallback))
 }

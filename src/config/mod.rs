@@ -8,6 +8,7 @@
 mod caching;
 pub mod error;
 pub mod files;
+pub mod headers;
 pub mod history;
 pub mod log;
 pub mod model;
@@ -406,6 +407,7 @@ fn read_vhost(
     let svc = svc.as_ref().map(|(f, n)| (*f, n.as_str()));
     let ttl = caching::read_ttl(cx, &options, svc);
     let caching = caching::read_caching(cx, &options, svc);
+    let headers = headers::read(cx, &options, svc);
     let secs = |cx: &mut Cx, n: Node<'_>, fallback: u64| {
         cx.get(n.value(), value::duration, Duration::from_secs(fallback))
     };
@@ -466,6 +468,7 @@ fn read_vhost(
         standby_origins,
         ttl,
         caching,
+        headers,
         client,
         origin,
         dir_stats,
@@ -586,6 +589,9 @@ fn check_names(
     }
 }
 
+/// The `svc/<vhost>/` lists kurad reads.
+const IMPLEMENTED_LISTS: [&str; 4] = ["ttl.txt", "querystring.txt", "headers.txt", "expires.txt"];
+
 /// `svc/<vhost>/*.txt`: every documented file is recognised; those not implemented
 /// yet are reported.
 fn svc_files(
@@ -597,7 +603,7 @@ fn svc_files(
     for v in vhosts {
         for file in &schema::schema().text_files {
             let rel = format!("svc/{}/{file}", v.name);
-            if caching::IMPLEMENTED_LISTS.contains(file) {
+            if IMPLEMENTED_LISTS.contains(file) {
                 continue;
             }
             if files.get(&rel).is_some() && !out.iter().any(|u| u.path.ends_with(file)) {

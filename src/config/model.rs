@@ -340,6 +340,8 @@ pub struct VhostConfig {
     pub ttl: TtlPolicy,
     /// Keys, Vary, revalidation and purge settings.
     pub caching: CachingPolicy,
+    /// `<ModifyHeader>`, `<RefreshExpiresHeader>`, `<OriginalHeader>` (chapter 6).
+    pub headers: super::headers::HeaderPolicy,
     /// Client-side headers and sessions.
     pub client: ClientPolicy,
     /// Origin-side timeouts.

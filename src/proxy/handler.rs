@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 
 use super::answer::{self, Answer};
 use super::body::Body;
+use super::headers;
 use super::metered::{self, AccessGuard, Exchanged, Metered, OriginLeg};
 use super::origin::OriginError;
 use super::{Runtime, VhostRt};
@@ -21,6 +22,7 @@ use crate::cache::fill::{BodyEnd, HeadOutcome};
 use crate::cache::policy;
 use crate::cache::store::{FillGuard, Head, Invalidate, Lookup, Object, Store};
 use crate::cache::{self, CacheResult};
+use crate::config::headers::Side;
 use crate::config::{CachingPolicy, ClientPolicy, TtlSource, VaryPolicy};
 use crate::stats::counter::{Gauge, OriginEvent};
 use crate::stats::{GaugeGuard, VhostStats};
@@ -89,7 +91,7 @@ pub async fn handle(
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     // Only origin-form (`/path`) and absolute-form targets name a resource (RFC 9112 3.2).
     if !parts.uri.path().starts_with('/') || parts.uri.path_and_query().is_none() {
         let resp = plain(StatusCode::BAD_REQUEST, "bad request target\n".to_string());
@@ -109,6 +111,16 @@ pub async fn handle(
         return resp.map(Metered::uncounted);
     };
     let vhost = vhost.clone();
+    if let Some(rules) = &vhost.cfg.headers.modify {
+        // Request rules run first: the cache sees the modified request (chapter 6).
+        let before = parts.headers.clone();
+        let who = headers::Asker {
+            ip: conn.peer.ip(),
+            request: &before,
+            path: parts.uri.path(),
+        };
+        headers::modify(rules, Side::Request, &who, None, &mut parts.headers);
+    }
     if let Some(command) = crate::api::purge::method_command(&parts.method) {
         return purge_method(&rt, store, conn, &parts, command)
             .await
@@ -154,6 +166,7 @@ pub async fn handle(
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+    rewrite_response(&vhost, conn, &parts, &mut resp);
     set_connection_headers(resp.headers_mut(), &vhost, client_close, served);
     let exchanged = Exchanged {
         stats: vhost.stats.clone(),
@@ -500,6 +513,9 @@ async fn fetch(
         active: origin_active,
     };
     strip_hop_by_hop(&mut head_parts.headers);
+    if vhost.cfg.headers.standard_only {
+        headers::keep_standard(&mut head_parts.headers);
+    }
     let status = head_parts.status;
     if let Some(old) = &stale {
         if status == StatusCode::NOT_MODIFIED && conditional.is_some() {
@@ -812,6 +828,9 @@ async fn pass(
                 active: origin_active,
             };
             strip_hop_by_hop(&mut p.headers);
+            if vhost.cfg.headers.standard_only {
+                headers::keep_standard(&mut p.headers);
+            }
             let body = if parts.method == Method::HEAD {
                 Body::Empty
             } else {
@@ -1039,6 +1058,32 @@ fn finish_response(
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     resp
+}
+
+/// `expires.txt` and the response rules of `headers.txt`, just before the
+/// response leaves (chapter 6).
+fn rewrite_response(vhost: &VhostRt, conn: &Conn, parts: &Parts, resp: &mut Response<Body>) {
+    let policy = &vhost.cfg.headers;
+    let status = resp.status();
+    if let Some(rules) = &policy.expires {
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            headers::refresh_expires(
+                rules,
+                parts.uri.path(),
+                resp.headers_mut(),
+                SystemTime::now(),
+            );
+        }
+    }
+    if let Some(rules) = &policy.modify {
+        let who = headers::Asker {
+            ip: conn.peer.ip(),
+            request: &parts.headers,
+            path: parts.uri.path(),
+        };
+        let status = Some(status.as_u16());
+        headers::modify(rules, Side::Response, &who, status, resp.headers_mut());
+    }
 }
 
 /// `Connection` and `Keep-Alive` per chapter 6 "Session Management".

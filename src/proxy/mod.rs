@@ -7,6 +7,7 @@
 pub mod answer;
 pub mod body;
 pub mod handler;
+pub mod headers;
 pub mod metered;
 pub mod origin;
 pub mod router;
