@@ -2843,3 +2843,128 @@ fn original_header_not_written_forwards_every_field() {
     let k = kura(&o, "");
     assert_eq!(get(&k, "/v.mp4").header("x-origin-thing"), Some("1"));
 }
+
+// ------------------------------------------------------------ POST caching
+
+fn post_echo() -> Scripted {
+    let o = Scripted::new();
+    o.on("/search", |s, _| {
+        Reply::ok(&format!(
+            "{} {}",
+            s.method,
+            String::from_utf8_lossy(&s.body)
+        ))
+        .header("cache-control", "max-age=60")
+    });
+    o
+}
+
+fn post(k: &Kurad, path: &str, body: &str) -> CurlResponse {
+    curl(
+        &format!("http://{}{path}", k.http()),
+        &["-H", "Host: www.test", "--data-binary", body],
+    )
+}
+
+const POST_CACHE: &str = "<BypassPostRequest>OFF</BypassPostRequest><PostRequest>ON</PostRequest>";
+
+#[test]
+fn post_is_passed_to_the_origin_by_default() {
+    let o = post_echo();
+    let k = kura(&o, "");
+    post(&k, "/search", "q=1");
+    assert_eq!(post(&k, "/search", "q=1").text(), "POST q=1");
+    assert_eq!(o.count("/search"), 2);
+}
+
+#[test]
+fn post_request_caches_by_body() {
+    let o = post_echo();
+    let k = kura(&o, POST_CACHE);
+    assert_eq!(post(&k, "/search", "q=1").text(), "POST q=1");
+    let hit = post(&k, "/search", "q=1");
+    assert_eq!((hit.text().as_str(), x_cache(&hit)), ("POST q=1", "HIT"));
+    assert_eq!(post(&k, "/search", "q=2").text(), "POST q=2");
+    assert_eq!(o.count("/search"), 2);
+    assert_eq!(
+        get(&k, "/search").text(),
+        "GET ",
+        "a GET of the URL is its own object"
+    );
+}
+
+#[test]
+fn post_request_body_insensitive_shares_one_copy() {
+    let o = post_echo();
+    let k = kura(
+        &o,
+        r#"<BypassPostRequest>OFF</BypassPostRequest><PostRequest BodySensitive="OFF">ON</PostRequest>"#,
+    );
+    post(&k, "/search", "q=1");
+    assert_eq!(post(&k, "/search", "q=2").text(), "POST q=1");
+}
+
+#[test]
+fn postbody_txt_exception_inverts_body_sensitive() {
+    let o = post_echo();
+    let k = kura_full(
+        o.origin.addr,
+        POST_CACHE,
+        "",
+        "",
+        &[("postbody.txt", "/search\n")],
+    );
+    post(&k, "/search", "q=1");
+    assert_eq!(
+        post(&k, "/search", "q=2").text(),
+        "POST q=1",
+        "the exception ignores the body"
+    );
+}
+
+#[test]
+fn post_without_content_length_is_411() {
+    let o = post_echo();
+    let k = kura(&o, POST_CACHE);
+    let r = curl(
+        &format!("http://{}/search", k.http()),
+        &[
+            "-H",
+            "Host: www.test",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            "q=1",
+        ],
+    );
+    assert_eq!(r.status, 411);
+    assert_eq!(o.count("/search"), 0);
+}
+
+#[test]
+fn post_over_max_content_length_is_413() {
+    let o = post_echo();
+    let k = kura(
+        &o,
+        r#"<BypassPostRequest>OFF</BypassPostRequest><PostRequest MaxContentLength="4">ON</PostRequest>"#,
+    );
+    assert_eq!(post(&k, "/search", "q=12345").status, 413);
+    assert_eq!(post(&k, "/search", "q=1").status, 200);
+}
+
+#[test]
+fn post_neither_bypassed_nor_cached_is_405() {
+    let o = post_echo();
+    let k = kura(&o, "<BypassPostRequest>OFF</BypassPostRequest>");
+    let r = post(&k, "/search", "q=1");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+}
+
+#[test]
+fn cached_post_is_purged_with_its_url() {
+    let o = post_echo();
+    let k = kura(&o, POST_CACHE);
+    post(&k, "/search", "q=1");
+    post(&k, "/search", "q=2");
+    assert_eq!(command(&k, "purge", "/search"), 2);
+}

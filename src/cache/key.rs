@@ -70,6 +70,20 @@ pub fn split(key: &str) -> (&str, &str) {
     primary.split_once('\0').unwrap_or((primary, ""))
 }
 
+/// The key of a cached POST: `key` marked as a POST, with the body's SHA-1 when
+/// the body is part of the key (`BodySensitive`).
+pub fn post(mut key: String, body: Option<&[u8]>) -> String {
+    use sha1::Digest;
+    key.push_str("\0\u{3}POST");
+    if let Some(body) = body {
+        key.push('\u{3}');
+        for b in sha1::Sha1::digest(body) {
+            key.push_str(&format!("{b:02x}"));
+        }
+    }
+    key
+}
+
 /// The key of one variant of `base`: the values of its `Vary` fields, in order
 /// (`None` when the request lacks the field), after a `\0\x01` marker that a
 /// codings part never starts with.

@@ -154,7 +154,7 @@ pub struct Freshness {
 /// Why a response is not stored (shown in debug logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotStored {
-    /// Only GET (and HEAD, fetched as GET) is cached.
+    /// Only GET (and HEAD, fetched as GET), and POST where configured, are cached.
     Method,
     /// `Cache-Control: no-store`.
     NoStore,
@@ -192,7 +192,8 @@ pub fn storable(
     ttl: &TtlPolicy,
     now: SystemTime,
 ) -> Result<Freshness, NotStored> {
-    if request.method != Method::GET && request.method != Method::HEAD {
+    // POST reaches here only when the vhost caches POSTs (`<PostRequest>`).
+    if ![Method::GET, Method::HEAD, Method::POST].contains(request.method) {
         return Err(NotStored::Method);
     }
     let cc = CacheControl::for_cache(headers);

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::node::Node;
 use super::pattern::{parse_list, UrlPattern};
-use super::{value, CachingPolicy, ConfFiles, Cx, KeyPolicy, Purge2Expire, RootPurge, TtlPolicy};
+use super::{
+    value, CachingPolicy, ConfFiles, Cx, KeyPolicy, PostPolicy, Purge2Expire, RootPurge, TtlPolicy,
+};
 use super::{TtlSource, VaryPolicy};
 
 fn secs(cx: &mut Cx, n: Node<'_>, fallback: u64) -> Duration {
@@ -126,7 +128,28 @@ pub(super) fn read_caching(
         },
         RootPurge::Both,
     );
+    let post_el = options.child("PostRequest");
+    let post = PostPolicy {
+        // Only the element is read: its OriginAffinity and Private, and bypass.txt,
+        // belong to chapter 8's bypass (reported as not implemented).
+        bypass: on(cx, options.child("BypassPostRequest"), true),
+        cache: on(cx, post_el.clone(), false),
+        max_body: cx.get(
+            post_el.attr("MaxContentLength"),
+            value::int_in(0u64, 1 << 30),
+            102_400,
+        ),
+        body_sensitive: cx.get(post_el.attr("BodySensitive"), value::on_off, true),
+        body_exceptions: svc_list(cx, svc, "postbody.txt", |v| match v {
+            None => Ok(()),
+            Some(_) => Err("a URL pattern per line, without a comma".to_string()),
+        })
+        .into_iter()
+        .map(|(p, ())| p)
+        .collect(),
+    };
     CachingPolicy {
+        post,
         key,
         vary,
         ttl_extension_4xx: on(cx, options.child("TTLExtensionBy4xx"), false),

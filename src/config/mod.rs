@@ -590,7 +590,13 @@ fn check_names(
 }
 
 /// The `svc/<vhost>/` lists kurad reads.
-const IMPLEMENTED_LISTS: [&str; 4] = ["ttl.txt", "querystring.txt", "headers.txt", "expires.txt"];
+const IMPLEMENTED_LISTS: [&str; 5] = [
+    "ttl.txt",
+    "querystring.txt",
+    "headers.txt",
+    "expires.txt",
+    "postbody.txt",
+];
 
 /// `svc/<vhost>/*.txt`: every documented file is recognised; those not implemented
 /// yet are reported.

@@ -285,6 +285,23 @@ pub struct CachingPolicy {
     pub root_purge: RootPurge,
     /// `<ResCodeNoCtrlTarget>`: status of a purge that found nothing.
     pub no_target_status: u16,
+    /// `<PostRequest>` with `<BypassPostRequest>`: how POSTs are handled.
+    pub post: PostPolicy,
+}
+
+/// POST handling (chapter 4 "POST Request Caching", chapter 8's `<BypassPostRequest>`).
+#[derive(Debug, Clone)]
+pub struct PostPolicy {
+    /// `<BypassPostRequest>` (default ON): POSTs go to the origin without the cache.
+    pub bypass: bool,
+    /// `<PostRequest>`: POSTs with a `Content-Length` up to `max_body` are cached.
+    pub cache: bool,
+    /// `<PostRequest MaxContentLength>`.
+    pub max_body: u64,
+    /// `<PostRequest BodySensitive>`: the body is part of the key.
+    pub body_sensitive: bool,
+    /// `svc/<vhost>/postbody.txt`: URLs for which `body_sensitive` is inverted.
+    pub body_exceptions: Vec<UrlPattern>,
 }
 
 /// Client-side session and header settings (chapter 6).

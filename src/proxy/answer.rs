@@ -31,7 +31,7 @@ pub enum Answer {
 /// Decides the answer to `method` with `request` headers for `obj`.
 pub fn decide(method: &Method, request: &HeaderMap, obj: &Object) -> Answer {
     let head = &obj.head;
-    if head.status != StatusCode::OK {
+    if head.status != StatusCode::OK || (method != Method::GET && method != Method::HEAD) {
         return Answer::Full;
     }
     if not_modified(request, &head.headers) {

@@ -16,7 +16,7 @@ use super::answer::{self, Answer};
 use super::body::Body;
 use super::headers;
 use super::metered::{self, AccessGuard, Exchanged, Metered, OriginLeg};
-use super::origin::OriginError;
+use super::origin::{OriginError, SendBody};
 use super::{Runtime, VhostRt};
 use crate::cache::fill::{BodyEnd, HeadOutcome};
 use crate::cache::policy;
@@ -146,9 +146,15 @@ pub async fn handle(
         body.size_hint().exact().unwrap_or(0),
     ];
     let access = AccessGuard::new(&vhost.log, conn, &parts, request, started);
+    let cached_post = parts.method == Method::POST && !vhost.cfg.caching.post.bypass;
     let (mut resp, result, origin) = if parts.method == Method::GET || parts.method == Method::HEAD
     {
-        serve_cached(&vhost, store, conn, &parts).await
+        serve_cached(&vhost, store, conn, &parts, None).await
+    } else if cached_post {
+        match post_body(&vhost.cfg.caching.post, &parts, body).await {
+            Ok(body) => serve_cached(&vhost, store, conn, &parts, Some(body)).await,
+            Err(resp) => (resp, CacheResult::Denied, None),
+        }
     } else {
         let served = pass(
             &vhost,
@@ -184,16 +190,77 @@ pub async fn handle(
 /// A response, its result code, and the origin leg when the body streams straight from the origin.
 type Served = (Response<Body>, CacheResult, Option<OriginLeg>);
 
-/// Serves GET/HEAD through the cache.
+/// Reads a POST body for the cache (chapter 4 "POST Request Caching", with
+/// `<BypassPostRequest>OFF`): it needs a `Content-Length` (411) no larger than
+/// `MaxContentLength` (413), and `<PostRequest>ON` (else 405).
+async fn post_body(
+    post: &crate::config::PostPolicy,
+    parts: &Parts,
+    body: Incoming,
+) -> Result<Bytes, Response<Body>> {
+    use http_body_util::BodyExt;
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let refuse = |status: StatusCode, why: &str| {
+        let mut r = plain(status, format!("{why}\n"));
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    };
+    let Some(length) = length else {
+        return Err(refuse(
+            StatusCode::LENGTH_REQUIRED,
+            "a POST needs a Content-Length here",
+        ));
+    };
+    if !post.cache {
+        let mut r = refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST is neither bypassed nor cached here",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Err(r);
+    }
+    if length > post.max_body {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the POST body is over MaxContentLength",
+        ));
+    }
+    let limited = http_body_util::Limited::new(body, post.max_body as usize);
+    match limited.collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "the POST body could not be read",
+        )),
+    }
+}
+
+/// Serves GET/HEAD (and POST with its body, when POSTs are cached) through the cache.
 async fn serve_cached(
     vhost: &Arc<VhostRt>,
     store: &Arc<Store>,
     conn: &Conn,
     parts: &Parts,
+    post: Option<Bytes>,
 ) -> Served {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let caching = &vhost.cfg.caching;
-    let key = cache::key::key(&vhost.cache_name, &caching.key, pq, &parts.headers);
+    let mut key = cache::key::key(&vhost.cache_name, &caching.key, pq, &parts.headers);
+    if let Some(body) = &post {
+        let p = &caching.post;
+        let excepted = p
+            .body_exceptions
+            .iter()
+            .any(|e| e.matches(pq) || e.matches(parts.uri.path()));
+        let keyed = (p.body_sensitive != excepted).then_some(&body[..]);
+        key = cache::key::post(key, keyed);
+    }
     let now = Instant::now();
     let client_refresh = caching.no_cache_request_expire && policy::client_no_cache(&parts.headers);
     if client_refresh {
@@ -207,6 +274,7 @@ async fn serve_cached(
         headers: parts.headers.clone(),
         peer: conn.peer,
         head_only: parts.method == Method::HEAD,
+        post,
     };
     match lookup {
         Lookup::Fresh(obj) => {
@@ -431,17 +499,20 @@ struct FetchRequest {
     peer: SocketAddr,
     /// HEAD: the client gets no body.
     head_only: bool,
+    /// A cached POST's body: the fetch is that POST.
+    post: Option<Bytes>,
 }
 
 impl FetchRequest {
-    /// The client's method (GET or HEAD).
+    /// The client's method (GET, HEAD or a cached POST).
     fn method(&self) -> &'static Method {
         static HEAD: Method = Method::HEAD;
         static GET: Method = Method::GET;
-        if self.head_only {
-            &HEAD
-        } else {
-            &GET
+        static POST: Method = Method::POST;
+        match (self.head_only, &self.post) {
+            (true, _) => &HEAD,
+            (false, None) => &GET,
+            (false, Some(_)) => &POST,
         }
     }
 }
@@ -463,7 +534,10 @@ async fn fetch(
     if !caching.key.accept_encoding {
         headers.remove(header::ACCEPT_ENCODING);
     }
-    let conditional = stale.as_ref().filter(|o| !o.head.purged);
+    // A POST is sent again whole; a GET revalidates unless the copy was purged.
+    let conditional = stale
+        .as_ref()
+        .filter(|o| !o.head.purged && req.post.is_none());
     if let Some(old) = conditional {
         for (validator, condition) in [
             (header::ETAG, header::IF_NONE_MATCH),
@@ -477,11 +551,19 @@ async fn fetch(
     let origin_started = Instant::now();
     let req_head = metered::head_bytes(&headers) + req.pq.len() as u64;
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
-    let resp = match vhost.origin.send(Method::GET, &req.pq, headers, None).await {
+    let (method, body) = match &req.post {
+        Some(b) => (Method::POST, SendBody::Buffered(b.clone())),
+        None => (Method::GET, SendBody::Empty),
+    };
+    let resp = match vhost
+        .origin
+        .send(method.clone(), &req.pq, headers, body)
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
-            record_origin_failure(&vhost, &e, (&Method::GET, &req.pq), origin_started);
+            record_origin_failure(&vhost, &e, (&method, &req.pq), origin_started);
             let extension = match e {
                 OriginError::Connect { .. } | OriginError::NoAddress => ttl.connect_timeout,
                 _ => ttl.receive_timeout,
@@ -553,7 +635,7 @@ async fn fetch(
         CacheResult::Miss
     };
     let facts = policy::RequestFacts {
-        method: &Method::GET,
+        method: &method,
         path: req.pq.split('?').next().unwrap_or("/"),
         authorization: req.headers.contains_key(header::AUTHORIZATION),
         vary_star_matters: caching.vary != VaryPolicy::Only(Vec::new()),
@@ -811,6 +893,7 @@ async fn pass(
         .as_ref()
         .and_then(|b| b.size_hint().exact())
         .unwrap_or(0);
+    let body = body.map_or(SendBody::Empty, SendBody::Client);
     match vhost
         .origin
         .send(parts.method.clone(), pq, headers, body)

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, HOST};
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
@@ -28,8 +28,18 @@ use crate::stats::counter::{Gauge, OriginEvent};
 use crate::stats::system::CONNECTIONS;
 use crate::stats::{GaugeGuard, VhostStats};
 
-/// The body of a request to an origin: the client's, or none.
-pub type OriginBody = Either<Incoming, Empty<Bytes>>;
+/// The body of a request to an origin as hyper sends it.
+pub type OriginBody = Either<Incoming, Either<Empty<Bytes>, Full<Bytes>>>;
+
+/// What a request to an origin carries.
+pub enum SendBody {
+    /// Nothing.
+    Empty,
+    /// The client's body, streamed (sent once: a failed connect is not retried).
+    Client(Incoming),
+    /// A body already read (a cached POST); replayed on each address tried.
+    Buffered(Bytes),
+}
 
 /// Why an origin request failed.
 #[derive(Debug, thiserror::Error)]
@@ -221,15 +231,19 @@ impl OriginPool {
         method: Method,
         path_and_query: &str,
         headers: HeaderMap,
-        body: Option<Incoming>,
+        body: SendBody,
     ) -> Result<Response<Incoming>, OriginError> {
         let n = self.addresses.len();
         if n == 0 {
             return Err(OriginError::NoAddress);
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let attempts = if body.is_some() { 1 } else { n };
-        let mut body = body;
+        let attempts = if matches!(body, SendBody::Client(_)) {
+            1
+        } else {
+            n
+        };
+        let mut body = Some(body);
         let mut last = None;
         for i in 0..attempts {
             let (addr, host) = &self.addresses[(start + i) % n];
@@ -245,8 +259,15 @@ impl OriginPool {
                 h.insert(HOST, host.clone());
             }
             let req_body = match body.take() {
-                Some(b) => Either::Left(b),
-                None => Either::Right(Empty::new()),
+                Some(SendBody::Client(b)) => Either::Left(b),
+                Some(SendBody::Buffered(b)) => {
+                    body = Some(SendBody::Buffered(b.clone()));
+                    Either::Right(Either::Right(Full::new(b)))
+                }
+                Some(SendBody::Empty) | None => {
+                    body = Some(SendBody::Empty);
+                    Either::Right(Either::Left(Empty::new()))
+                }
             };
             let req = req.body(req_body).map_err(|e| OriginError::Http {
                 addr: addr.authority(),

@@ -75,6 +75,8 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
+    /// The request body.
+    pub body: Vec<u8>,
 }
 
 type Handler = dyn Fn(&Seen) -> Reply + Send + Sync;
@@ -107,6 +109,13 @@ impl Origin {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let (seen, handler) = (seen.clone(), handler.clone());
                         async move {
+                            let (head, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
+                            let req = hyper::Request::from_parts(head, ());
                             let s = Seen {
                                 method: req.method().to_string(),
                                 path: req
@@ -120,9 +129,9 @@ impl Origin {
                                         (k.to_string(), v.to_str().unwrap_or("").to_string())
                                     })
                                     .collect(),
+                                body,
                             };
                             seen.lock().unwrap().push(s.clone());
-                            let _ = req.into_body().collect().await;
                             let reply = handler(&s);
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
