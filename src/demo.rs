@@ -56,7 +56,7 @@ const OBJECTS: &[DemoObject] = &[
                 httpdate::fmt_http_date(SystemTime::now())
             ))
         },
-        what: "no cache headers: the guide's <Res2xx> TTL (1800 s) applies",
+        what: "no cache headers, no validator: fetched each time (RFC 9111) unless <Res2xx> is written",
     },
     DemoObject {
         path: "/1k.bin",

@@ -2968,3 +2968,38 @@ fn cached_post_is_purged_with_its_url() {
     post(&k, "/search", "q=2");
     assert_eq!(command(&k, "purge", "/search"), 2);
 }
+
+#[test]
+fn heuristic_freshness_from_last_modified_when_res2xx_is_not_written() {
+    let o = Scripted::new();
+    o.on("/lm", |_, _| {
+        let now = std::time::SystemTime::now();
+        Reply::ok("old file")
+            .header("date", &httpdate::fmt_http_date(now))
+            .header(
+                "last-modified",
+                &httpdate::fmt_http_date(now - Duration::from_secs(3600)),
+            )
+    });
+    let k = kura(&o, "");
+    get(&k, "/lm");
+    assert_eq!(
+        x_cache(&get(&k, "/lm")),
+        "HIT",
+        "a tenth of an hour: 6 minutes fresh"
+    );
+    assert_eq!(o.count("/lm"), 1);
+}
+
+#[test]
+fn no_freshness_and_no_validator_is_not_fresh_unless_a_rule_says_so() {
+    let o = origin_with("/a", "A", &[]);
+    let k = kura(&o, "");
+    get(&k, "/a");
+    get(&k, "/a");
+    assert_eq!(o.count("/a"), 2);
+    let k = kura_full(o.origin.addr, "", "", "", &[("ttl.txt", "/a, 60\n")]);
+    get(&k, "/a");
+    get(&k, "/a");
+    assert_eq!(o.count("/a"), 3, "the ttl.txt rule makes it fresh");
+}

@@ -86,10 +86,13 @@ fn no_store_private_and_set_cookie_are_never_shared() {
 }
 
 #[test]
-fn guide_ttl_defaults_apply_without_freshness_headers() {
+fn written_guide_ttls_apply_without_freshness_headers() {
     let origin = cacheable_origin();
     // <Res4xx> 2 s: the 404 is cached (TCP_HIT on the cached error), then expires.
-    let k = single(&origin, "<TTL><Res4xx>2</Res4xx></TTL>");
+    let k = single(
+        &origin,
+        "<TTL><Res2xx>1800</Res2xx><Res4xx>2</Res4xx></TTL>",
+    );
     assert_eq!(
         get(k.http(), "www.test", "/plain").header("x-cache"),
         Some("MISS")
@@ -111,6 +114,21 @@ fn guide_ttl_defaults_apply_without_freshness_headers() {
         "an expired copy is a refresh miss"
     );
     assert_eq!(origin.count("/missing"), 2);
+}
+
+#[test]
+fn unwritten_guide_ttls_give_no_freshness_without_a_validator() {
+    let origin = cacheable_origin();
+    let k = single(&origin, "");
+    get(k.http(), "www.test", "/plain");
+    get(k.http(), "www.test", "/plain");
+    get(k.http(), "www.test", "/missing");
+    get(k.http(), "www.test", "/missing");
+    assert_eq!(
+        (origin.count("/plain"), origin.count("/missing")),
+        (2, 2),
+        "RFC 9111 4.2.2: no Last-Modified, no heuristic freshness"
+    );
 }
 
 #[test]

@@ -226,7 +226,7 @@ pub fn storable(
     if headers.contains_key(header::SET_COOKIE) {
         return Err(NotStored::SetCookie);
     }
-    let (lifetime, source) = lifetime(&cc, request.path, status, headers, ttl);
+    let (lifetime, source) = lifetime(&cc, request.path, status, headers, ttl, now);
     let initial_age = if matches!(source, TtlSource::CcMaxAge) {
         initial_age(headers, now)
     } else {
@@ -250,6 +250,7 @@ fn lifetime(
     status: StatusCode,
     headers: &HeaderMap,
     ttl: &TtlPolicy,
+    now: SystemTime,
 ) -> (Duration, TtlSource) {
     for source in &ttl.priority {
         let lifetime = match source {
@@ -269,17 +270,37 @@ fn lifetime(
                 Some(l) => l,
                 None => continue,
             },
-            TtlSource::ResCode => match status.as_u16() {
-                200..=299 => ttl.res2xx,
-                300..=399 => ttl.res3xx,
-                400..=499 => ttl.res4xx,
-                _ => ttl.res5xx,
-            },
+            TtlSource::ResCode => {
+                let class = usize::from(status.as_u16() / 100).clamp(2, 5) - 2;
+                let configured = [ttl.res2xx, ttl.res3xx, ttl.res4xx, ttl.res5xx][class];
+                if ttl.rescode_written[class] {
+                    configured
+                } else {
+                    heuristic(status, headers, now).map_or(Duration::ZERO, |h| h.min(configured))
+                }
+            }
             TtlSource::CcNoCache => continue,
         };
         return (lifetime, *source);
     }
     unreachable!("the TTL priority always ends with rescode")
+}
+
+/// Statuses RFC 9110 15.1 defines as heuristically cacheable.
+const HEURISTIC_STATUSES: [u16; 12] = [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// RFC 9111 4.2.2: a tenth of the time since `Last-Modified`, for a heuristically
+/// cacheable status; `None` without `Last-Modified`.
+fn heuristic(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if !HEURISTIC_STATUSES.contains(&status.as_u16()) {
+        return None;
+    }
+    let modified = headers
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())?;
+    let date = date_header(headers).unwrap_or(now);
+    Some(date.duration_since(modified).unwrap_or(Duration::ZERO) / 10)
 }
 
 /// The lifetime after a 304 (or a response treated as one): guide TTLs grow
@@ -369,6 +390,7 @@ mod tests {
             res3xx: Duration::from_secs(300),
             res4xx: Duration::from_secs(30),
             res5xx: Duration::from_secs(30),
+            rescode_written: [true; 4],
             connect_timeout: Duration::from_secs(3),
             receive_timeout: Duration::from_secs(3),
             custom: vec![(
@@ -476,6 +498,41 @@ mod tests {
         };
         assert_eq!(age_at(900), Duration::ZERO);
         assert_eq!(age_at(2500), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn without_written_ttls_only_the_rfc_heuristic_applies() {
+        let mut ttl = policy();
+        ttl.rescode_written = [false; 4];
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |status: u16, pairs: &[(&'static str, String)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_str(v).unwrap());
+            }
+            let s = StatusCode::from_u16(status).unwrap();
+            storable(facts(), s, &mut h, &ttl, now).unwrap().lifetime
+        };
+        let lm = |ago: u64| httpdate::fmt_http_date(now - Duration::from_secs(ago));
+        assert_eq!(at(200, &[]), Duration::ZERO, "no validator: not fresh");
+        assert_eq!(
+            at(200, &[("last-modified", lm(6000))]),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            at(200, &[("last-modified", lm(86_400))]),
+            Duration::from_secs(1800),
+            "capped by the documented Res2xx"
+        );
+        assert_eq!(
+            at(302, &[("last-modified", lm(6000))]),
+            Duration::ZERO,
+            "302 is not heuristic"
+        );
+        assert_eq!(
+            at(404, &[("last-modified", lm(100))]),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

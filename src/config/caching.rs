@@ -36,6 +36,8 @@ pub(super) fn read_ttl(
         ],
     );
     let res2xx = ttl.child("Res2xx");
+    let written = |n: &str| ttl.child(n).value().is_some_and(|v| v.loc.is_some());
+    let rescode_written = ["Res2xx", "Res3xx", "Res4xx", "Res5xx"].map(written);
     let no_cache = ttl.child("NoCache");
     let custom = svc_list(cx, svc, "ttl.txt", |v| {
         let v = v.ok_or("expected \"<URL pattern>, <seconds>\"")?;
@@ -61,6 +63,7 @@ pub(super) fn read_ttl(
         res3xx: secs(cx, ttl.child("Res3xx"), 300),
         res4xx: secs(cx, ttl.child("Res4xx"), 30),
         res5xx: secs(cx, ttl.child("Res5xx"), 30),
+        rescode_written,
         connect_timeout: secs(cx, ttl.child("ConnectTimeout"), 3),
         receive_timeout: secs(cx, ttl.child("ReceiveTimeout"), 3),
         custom,

@@ -194,6 +194,10 @@ pub struct TtlPolicy {
     pub res4xx: Duration,
     /// `<Res5xx>`.
     pub res5xx: Duration,
+    /// Whether `<Res2xx>`..`<Res5xx>` (index 0..3) give a TTL in the files. Not
+    /// written, a response without freshness information gets at most RFC 9111's
+    /// heuristic (4.2.2), bounded by the documented TTL.
+    pub rescode_written: [bool; 4],
     /// `<Res2xx Ratio>`: percent a rescode TTL grows on each 304 revalidation.
     pub res2xx_ratio: u32,
     /// `<Res2xx Max>`: ceiling of the grown TTL.
