@@ -130,7 +130,10 @@ pub fn locate(config: &Config, url: &str) -> Option<(String, String)> {
     };
     let vhost = config.vhost_by_host(host)?;
     let cache_name = vhost.cache_name().to_string();
-    Some((cache_name, crate::cache::key::url(&vhost.caching.key, path)))
+    Some((
+        cache_name,
+        crate::cache::key::url(&vhost.caching.key, path).into_owned(),
+    ))
 }
 
 /// The `fileinfo` reply for a located URL: status `OK` with the object's record,

@@ -5,6 +5,8 @@
 //! codings when `<AcceptEncoding>` is ON, so a gzip body never reaches a client
 //! that did not ask for one, even from an origin that forgets `Vary`.
 
+use std::borrow::Cow;
+
 use http::header::{self, HeaderMap};
 
 use crate::config::KeyPolicy;
@@ -12,8 +14,9 @@ use crate::config::KeyPolicy;
 /// Codings that make a different body; anything else is treated as identity.
 const CODINGS: [&str; 5] = ["br", "compress", "deflate", "gzip", "zstd"];
 
-/// The URL part of a key: the request target as the vhost's key options shape it.
-pub fn url(policy: &KeyPolicy, path_and_query: &str) -> String {
+/// The URL part of a key: the request target as the vhost's key options shape it
+/// (borrowed when they leave it as it is, the common case on the hit path).
+pub fn url<'a>(policy: &KeyPolicy, path_and_query: &'a str) -> Cow<'a, str> {
     let (path, query) = match path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (path_and_query, None),
@@ -24,13 +27,13 @@ pub fn url(policy: &KeyPolicy, path_and_query: &str) -> String {
         .any(|p| p.matches(path_and_query) || p.matches(path));
     let keep_query = policy.apply_query_string != excepted;
     let url = match query {
-        Some(q) if keep_query => format!("{path}?{q}"),
-        _ => path.to_string(),
+        Some(_) if !keep_query => path,
+        _ => path_and_query,
     };
     if policy.case_sensitive {
-        url
+        Cow::Borrowed(url)
     } else {
-        url.to_lowercase()
+        Cow::Owned(url.to_lowercase())
     }
 }
 

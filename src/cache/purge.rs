@@ -115,7 +115,7 @@ fn resolve(
                 path.to_lowercase()
             }
         } else {
-            key::url(&vhost.caching.key, path)
+            key::url(&vhost.caching.key, path).into_owned()
         };
         *last_host = Some(host);
         out.push(Target {

@@ -268,7 +268,8 @@ async fn serve_cached(
         store.invalidate(Store::shard_of(&key), variant, Invalidate::Expire, now);
     }
     let lookup = store.lookup(&key, &parts.headers, now);
-    let request = FetchRequest {
+    // Built only when the origin is asked: hits never copy the request.
+    let request = move || FetchRequest {
         key,
         pq: pq.to_string(),
         headers: parts.headers.clone(),
@@ -295,7 +296,7 @@ async fn serve_cached(
         Lookup::Join { fill, .. } => match fill.head().await {
             HeadOutcome::Shared(head) if head.vary_matches(&parts.headers) => match fill.reader() {
                 Some(reader) => {
-                    let body = if request.head_only {
+                    let body = if parts.method == Method::HEAD {
                         Body::Empty
                     } else {
                         Body::Fill(reader)
@@ -328,7 +329,7 @@ async fn serve_cached(
             tokio::spawn(fetch(
                 vhost.clone(),
                 store.clone(),
-                request,
+                request(),
                 fill,
                 Some(old.clone()),
             ));
@@ -336,7 +337,7 @@ async fn serve_cached(
         }
         Lookup::Fetch { fill, stale } => {
             let (resp, result, leg) =
-                fetch(vhost.clone(), store.clone(), request, fill, stale).await;
+                fetch(vhost.clone(), store.clone(), request(), fill, stale).await;
             let result = match result {
                 CacheResult::RefreshMiss if client_refresh => CacheResult::ClientRefreshMiss,
                 r => r,
