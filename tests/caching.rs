@@ -1036,6 +1036,10 @@ fn must_revalidate_is_never_served_stale() {
     o.set_down(true);
     let r = get(&k, "/r");
     assert_eq!(r.status, 502);
+    assert_eq!(
+        r.header("cache-status"),
+        Some("kura; fwd=stale; detail=origin-error")
+    );
     assert_eq!(result(&k, 1), "TCP_ERROR");
 }
 
@@ -3002,4 +3006,45 @@ fn no_freshness_and_no_validator_is_not_fresh_unless_a_rule_says_so() {
     get(&k, "/a");
     get(&k, "/a");
     assert_eq!(o.count("/a"), 3, "the ttl.txt rule makes it fresh");
+}
+
+#[test]
+fn origin_busy_keeps_expired_copies_without_asking_the_origin() {
+    let o = validating_origin("max-age=60");
+    o.on("/slow", |_, _| {
+        Reply::ok("slow").delay(Duration::from_millis(1500))
+    });
+    let server = server_xml(
+        "",
+        r#"<Options><TTL><OriginBusy>60</OriginBusy></TTL></Options><OriginOptions><BusySessionCount>1</BusySessionCount></OriginOptions><Log><Access Local="ON">ON</Access></Log>"#,
+    );
+    let k = Kurad::start(conf_dir(
+        &server,
+        &vhosts_xml(&vhost("www.test", o.origin.addr, "")),
+    ));
+    get(&k, "/r");
+    command(&k, "expire", "/r");
+    let url = format!("http://{}/slow", k.http());
+    let slow = std::thread::spawn(move || curl(&url, &["-H", "Host: www.test"]).status);
+    std::thread::sleep(Duration::from_millis(400));
+    let r = get(&k, "/r");
+    assert_eq!((r.status, r.text().as_str()), (200, "v1"));
+    assert_eq!(o.count("/r"), 1, "the busy origin was not asked");
+    assert_eq!(slow.join().unwrap(), 200);
+    assert_eq!(
+        x_cache(&get(&k, "/r")),
+        "HIT",
+        "kept for <OriginBusy> seconds"
+    );
+    assert_eq!(o.count("/r"), 1);
+}
+
+#[test]
+fn origin_not_busy_revalidates_as_usual() {
+    let o = validating_origin("max-age=60");
+    let k = kura(&o, "<TTL><OriginBusy>60</OriginBusy></TTL>");
+    get(&k, "/r");
+    command(&k, "expire", "/r");
+    get(&k, "/r");
+    assert_eq!(o.count("/r"), 2);
 }

@@ -393,6 +393,7 @@ mod tests {
             rescode_written: [true; 4],
             connect_timeout: Duration::from_secs(3),
             receive_timeout: Duration::from_secs(3),
+            origin_busy: Duration::from_secs(3),
             custom: vec![(
                 crate::config::pattern::UrlPattern::new("*.jsp"),
                 Duration::from_secs(10),

@@ -66,6 +66,7 @@ pub(super) fn read_ttl(
         rescode_written,
         connect_timeout: secs(cx, ttl.child("ConnectTimeout"), 3),
         receive_timeout: secs(cx, ttl.child("ReceiveTimeout"), 3),
+        origin_busy: secs(cx, ttl.child("OriginBusy"), 3),
         custom,
     }
 }

@@ -447,6 +447,11 @@ fn read_vhost(
         connect_timeout: secs(cx, origin_options.child("ConnectTimeout"), 3),
         receive_timeout: secs(cx, origin_options.child("ReceiveTimeout"), 10),
         reuse_timeout: secs(cx, origin_options.child("ReuseTimeout"), 60),
+        busy_sessions: cx.get(
+            origin_options.child("BusySessionCount").value(),
+            value::int_in(1u64, u64::MAX),
+            100,
+        ),
     };
     let stats = group(own, defaults, "Stats");
     let depth = cx.get(

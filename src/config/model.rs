@@ -211,6 +211,9 @@ pub struct TtlPolicy {
     pub connect_timeout: Duration,
     /// `<TTL><ReceiveTimeout>`: the same when the origin connects but does not answer.
     pub receive_timeout: Duration,
+    /// `<TTL><OriginBusy>`: how long an expired copy is kept, without asking the
+    /// origin, while the origin is busy (`<BusySessionCount>`).
+    pub origin_busy: Duration,
     /// `svc/<vhost>/ttl.txt`: fixed TTLs by URL pattern, first match wins.
     pub custom: Vec<(UrlPattern, Duration)>,
 }
@@ -338,6 +341,8 @@ pub struct OriginPolicy {
     pub receive_timeout: Duration,
     /// `<ReuseTimeout>`: idle origin connections are kept this long (0 = no reuse).
     pub reuse_timeout: Duration,
+    /// `<BusySessionCount>`: active origin transactions at which the origin counts as busy.
+    pub busy_sessions: u64,
 }
 
 /// One virtual host, with `<VHostDefault>` applied.

@@ -335,6 +335,15 @@ async fn serve_cached(
             ));
             from_store(vhost, &parts.method, &parts.headers, &old, CacheResult::Hit)
         }
+        Lookup::Fetch {
+            fill,
+            stale: Some(old),
+        } if origin_busy(vhost) && stale_on_error(&old, Duration::ZERO, now).is_some() => {
+            // Overload detection (chapter 4 <OriginBusy>): keep the copy, spare the origin.
+            let mut req = request();
+            req.key = fill.key().to_string();
+            keep_stale(vhost, store, &req, fill, &old, vhost.cfg.ttl.origin_busy)
+        }
         Lookup::Fetch { fill, stale } => {
             let (resp, result, leg) =
                 fetch(vhost.clone(), store.clone(), request(), fill, stale).await;
@@ -359,6 +368,11 @@ fn serves_stale_now(caching: &CachingPolicy, old: &Object, now: Instant) -> bool
         .stale_while_revalidate
         .is_some_and(|w| head.staleness(now) <= w);
     within_swr || (!caching.refresh_expired && !head.freshness.no_stale)
+}
+
+/// Whether the vhost's origin has `<BusySessionCount>` transactions in progress.
+fn origin_busy(vhost: &VhostRt) -> bool {
+    vhost.stats.gauge(Gauge::OriginActive) >= vhost.cfg.origin.busy_sessions
 }
 
 /// Whether an expired copy may stand in for a failed origin (RFC 9111 4.2.4,
@@ -578,11 +592,13 @@ async fn fetch(
             // The copy may not be served stale, but it stays: the next request
             // revalidates it instead of meeting a remembered error.
             guard.fail(e.status());
-            return (
-                error_response(e.status(), CacheResult::Error),
-                CacheResult::Error,
-                None,
+            let mut resp = error_response(e.status(), CacheResult::Error);
+            // RFC 9211: the request went forward to revalidate a stale copy.
+            resp.headers_mut().insert(
+                CACHE_STATUS.clone(),
+                HeaderValue::from_static("kura; fwd=stale; detail=origin-error"),
             );
+            return (resp, CacheResult::Error, None);
         }
     };
     let (mut head_parts, body) = resp.into_parts();
