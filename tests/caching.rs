@@ -479,27 +479,29 @@ fn ttl_priority_cc_maxage_before_custom() {
     );
 }
 
-#[test]
-fn ttl_txt_bad_line_is_a_config_error_with_file_and_line() {
+/// `kurad check` on a configuration with `svc/www.test/<file>`: (success, output).
+fn check_with_svc(options: &str, file: &str, text: &str) -> (bool, String) {
     let dir = conf_dir(
-        &server_xml("", ""),
+        &server_xml("", &format!("<Options>{options}</Options>")),
         &vhosts_xml(&vhost("www.test", "127.0.0.1:1".parse().unwrap(), "")),
     );
     std::fs::create_dir_all(dir.path().join("svc/www.test")).unwrap();
-    std::fs::write(
-        dir.path().join("svc/www.test/ttl.txt"),
-        "*.jsp, 10\n/a.html, soon\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("svc/www.test").join(file), text).unwrap();
     let out = std::process::Command::new(kurad_bin())
         .args(["check", "--conf-dir"])
         .arg(dir.path())
         .output()
         .unwrap();
-    let err =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
-    assert!(err.contains("svc/www.test/ttl.txt:2"), "{err}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn ttl_txt_bad_line_is_a_config_error_with_file_and_line() {
+    let (ok, text) = check_with_svc("", "ttl.txt", "*.jsp, 10\n/a.html, soon\n");
+    assert!(!ok);
+    assert!(text.contains("svc/www.test/ttl.txt:2"), "{text}");
 }
 
 // ------------------------------------------------------------- no-cache etc.
@@ -955,16 +957,22 @@ fn origin_failure_extends_the_copy_by_the_ttl_connect_timeout() {
     );
 }
 
-#[test]
-fn origin_5xx_on_revalidation_keeps_the_copy_by_default() {
+/// An origin whose `/r` is a fresh 200 `good` once, then `status` with `body`.
+fn good_then(body: &'static str, status: u16) -> Scripted {
     let o = Scripted::new();
-    o.on("/r", |_, n| {
+    o.on("/r", move |_, n| {
         if n == 0 {
             Reply::ok("good").header("cache-control", "max-age=60")
         } else {
-            Reply::ok("broken").status(503)
+            Reply::ok(body).status(status)
         }
     });
+    o
+}
+
+#[test]
+fn origin_5xx_on_revalidation_keeps_the_copy_by_default() {
+    let o = good_then("broken", 503);
     let k = kura(&o, "");
     get(&k, "/r");
     command(&k, "expire", "/r");
@@ -975,14 +983,7 @@ fn origin_5xx_on_revalidation_keeps_the_copy_by_default() {
 
 #[test]
 fn origin_5xx_replaces_the_copy_with_ttl_extension_by_5xx_off() {
-    let o = Scripted::new();
-    o.on("/r", |_, n| {
-        if n == 0 {
-            Reply::ok("good").header("cache-control", "max-age=60")
-        } else {
-            Reply::ok("broken").status(503)
-        }
-    });
+    let o = good_then("broken", 503);
     let k = kura(&o, "<TTLExtensionBy5xx>OFF</TTLExtensionBy5xx>");
     get(&k, "/r");
     command(&k, "expire", "/r");
@@ -991,14 +992,7 @@ fn origin_5xx_replaces_the_copy_with_ttl_extension_by_5xx_off() {
 
 #[test]
 fn origin_4xx_on_revalidation_replaces_the_copy_by_default() {
-    let o = Scripted::new();
-    o.on("/r", |_, n| {
-        if n == 0 {
-            Reply::ok("good").header("cache-control", "max-age=60")
-        } else {
-            Reply::ok("gone").status(404)
-        }
-    });
+    let o = good_then("gone", 404);
     let k = kura(&o, "");
     get(&k, "/r");
     command(&k, "expire", "/r");
@@ -1012,14 +1006,7 @@ fn origin_4xx_on_revalidation_replaces_the_copy_by_default() {
 
 #[test]
 fn origin_4xx_keeps_the_copy_with_ttl_extension_by_4xx_on() {
-    let o = Scripted::new();
-    o.on("/r", |_, n| {
-        if n == 0 {
-            Reply::ok("good").header("cache-control", "max-age=60")
-        } else {
-            Reply::ok("gone").status(404)
-        }
-    });
+    let o = good_then("gone", 404);
     let k = kura(&o, "<TTLExtensionBy4xx>ON</TTLExtensionBy4xx>");
     get(&k, "/r");
     command(&k, "expire", "/r");
@@ -2285,14 +2272,7 @@ fn stale_extension_lasts_the_ttl_then_the_origin_is_asked_again() {
 
 #[test]
 fn ttl_extension_by_5xx_keeps_the_copy_for_res5xx() {
-    let o = Scripted::new();
-    o.on("/r", |_, n| {
-        if n == 0 {
-            Reply::ok("good").header("cache-control", "max-age=60")
-        } else {
-            Reply::ok("broken").status(500)
-        }
-    });
+    let o = good_then("broken", 500);
     let k = kura(&o, "<TTL><Res5xx>60</Res5xx></TTL>");
     get(&k, "/r");
     command(&k, "expire", "/r");
@@ -2752,24 +2732,9 @@ fn modify_header_off_ignores_headers_txt() {
 
 #[test]
 fn headers_txt_error_names_the_file_and_line() {
-    let dir = conf_dir(
-        &server_xml("", "<Options><ModifyHeader>ON</ModifyHeader></Options>"),
-        &vhosts_xml(&vhost("www.test", "127.0.0.1:1".parse().unwrap(), "")),
-    );
-    std::fs::create_dir_all(dir.path().join("svc/www.test")).unwrap();
-    std::fs::write(
-        dir.path().join("svc/www.test/headers.txt"),
-        "/a, $RES[x: 1], set\n/b, $RES[x], zap\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(kurad_bin())
-        .args(["check", "--conf-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let rules = "/a, $RES[x: 1], set\n/b, $RES[x], zap\n";
+    let (ok, text) = check_with_svc("<ModifyHeader>ON</ModifyHeader>", "headers.txt", rules);
+    assert!(!ok);
     assert!(
         text.contains("svc/www.test/headers.txt:2: unknown action \"zap\""),
         "{text}"

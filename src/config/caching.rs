@@ -83,13 +83,7 @@ pub(super) fn read_caching(
         case_sensitive: on(cx, options.child("CaseSensitive"), true),
         apply_query_string: on(cx, aqs.clone(), true),
         collective: cx.get(aqs.attr("Collective"), value::on_off, false),
-        query_exceptions: svc_list(cx, svc, "querystring.txt", |v| match v {
-            None => Ok(()),
-            Some(_) => Err("a URL pattern per line, without a comma".to_string()),
-        })
-        .into_iter()
-        .map(|(p, ())| p)
-        .collect(),
+        query_exceptions: pattern_list(cx, svc, "querystring.txt"),
         accept_encoding: on(cx, options.child("AcceptEncoding"), true),
     };
     let vary_el = options.child("VaryHeader");
@@ -144,13 +138,7 @@ pub(super) fn read_caching(
             102_400,
         ),
         body_sensitive: cx.get(post_el.attr("BodySensitive"), value::on_off, true),
-        body_exceptions: svc_list(cx, svc, "postbody.txt", |v| match v {
-            None => Ok(()),
-            Some(_) => Err("a URL pattern per line, without a comma".to_string()),
-        })
-        .into_iter()
-        .map(|(p, ())| p)
-        .collect(),
+        body_exceptions: pattern_list(cx, svc, "postbody.txt"),
     };
     CachingPolicy {
         post,
@@ -168,6 +156,18 @@ pub(super) fn read_caching(
             200,
         ),
     }
+}
+
+/// An exception list (`querystring.txt`, `postbody.txt`): one URL pattern per line.
+fn pattern_list(cx: &mut Cx, svc: Option<(&ConfFiles, &str)>, name: &str) -> Vec<UrlPattern> {
+    let only_pattern = |v: Option<&str>| match v {
+        None => Ok(()),
+        Some(_) => Err("a URL pattern per line, without a comma".to_string()),
+    };
+    svc_list(cx, svc, name, only_pattern)
+        .into_iter()
+        .map(|(p, ())| p)
+        .collect()
 }
 
 /// Parses `svc/<vhost>/<name>` when the vhost has one; errors go to `cx`.
