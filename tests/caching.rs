@@ -219,6 +219,15 @@ fn validating_origin(cache_control: &'static str) -> Scripted {
     o
 }
 
+/// How many of two GETs of `/a` reach an origin answering with `headers`.
+fn origin_requests_for_two_gets(headers: &[(&'static str, &'static str)], options: &str) -> usize {
+    let o = origin_with("/a", "A", headers);
+    let k = kura(&o, options);
+    get(&k, "/a");
+    get(&k, "/a");
+    o.count("/a")
+}
+
 // ---------------------------------------------------------------- freshness
 
 #[test]
@@ -301,18 +310,16 @@ fn freshness_cdn_cache_control_beats_cache_control_and_is_stripped() {
 
 #[test]
 fn freshness_cdn_cache_control_no_store_is_not_stored() {
-    let o = origin_with(
-        "/a",
-        "A",
-        &[
-            ("cache-control", "max-age=60"),
-            ("cdn-cache-control", "no-store"),
-        ],
+    assert_eq!(
+        origin_requests_for_two_gets(
+            &[
+                ("cache-control", "max-age=60"),
+                ("cdn-cache-control", "no-store"),
+            ],
+            ""
+        ),
+        2
     );
-    let k = kura(&o, "");
-    get(&k, "/a");
-    get(&k, "/a");
-    assert_eq!(o.count("/a"), 2);
 }
 
 #[test]
@@ -333,18 +340,16 @@ fn freshness_surrogate_control_sets_the_ttl_and_is_stripped() {
 
 #[test]
 fn freshness_cdn_cache_control_beats_surrogate_control() {
-    let o = origin_with(
-        "/a",
-        "A",
-        &[
-            ("surrogate-control", "max-age=60"),
-            ("cdn-cache-control", "max-age=0"),
-        ],
+    assert_eq!(
+        origin_requests_for_two_gets(
+            &[
+                ("surrogate-control", "max-age=60"),
+                ("cdn-cache-control", "max-age=0"),
+            ],
+            ""
+        ),
+        2
     );
-    let k = kura(&o, "");
-    get(&k, "/a");
-    get(&k, "/a");
-    assert_eq!(o.count("/a"), 2);
 }
 
 #[test]
@@ -2360,18 +2365,16 @@ fn key_querystring_txt_pattern_with_a_query() {
 
 #[test]
 fn surrogate_control_no_store_is_not_stored() {
-    let o = origin_with(
-        "/a",
-        "A",
-        &[
-            ("cache-control", "max-age=60"),
-            ("surrogate-control", "no-store"),
-        ],
+    assert_eq!(
+        origin_requests_for_two_gets(
+            &[
+                ("cache-control", "max-age=60"),
+                ("surrogate-control", "no-store"),
+            ],
+            ""
+        ),
+        2
     );
-    let k = kura(&o, "");
-    get(&k, "/a");
-    get(&k, "/a");
-    assert_eq!(o.count("/a"), 2);
 }
 
 #[test]
@@ -2411,23 +2414,20 @@ fn purge_sec_after_url_belongs_to_the_url() {
     );
 }
 
-/// `one.test` (with `extra`) and `two.test` on one free port.
-fn two_vhosts(origin: SocketAddr, extra: &str) -> String {
+/// kurad with `one.test` (with `extra`) and `two.test` on one free port, each
+/// with `/a` cached.
+fn two_vhosts_with_a(extra: &str) -> (Scripted, Kurad) {
+    let o = Scripted::new();
+    o.fixed("/a", "A", &[("cache-control", "max-age=600")]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let listen = format!("<Listen>127.0.0.1:{port}</Listen>");
-    vhost("one.test", origin, extra).replace("<Listen>127.0.0.1:0</Listen>", &listen)
-        + &vhost("two.test", origin, "").replace("<Listen>127.0.0.1:0</Listen>", &listen)
-}
-
-#[test]
-fn purge_by_alias_and_across_two_vhosts() {
-    let o = Scripted::new();
-    o.fixed("/a", "A", &[("cache-control", "max-age=600")]);
-    let vhosts = two_vhosts(o.origin.addr, "<Alias>*.one.test</Alias>");
+    let vhosts = vhost("one.test", o.origin.addr, extra)
+        .replace("<Listen>127.0.0.1:0</Listen>", &listen)
+        + &vhost("two.test", o.origin.addr, "").replace("<Listen>127.0.0.1:0</Listen>", &listen);
     let k = Kurad::start(conf_dir(&server_xml("", ""), &vhosts_xml(&vhosts)));
     for host in ["one.test", "two.test"] {
         curl(
@@ -2435,22 +2435,19 @@ fn purge_by_alias_and_across_two_vhosts() {
             &["-H", &format!("Host: {host}")],
         );
     }
+    (o, k)
+}
+
+#[test]
+fn purge_by_alias_and_across_two_vhosts() {
+    let (_o, k) = two_vhosts_with_a("<Alias>*.one.test</Alias>");
     let (_, v) = api(&k, "/command/purge?url=www.one.test/a|two.test/a");
     assert_eq!(v["result"]["Count"], 2);
 }
 
 #[test]
 fn purge_of_one_vhost_leaves_the_other() {
-    let o = Scripted::new();
-    o.fixed("/a", "A", &[("cache-control", "max-age=600")]);
-    let vhosts = two_vhosts(o.origin.addr, "");
-    let k = Kurad::start(conf_dir(&server_xml("", ""), &vhosts_xml(&vhosts)));
-    for host in ["one.test", "two.test"] {
-        curl(
-            &format!("http://{}/a", k.http()),
-            &["-H", &format!("Host: {host}")],
-        );
-    }
+    let (_o, k) = two_vhosts_with_a("");
     let (_, v) = api(&k, "/command/purge?url=one.test/*");
     assert_eq!(v["result"]["Count"], 1);
 }
