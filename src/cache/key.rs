@@ -107,12 +107,6 @@ pub fn variant<'a>(
     k
 }
 
-/// Whether `k` is `base` or one of its variants.
-pub fn is_variant_of(k: &str, base: &str) -> bool {
-    k.strip_prefix(base)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with("\0\u{1}"))
-}
-
 /// The acceptable codings of `Accept-Encoding`, sorted and comma-joined
 /// (`q=0` excluded), so equivalent headers share a key.
 fn accepted_codings(req: &HeaderMap) -> String {

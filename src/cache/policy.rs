@@ -60,26 +60,21 @@ impl CacheControl {
                 let secs = || arg.and_then(|a| a.parse::<u64>().ok());
                 match name.to_ascii_lowercase().as_str() {
                     "no-store" => cc.no_store = true,
-                    "no-cache" => match arg {
-                        Some(fields) if !fields.trim().is_empty() => cc.no_cache_fields.extend(
-                            fields
-                                .split(',')
-                                .map(|f| f.trim().to_ascii_lowercase())
-                                .filter(|f| !f.is_empty()),
-                        ),
-                        _ => cc.no_cache = true,
-                    },
                     // A qualified `private="f"` only hides fields; a shared cache
                     // treats it like `no-cache="f"` (RFC 9111 5.2.2.7).
-                    "private" => match arg {
-                        Some(fields) if !fields.trim().is_empty() => cc.no_cache_fields.extend(
-                            fields
-                                .split(',')
-                                .map(|f| f.trim().to_ascii_lowercase())
-                                .filter(|f| !f.is_empty()),
-                        ),
-                        _ => cc.private = true,
-                    },
+                    n @ ("no-cache" | "private") => {
+                        let fields: Vec<String> = arg
+                            .unwrap_or("")
+                            .split(',')
+                            .map(|f| f.trim().to_ascii_lowercase())
+                            .filter(|f| !f.is_empty())
+                            .collect();
+                        match (fields.is_empty(), n) {
+                            (false, _) => cc.no_cache_fields.extend(fields),
+                            (true, "no-cache") => cc.no_cache = true,
+                            (true, _) => cc.private = true,
+                        }
+                    }
                     "public" => cc.public = true,
                     "must-revalidate" => cc.must_revalidate = true,
                     "proxy-revalidate" => cc.proxy_revalidate = true,

@@ -335,27 +335,14 @@ impl Store {
         let mut done = (0, 0);
         let mut gone = Vec::new();
         for (key, (obj, _)) in shard.objects.iter_mut().filter(|(k, _)| select(k)) {
-            let head = &obj.head;
-            let new_head = match action {
-                Invalidate::HardPurge => {
-                    gone.push(key.clone());
-                    None
-                }
-                Invalidate::Purge if head.purged => None,
-                Invalidate::Purge => Some(head.with_lifetime(Duration::ZERO, true)),
-                Invalidate::Expire if !head.is_fresh(now) => None,
-                Invalidate::Expire => Some(head.with_lifetime(Duration::ZERO, head.purged)),
-                Invalidate::ExpireAfter(d) => {
-                    Some(head.with_lifetime(head.age(now) + d, head.purged))
-                }
-            };
-            if action != Invalidate::HardPurge && new_head.is_none() {
+            let Some(change) = invalidated(&obj.head, action, now) else {
                 continue;
-            }
+            };
             done.0 += 1;
             done.1 += obj.len;
-            if let Some(h) = new_head {
-                *obj = Arc::new(obj.with_head(h));
+            match change {
+                Some(head) => *obj = Arc::new(obj.with_head(head)),
+                None => gone.push(key.clone()),
             }
         }
         for key in gone {
@@ -364,6 +351,37 @@ impl Store {
             }
         }
         done
+    }
+
+    /// Applies `action` to the object stored under exactly `key`, without walking
+    /// its shard; returns whether it changed anything.
+    pub fn invalidate_key(&self, key: &str, action: Invalidate, now: Instant) -> bool {
+        let mut shard = self.shard(key).lock();
+        let Some((obj, _)) = shard.objects.peek_mut(key) else {
+            return false;
+        };
+        match invalidated(&obj.head, action, now) {
+            None => false,
+            Some(Some(head)) => {
+                *obj = Arc::new(obj.with_head(head));
+                true
+            }
+            Some(None) => {
+                if let Some((_, charge)) = shard.objects.pop(key) {
+                    shard.bytes -= charge;
+                }
+                true
+            }
+        }
+    }
+
+    /// The key a request with headers `request` selects among the variants of `base`.
+    pub fn variant_key(&self, base: &str, request: &HeaderMap) -> String {
+        let shard = self.shard(base).lock();
+        match shard.vary.peek(base) {
+            Some(names) => super::key::variant(base, names.iter().map(|n| request.get(n))),
+            None => base.to_string(),
+        }
     }
 
     /// Drops every stored object (`/command/cacheclear`); returns how many
@@ -448,6 +466,21 @@ impl Store {
                     None => break,
                 }
             }
+        }
+    }
+}
+
+/// What `action` does to an object with `head`: `None` when it is already so
+/// (not counted again), `Some(None)` to delete it, `Some(Some(head))` to replace its head.
+fn invalidated(head: &Head, action: Invalidate, now: Instant) -> Option<Option<Head>> {
+    match action {
+        Invalidate::HardPurge => Some(None),
+        Invalidate::Purge if head.purged => None,
+        Invalidate::Purge => Some(Some(head.with_lifetime(Duration::ZERO, true))),
+        Invalidate::Expire if !head.is_fresh(now) => None,
+        Invalidate::Expire => Some(Some(head.with_lifetime(Duration::ZERO, head.purged))),
+        Invalidate::ExpireAfter(d) => {
+            Some(Some(head.with_lifetime(head.age(now) + d, head.purged)))
         }
     }
 }

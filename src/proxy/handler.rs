@@ -264,8 +264,9 @@ async fn serve_cached(
     let now = Instant::now();
     let client_refresh = caching.no_cache_request_expire && policy::client_no_cache(&parts.headers);
     if client_refresh {
-        let variant = |k: &str| cache::key::is_variant_of(k, &key);
-        store.invalidate(Store::shard_of(&key), variant, Invalidate::Expire, now);
+        // The variant this client asked for; others are other clients' business.
+        let variant = store.variant_key(&key, &parts.headers);
+        store.invalidate_key(&variant, Invalidate::Expire, now);
     }
     let lookup = store.lookup(&key, &parts.headers, now);
     // Built only when the origin is asked: hits never copy the request.
@@ -674,12 +675,7 @@ async fn fetch(
             tracing::debug!(vhost = %vhost.cfg.name, uri = %req.pq, reason = ?other.err(), too_big, "not stored");
             if stale.is_some() {
                 // The new response replaces the stored one, even when it is not kept.
-                store.invalidate(
-                    Store::shard_of(&req.key),
-                    |k| k == req.key,
-                    Invalidate::HardPurge,
-                    Instant::now(),
-                );
+                store.invalidate_key(&req.key, Invalidate::HardPurge, Instant::now());
             }
             guard.pass();
             return relay(
@@ -785,12 +781,7 @@ fn revalidated(
         }
         Err(_) => {
             // No longer storable: this client gets it once, the copy is dropped.
-            store.invalidate(
-                Store::shard_of(&req.key),
-                |k| k == req.key,
-                Invalidate::HardPurge,
-                Instant::now(),
-            );
+            store.invalidate_key(&req.key, Invalidate::HardPurge, Instant::now());
             Arc::new(old.with_head(head(old.head.freshness, headers)))
         }
     }
