@@ -226,7 +226,7 @@ impl Daemon {
             &config.server.snmp,
         );
         let daemon = Arc::new(Daemon {
-            runtime: ArcSwap::from_pointee(Runtime::new(config, &stats, &logs)),
+            runtime: ArcSwap::from_pointee(Runtime::new(config, &stats, &logs, None)),
             source,
             store,
             stats,
@@ -347,7 +347,12 @@ impl Daemon {
         if config.server.manager.bind != old.config.server.manager.bind {
             tracing::warn!("a changed <Manager Port> applies at the next restart");
         }
-        let new = Arc::new(Runtime::new(config, &self.stats, &self.logs));
+        let new = Arc::new(Runtime::new(
+            config,
+            &self.stats,
+            &self.logs,
+            Some(&self.runtime()),
+        ));
         let prepared = self.prepare_snmp(&new.config).await?;
         let (opened, closed) = self.sync_listeners(&new).await?;
         self.commit(&new, kind, prepared);

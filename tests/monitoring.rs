@@ -554,7 +554,10 @@ fn hwinfo_and_origin_describe_the_machine_and_the_configured_origins() {
     assert_eq!(list[0]["VirtualHost"], "a.test");
     assert_eq!(list[0]["Address"][0][origin.addr.to_string()], "Active");
     assert_eq!(list[0]["Address2"].as_array().unwrap().len(), 2);
-    assert_eq!(list[0]["Address2"][0]["10.9.9.9:8080"], "Active");
+    assert_eq!(
+        list[0]["Address2"][0]["10.9.9.9:8080"], "Inactive",
+        "a standby is in use only while it stands in for a failed address"
+    );
     assert_eq!(
         list[0]["ActiveIP"].as_array().unwrap().len(),
         2,

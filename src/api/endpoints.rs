@@ -77,6 +77,10 @@ pub enum Handler {
     CpuInfo,
     /// `/monitoring/origin`.
     Origin,
+    /// `/monitoring/dnslist`.
+    DnsList,
+    /// `/command/resetorigin`.
+    ResetOrigin,
     /// `/monitoring/fileinfo`.
     FileInfo,
     /// `/conf/latest`: the newest history entry.
@@ -122,6 +126,8 @@ impl Handler {
             Handler::HwInfo => "hwinfo",
             Handler::CpuInfo => "cpuinfo",
             Handler::Origin => "origin",
+            Handler::DnsList => "dnslist",
+            Handler::ResetOrigin => "resetorigin",
             Handler::FileInfo => "fileinfo",
             Handler::ConfLatest => "latest",
             Handler::ConfHistory => "history",
@@ -146,8 +152,6 @@ impl Handler {
 pub enum Capability {
     /// Disk mount/unmount, cache resource reports (issue 6).
     Storage,
-    /// Origin status reset and DNS (issue 9).
-    Origins,
     /// HTTPS (issue 9).
     Https,
     /// Graphs (RRD-style images).
@@ -165,7 +169,6 @@ impl Capability {
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::Storage => "disk storage (mount, cache resources): issue 6",
-            Capability::Origins => "origin management (reset, DNS): issue 9",
             Capability::Https => "HTTPS: issue 9",
             Capability::Graphs => "graphs",
             Capability::GeoIp => "GeoIP access control (chapter 14)",
@@ -226,7 +229,8 @@ fn handler_of(path: &PathMatch, method: &str) -> Handler {
             | "/monitoring/coldfiledist",
             _,
         ) => Handler::Later(C::Storage),
-        ("/command/resetorigin" | "/monitoring/dnslist", _) => Handler::Later(C::Origins),
+        ("/command/resetorigin", _) => Handler::ResetOrigin,
+        ("/monitoring/dnslist", _) => Handler::DnsList,
         ("/monitoring/ssl", _) => Handler::Later(C::Https),
         (p, _) if p.starts_with("/monitoring/logtrace/") => Handler::LogTrace,
         ("/monitoring/geoiplist", _) => Handler::Later(C::GeoIp),

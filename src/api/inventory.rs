@@ -1,11 +1,9 @@
-//! `/monitoring/hwinfo` and `/monitoring/origin` (guide chapters 2 and 7):
-//! what the machine is, and which origin addresses each vhost uses.
+//! `/monitoring/hwinfo` (guide chapter 2): what the machine is.
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::config::Config;
 use crate::procfs::{list_dir, read};
 
 /// The first `key : value` of /proc/cpuinfo.
@@ -99,46 +97,4 @@ pub fn hwinfo() -> Value {
         "NIC": nics(),
         "Disk": disks(),
     })
-}
-
-/// The `/monitoring/origin` reply for every vhost or one (`None` when it is not configured).
-/// Every address is `Active` until origin health checks exist (issue 9); an address
-/// written as an IP is its own active IP with TTL 0.
-pub fn origin(config: &Config, vhost: Option<&str>) -> Option<Value> {
-    let list = |addrs: &[crate::config::value::OriginAddress]| -> Vec<Value> {
-        addrs
-            .iter()
-            .map(|a| {
-                let mut m = Map::new();
-                m.insert(a.authority(), "Active".into());
-                Value::Object(m)
-            })
-            .collect()
-    };
-    let wanted = vhost.map(str::to_ascii_lowercase);
-    let entries: Vec<Value> = config
-        .vhosts
-        .iter()
-        .filter(|v| wanted.as_ref().is_none_or(|w| &v.name == w))
-        .map(|v| {
-            let active_ips: Vec<Value> = v
-                .origins
-                .iter()
-                .chain(&v.standby_origins)
-                .filter(|a| a.is_ip)
-                .map(|a| json!({ a.host.clone(): 0 }))
-                .collect();
-            json!({
-                "VirtualHost": v.name,
-                "Address": list(&v.origins),
-                "Address2": list(&v.standby_origins),
-                "ActiveIP": active_ips,
-                "InactiveIP": [],
-            })
-        })
-        .collect();
-    if wanted.is_some() && entries.is_empty() {
-        return None;
-    }
-    Some(json!({ "origin": entries }))
 }

@@ -26,6 +26,7 @@ pub mod fileinfo;
 pub mod inventory;
 pub mod metrics;
 pub mod monitoring;
+pub mod origin;
 pub mod purge;
 
 /// Accepts management connections; addresses outside every `<Allow>` are
@@ -216,9 +217,17 @@ async fn route(
         }
         Handler::Origin => {
             let rt = daemon.runtime();
-            match inventory::origin(&rt.config, query_param(&req, "vhost")) {
+            match origin::monitoring(&rt, query_param(&req, "vhost")) {
                 Some(v) => reply(StatusCode::OK, &v),
                 None => error(StatusCode::NOT_FOUND, "origin", "no such vhost"),
+            }
+        }
+        Handler::DnsList => reply(StatusCode::OK, &origin::dns_list(&daemon.runtime())),
+        Handler::ResetOrigin => {
+            let rt = daemon.runtime();
+            match origin::reset(&rt, query_param(&req, "vhost")) {
+                Some(names) => reply(StatusCode::OK, &envelope(method, json!(names))),
+                None => error(StatusCode::NOT_FOUND, method, "no such vhost"),
             }
         }
         Handler::Metrics => text_reply(metrics::render(daemon), metrics::CONTENT_TYPE),

@@ -13,6 +13,7 @@ pub mod history;
 pub mod log;
 pub mod model;
 pub mod node;
+pub mod origin;
 pub mod pattern;
 pub mod schema;
 pub mod snmp;
@@ -381,24 +382,8 @@ fn read_vhost(
         }
     }
 
-    let origin = vhost.child("Origin");
-    let mut addresses = |tag: &str| -> Vec<value::OriginAddress> {
-        origin
-            .list(tag)
-            .into_iter()
-            .filter_map(|el| {
-                Node::new(Some(el), None, &format!("Vhosts/Vhost/Origin/{tag}")).value()
-            })
-            .filter_map(|v| {
-                v.parse(value::origin_address)
-                    .map_err(|e| cx.errors.push(e))
-                    .ok()
-            })
-            .collect()
-    };
-    let origins = addresses("Address");
-    let standby_origins = addresses("Address2");
-    if own.is_some() && origins.is_empty() && status == VhostStatus::Active {
+    let origin = origin::read(cx, &vhost.child("Origin"), &origin_options);
+    if own.is_some() && origin.addresses.is_empty() && status == VhostStatus::Active {
         cx.errors
             .push(vhost.error(format!("vhost {name} has no <Origin><Address>")));
     }
@@ -443,16 +428,6 @@ fn read_vhost(
         keep_alive_header: on(cx, keep_alive_header, true),
         keep_alive: secs(cx, options.child("ClientKeepAliveSec"), 10),
     };
-    let origin = OriginPolicy {
-        connect_timeout: secs(cx, origin_options.child("ConnectTimeout"), 3),
-        receive_timeout: secs(cx, origin_options.child("ReceiveTimeout"), 10),
-        reuse_timeout: secs(cx, origin_options.child("ReuseTimeout"), 60),
-        busy_sessions: cx.get(
-            origin_options.child("BusySessionCount").value(),
-            value::int_in(1u64, u64::MAX),
-            100,
-        ),
-    };
     let stats = group(own, defaults, "Stats");
     let depth = cx.get(
         stats.child("DirDepth").value(),
@@ -469,8 +444,6 @@ fn read_vhost(
         status,
         aliases,
         listen,
-        origins,
-        standby_origins,
         ttl,
         caching,
         headers,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::node::Unused;
 use super::pattern::UrlPattern;
-use super::value::{IpRule, Listen, OriginAddress};
+use super::value::{IpRule, Listen};
 
 /// A whole, validated configuration.
 #[derive(Debug, Clone)]
@@ -332,19 +332,6 @@ pub struct ClientPolicy {
     pub keep_alive: Duration,
 }
 
-/// Origin-side settings (chapter 7).
-#[derive(Debug, Clone)]
-pub struct OriginPolicy {
-    /// `<ConnectTimeout>`.
-    pub connect_timeout: Duration,
-    /// `<ReceiveTimeout>`: wait for the origin's response head.
-    pub receive_timeout: Duration,
-    /// `<ReuseTimeout>`: idle origin connections are kept this long (0 = no reuse).
-    pub reuse_timeout: Duration,
-    /// `<BusySessionCount>`: active origin transactions at which the origin counts as busy.
-    pub busy_sessions: u64,
-}
-
 /// One virtual host, with `<VHostDefault>` applied.
 #[derive(Debug, Clone)]
 pub struct VhostConfig {
@@ -358,10 +345,6 @@ pub struct VhostConfig {
     pub aliases: Vec<String>,
     /// `<Listen>` addresses (empty for `OFF`).
     pub listen: Vec<Listen>,
-    /// `<Origin><Address>`.
-    pub origins: Vec<OriginAddress>,
-    /// `<Origin><Address2>`: standby origins.
-    pub standby_origins: Vec<OriginAddress>,
     /// `<Options><TTL>`.
     pub ttl: TtlPolicy,
     /// Keys, Vary, revalidation and purge settings.
@@ -370,8 +353,8 @@ pub struct VhostConfig {
     pub headers: super::headers::HeaderPolicy,
     /// Client-side headers and sessions.
     pub client: ClientPolicy,
-    /// Origin-side timeouts.
-    pub origin: OriginPolicy,
+    /// `<Origin>` and `<OriginOptions>` (chapter 7).
+    pub origin: super::origin::OriginPolicy,
     /// `<Stats><DirDepth>`/`<DirDepthAccum>`; `None` for depth 0 (the vhost is `/`).
     pub dir_stats: Option<DirPolicy>,
     /// `<Log>`: the vhost's access, origin and monitoring logs (chapter 12).

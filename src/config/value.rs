@@ -140,6 +140,12 @@ impl OriginAddress {
         }
     }
 
+    /// The socket address when the host is an IP.
+    pub fn ip_addr(&self) -> Option<SocketAddr> {
+        let ip: IpAddr = self.host.parse().ok()?;
+        Some(SocketAddr::new(ip, self.port))
+    }
+
     /// `host:port` to connect to.
     pub fn authority(&self) -> String {
         match self.host.parse::<IpAddr>() {

@@ -23,6 +23,7 @@ use crate::cache::policy;
 use crate::cache::store::{FillGuard, Head, Invalidate, Lookup, Object, Store};
 use crate::cache::{self, CacheResult};
 use crate::config::headers::Side;
+use crate::config::origin::{HeaderSetting, OriginPolicy};
 use crate::config::{CachingPolicy, ClientPolicy, TtlSource, VaryPolicy};
 use crate::stats::counter::{Gauge, OriginEvent};
 use crate::stats::{GaugeGuard, VhostStats};
@@ -546,7 +547,7 @@ async fn fetch(
     req.key = guard.key().to_string();
     let caching = &vhost.cfg.caching;
     let ttl = &vhost.cfg.ttl;
-    let mut headers = origin_headers(&req.headers, req.peer, true);
+    let mut headers = origin_headers(&vhost.cfg.origin, &req.headers, req.peer, true);
     if !caching.key.accept_encoding {
         headers.remove(header::ACCEPT_ENCODING);
     }
@@ -892,7 +893,7 @@ async fn pass(
     result: CacheResult,
 ) -> Served {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let headers = origin_headers(&parts.headers, conn.peer, false);
+    let headers = origin_headers(&vhost.cfg.origin, &parts.headers, conn.peer, false);
     let body = body.filter(|b| !b.is_end_stream());
     let origin_started = Instant::now();
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
@@ -1031,7 +1032,7 @@ fn record_origin_failure(
         }
         OriginError::Timeout { addr, .. } => (OriginEvent::ReceiveTimeout, addr, "Receive-Timeout"),
         OriginError::Http { addr, .. } => (OriginEvent::Close, addr, "ClosedWithoutResponse"),
-        OriginError::NoAddress => return,
+        OriginError::NoAddress | OriginError::AllExcluded => return,
     };
     vhost.stats.record_origin_event(event, 1);
     crate::log::origin_error(
@@ -1043,12 +1044,32 @@ fn record_origin_failure(
     );
 }
 
-/// Headers for the origin: the client's end-to-end headers, `Via`, `X-Forwarded-For`.
-/// A fetch meant for the cache drops conditionals and ranges: the cache wants the whole object.
-fn origin_headers(client: &HeaderMap, peer: SocketAddr, for_cache: bool) -> HeaderMap {
+/// Headers for the origin: the client's end-to-end headers, `Via`, `X-Forwarded-For`,
+/// and `<Host>`/`<UserAgent>` as configured (chapter 7). A fetch meant for the cache
+/// drops conditionals and ranges: the cache wants the whole object.
+fn origin_headers(
+    policy: &OriginPolicy,
+    client: &HeaderMap,
+    peer: SocketAddr,
+    for_cache: bool,
+) -> HeaderMap {
     let mut h = client.clone();
     strip_hop_by_hop(&mut h);
-    h.remove(header::HOST);
+    // Without a `Host` here the origin pool sends its address's (chapter 2's table).
+    match &policy.host {
+        HeaderSetting::Client => {}
+        HeaderSetting::Default => {
+            h.remove(header::HOST);
+        }
+        HeaderSetting::Fixed(v) => {
+            h.insert(header::HOST, v.clone());
+        }
+    }
+    // The client's User-Agent goes on unless one is configured (kura's default; the
+    // guide's would replace every visitor's with the product name).
+    if let HeaderSetting::Fixed(v) = &policy.user_agent {
+        h.insert(header::USER_AGENT, v.clone());
+    }
     if for_cache {
         for n in [
             header::IF_NONE_MATCH,
@@ -1063,9 +1084,16 @@ fn origin_headers(client: &HeaderMap, peer: SocketAddr, for_cache: bool) -> Head
     }
     h.append(header::VIA, VIA.clone());
     let ip = peer.ip().to_string();
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
+    let prev = h
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let xff = match (prev.is_empty(), policy.xff_client_ip_only) {
+        (true, _) => ip,
+        (false, true) => prev.split(',').next().unwrap_or("").trim().to_string(),
+        (false, false) => format!("{prev}, {ip}"),
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert(X_FORWARDED_FOR.clone(), v);

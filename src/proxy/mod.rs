@@ -63,6 +63,8 @@ pub struct Runtime {
     pub stats: Vec<Arc<VhostStats>>,
     /// Logs of every configured vhost by name, installed when this runtime is.
     pub logs: HashMap<String, Arc<VhostLog>>,
+    /// Origin pools of every configured vhost by name.
+    pub pools: HashMap<String, Arc<OriginPool>>,
 }
 
 /// The socket addresses a `<Listen>` stands for.
@@ -81,8 +83,14 @@ fn listen_addrs(listen: &Listen, listen_ips: &[IpAddr]) -> Vec<SocketAddr> {
 }
 
 impl Runtime {
-    /// Builds routers, origin pools, stats and log handles for `config`.
-    pub fn new(config: Arc<Config>, stats: &Stats, logs: &Logs) -> Runtime {
+    /// Builds routers, origin pools, stats and log handles for `config`; origin
+    /// health carries over from `previous`, the runtime it replaces.
+    pub fn new(
+        config: Arc<Config>,
+        stats: &Stats,
+        logs: &Logs,
+        previous: Option<&Runtime>,
+    ) -> Runtime {
         let vhost_stats = stats.handles(config.vhosts.iter().map(|v| v.name.as_str()));
         let vhost_logs: HashMap<String, Arc<VhostLog>> = config
             .vhosts
@@ -96,13 +104,14 @@ impl Runtime {
         {
             vhost_stats[&v.name].dir_table(None);
         }
-        let pools: HashMap<&str, Arc<OriginPool>> = config
+        let pools: HashMap<String, Arc<OriginPool>> = config
             .vhosts
             .iter()
             .map(|v| {
+                let old = previous.and_then(|p| p.pools.get(&v.name));
                 (
-                    v.name.as_str(),
-                    Arc::new(OriginPool::new(v, vhost_stats[&v.name].clone())),
+                    v.name.clone(),
+                    OriginPool::new(v, vhost_stats[&v.name].clone(), old.map(Arc::as_ref)),
                 )
             })
             .collect();
@@ -163,6 +172,7 @@ impl Runtime {
             keep_alive,
             stats: vhost_stats.into_values().collect(),
             logs: vhost_logs,
+            pools,
         }
     }
 

@@ -90,6 +90,14 @@ pub struct Origin {
 
 impl Origin {
     pub fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
+        Self::start_at("127.0.0.1:0".parse().unwrap(), handler)
+    }
+
+    /// An origin on `addr` (an address an earlier origin of the test had: a restart).
+    pub fn start_at(
+        addr: SocketAddr,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Origin {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -97,9 +105,7 @@ impl Origin {
             .unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let handler: Arc<Handler> = Arc::new(handler);
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
         let addr = listener.local_addr().unwrap();
         let seen2 = seen.clone();
         rt.spawn(async move {

@@ -1,0 +1,303 @@
+//! Requests to a vhost's origins (guide chapter 7): the IP table with exclusion and
+//! recovery ([`table`]), the probes that bring IPs back and the health checkers
+//! ([`probe`]), and the keep-alive connection pool ([`connect`]).
+//!
+//! A request tries the IPs `<BalanceMode>` orders, moving on to the next one while
+//! that is safe: always when no connection could be made (nothing was sent), and
+//! after a timeout or a broken connection only for an idempotent request whose body
+//! can be sent again. Each failure counts towards the IP's `<Exclusion>`.
+
+pub mod connect;
+pub mod probe;
+pub mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{HeaderMap, HOST};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::origin::OriginPolicy;
+use crate::config::VhostConfig;
+use crate::stats::VhostStats;
+use connect::Connector;
+use table::{OriginTable, Target};
+
+/// The body of a request to an origin as hyper sends it.
+pub type OriginBody = Either<Incoming, Either<Empty<Bytes>, Full<Bytes>>>;
+
+/// What a request to an origin carries.
+pub enum SendBody {
+    /// Nothing.
+    Empty,
+    /// The client's body, streamed (sent once: a failed connect is not retried).
+    Client(Incoming),
+    /// A body already read (a cached POST); replayed on each address tried.
+    Buffered(Bytes),
+}
+
+/// Why an origin request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginError {
+    /// The vhost has no origin address.
+    #[error("no origin address configured")]
+    NoAddress,
+    /// Every origin IP is excluded (chapter 7 error detection and health checks).
+    #[error("every origin address is excluded")]
+    AllExcluded,
+    /// No address accepted a connection.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The last address tried.
+        addr: String,
+        /// What the connector said.
+        reason: String,
+    },
+    /// The origin did not answer within `<ReceiveTimeout>`.
+    #[error("no response from {addr} within {timeout:?}")]
+    Timeout {
+        /// The address.
+        addr: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The connection failed after it was made.
+    #[error("origin {addr}: {reason}")]
+    Http {
+        /// The address.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl OriginError {
+    /// The status a client gets for this failure.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OriginError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// A hyper client over `connector`; `reuse` is `<ReuseTimeout>` (zero: no reuse).
+fn client(connector: Connector, reuse: Duration) -> Client<Connector, OriginBody> {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder.pool_timer(TokioTimer::new());
+    if reuse.is_zero() {
+        builder.pool_max_idle_per_host(0);
+    } else {
+        builder.pool_idle_timeout(reuse);
+    }
+    builder.build(connector)
+}
+
+/// The origins of one vhost.
+pub struct OriginPool {
+    /// The vhost's name (for logs).
+    pub vhost: String,
+    /// Its `<Origin>` and `<OriginOptions>`.
+    pub policy: OriginPolicy,
+    /// The IPs and their health.
+    pub table: Arc<OriginTable>,
+    /// The keep-alive pool; replaced by `/command/resetorigin` so no session is reused.
+    client: ArcSwap<Client<Connector, OriginBody>>,
+    /// Its statistics.
+    stats: Arc<VhostStats>,
+}
+
+impl OriginPool {
+    /// A pool for `vhost`, its connections counted in `stats`, keeping what
+    /// `previous` (the same vhost's pool before a reload) knew of each IP's health.
+    /// Starts the vhost's probes and resolver when called inside a tokio runtime.
+    pub fn new(
+        vhost: &VhostConfig,
+        stats: Arc<VhostStats>,
+        previous: Option<&OriginPool>,
+    ) -> Arc<Self> {
+        let policy = vhost.origin.clone();
+        let table = Arc::new(OriginTable::new(
+            &policy,
+            &vhost.name,
+            previous.map(|p| p.table.as_ref()),
+        ));
+        let pool = Arc::new(OriginPool {
+            vhost: vhost.name.clone(),
+            client: ArcSwap::from_pointee(client(
+                Connector::new(
+                    policy.connect_timeout,
+                    Some(stats.clone()),
+                    Arc::downgrade(&table),
+                ),
+                policy.reuse_timeout,
+            )),
+            policy,
+            table,
+            stats,
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            probe::start(&pool);
+        }
+        pool
+    }
+
+    /// `<ReceiveTimeout>`, also applied between body chunks.
+    pub fn receive_timeout(&self) -> Duration {
+        self.policy.receive_timeout
+    }
+
+    /// `/command/resetorigin`: every IP usable again, and new connections from now on.
+    pub fn reset(&self) {
+        self.table.reset();
+        self.client.store(Arc::new(client(
+            Connector::new(
+                self.policy.connect_timeout,
+                Some(self.stats.clone()),
+                Arc::downgrade(&self.table),
+            ),
+            self.policy.reuse_timeout,
+        )));
+    }
+
+    /// Sends a request for `path_and_query`; `headers` must already be origin-bound
+    /// (no hop-by-hop headers; a `Host` only when `<Host>` says which).
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: SendBody,
+    ) -> Result<Response<Incoming>, OriginError> {
+        if self.table.entries.is_empty() {
+            return Err(OriginError::NoAddress);
+        }
+        probe::resolve_unresolved(self).await;
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        );
+        let client = self.client.load_full();
+        let mut body = Some(body);
+        let mut tried: Vec<std::net::SocketAddr> = Vec::new();
+        let mut last = OriginError::AllExcluded;
+        // The usable set is read again after each failure: a failure that excludes
+        // the last `<Address>` brings in a standby for the next attempt.
+        while let Some(target) = self
+            .table
+            .order(self.table.usable(), path_and_query)
+            .into_iter()
+            .find(|t| !tried.contains(&t.ip.addr))
+        {
+            tried.push(target.ip.addr);
+            let replayable = !matches!(body, Some(SendBody::Client(_)));
+            let req_body = match body.take() {
+                Some(SendBody::Client(b)) => Either::Left(b),
+                Some(SendBody::Buffered(b)) => {
+                    body = Some(SendBody::Buffered(b.clone()));
+                    Either::Right(Either::Right(Full::new(b)))
+                }
+                Some(SendBody::Empty) | None => {
+                    body = Some(SendBody::Empty);
+                    Either::Right(Either::Left(Empty::new()))
+                }
+            };
+            let req = self.request(&method, path_and_query, &headers, &target, req_body)?;
+            let err = match self.exchange(&client, &target, req).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) => e,
+            };
+            let retry = replayable && (idempotent || matches!(err, OriginError::Connect { .. }));
+            last = err;
+            if !retry {
+                break;
+            }
+        }
+        Err(last)
+    }
+
+    /// The request for `target`.
+    fn request(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        target: &Target,
+        body: OriginBody,
+    ) -> Result<Request<OriginBody>, OriginError> {
+        let addr = &target.ip.addr;
+        let bad = |reason: String| OriginError::Http {
+            addr: addr.to_string(),
+            reason,
+        };
+        let path = &self.table.entries[target.entry].address.path;
+        let uri: Uri = format!("http://{addr}{path}{path_and_query}")
+            .parse()
+            .map_err(|e| bad(format!("bad request target: {e}")))?;
+        let mut req = Request::builder().method(method.clone()).uri(uri);
+        if let Some(h) = req.headers_mut() {
+            *h = headers.clone();
+            if !h.contains_key(HOST) {
+                h.insert(HOST, target.host.clone());
+            }
+        }
+        req.body(body).map_err(|e| bad(e.to_string()))
+    }
+
+    /// One exchange with one IP, counted towards its exclusion.
+    async fn exchange(
+        &self,
+        client: &Client<Connector, OriginBody>,
+        target: &Target,
+        req: Request<OriginBody>,
+    ) -> Result<Response<Incoming>, OriginError> {
+        let ip = &target.ip;
+        let addr = ip.addr.to_string();
+        ip.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let result = tokio::time::timeout(self.policy.receive_timeout, client.request(req)).await;
+        ip.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let err = match result {
+            Ok(Ok(resp)) => {
+                ip.errors.succeed(0);
+                return Ok(resp);
+            }
+            Ok(Err(e)) if e.is_connect() => OriginError::Connect {
+                addr,
+                reason: source_chain(&e),
+            },
+            Ok(Err(e)) => OriginError::Http {
+                addr,
+                reason: source_chain(&e),
+            },
+            Err(_) => OriginError::Timeout {
+                addr,
+                timeout: self.policy.receive_timeout,
+            },
+        };
+        if ip.errors.fail(self.policy.exclusion) {
+            tracing::warn!(vhost = %self.vhost, origin = %ip.addr, error = %err,
+                failures = self.policy.exclusion, "origin excluded");
+        }
+        Err(err)
+    }
+}
+
+/// An error and its causes on one line.
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,215 @@
+//! The background work of a vhost's origins: `<Recovery>` probes of excluded IPs,
+//! each `<HealthChecker>`, and re-resolving domain addresses.
+//!
+//! Every task holds only a weak reference to its pool, so a reload that replaces the
+//! pool ends them at their next tick. Probes use their own connections, never the
+//! request pool, and are not counted as origin sessions.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http::header::{HOST, USER_AGENT};
+use http::{HeaderValue, Request};
+use http_body_util::{BodyExt, Either, Empty};
+
+use super::connect::Connector;
+use super::table::{OriginEntry, OriginIp, Verdict};
+use super::OriginPool;
+use crate::config::origin::Probe;
+
+/// Which judge a probe reports to.
+#[derive(Clone, Copy)]
+enum Judge {
+    /// Error detection's `<Recovery>`: only excluded IPs are probed.
+    Recovery,
+    /// The `<HealthChecker>` at this index: every IP is probed.
+    Checker(usize),
+}
+
+/// Starts the vhost's probes and, when it has domain addresses, its resolver.
+pub fn start(pool: &Arc<OriginPool>) {
+    let weak = Arc::downgrade(pool);
+    if pool.policy.recovery.recovery > 0 {
+        tokio::spawn(probe_loop(
+            weak.clone(),
+            pool.policy.recovery.clone(),
+            Judge::Recovery,
+        ));
+    }
+    for (i, checker) in pool.policy.health_checkers.iter().enumerate() {
+        tokio::spawn(probe_loop(weak.clone(), checker.clone(), Judge::Checker(i)));
+    }
+    if pool.table.entries.iter().any(OriginEntry::is_domain) {
+        tokio::spawn(resolve_loop(weak, resolve_every(pool.policy.dns_ttl)));
+    }
+}
+
+/// How often domains are resolved: the guide's 1 to 10 seconds, within the TTL.
+fn resolve_every(ttl: Duration) -> Duration {
+    (ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
+
+/// Runs one judge every `probe.cycle` until the pool is gone.
+async fn probe_loop(pool: Weak<OriginPool>, probe: Probe, judge: Judge) {
+    let mut ticker = tokio::time::interval(probe.cycle.max(Duration::from_millis(100)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        let targets: Vec<(Arc<OriginIp>, HeaderValue, String)> = pool
+            .table
+            .entries
+            .iter()
+            .flat_map(|e| {
+                e.ips().into_iter().map(|ip| {
+                    (
+                        ip,
+                        e.host.clone(),
+                        format!("{}{}", e.address.path, probe.uri),
+                    )
+                })
+            })
+            .filter(|(ip, ..)| match judge {
+                Judge::Recovery => ip
+                    .errors
+                    .excluded
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                Judge::Checker(_) => true,
+            })
+            .collect();
+        let vhost = pool.vhost.clone();
+        drop(pool);
+        let mut probes = tokio::task::JoinSet::new();
+        for (ip, host, uri) in targets {
+            let (probe, vhost) = (probe.clone(), vhost.clone());
+            probes.spawn(async move {
+                let outcome = probe_once(&probe, ip.addr, host, &uri).await;
+                let verdict = match judge {
+                    Judge::Recovery => &ip.errors,
+                    Judge::Checker(i) => &ip.checks[i],
+                };
+                judge_outcome(verdict, &probe, outcome, &vhost, &ip.addr, judge);
+            });
+        }
+        while probes.join_next().await.is_some() {}
+    }
+}
+
+/// Records a probe's outcome and logs a change of state.
+fn judge_outcome(
+    verdict: &Verdict,
+    probe: &Probe,
+    outcome: Result<u16, String>,
+    vhost: &str,
+    addr: &SocketAddr,
+    judge: Judge,
+) {
+    let by = match judge {
+        Judge::Recovery => "recovery".to_string(),
+        Judge::Checker(i) => format!("health checker {}", i + 1),
+    };
+    match outcome {
+        Ok(status) if probe.accepts(status) => {
+            if verdict.succeed(probe.recovery) {
+                tracing::info!(vhost, origin = %addr, by, "origin recovered");
+            }
+        }
+        Ok(status) => {
+            if verdict.fail(probe.exclusion) {
+                tracing::warn!(vhost, origin = %addr, by, status, "origin excluded");
+            }
+        }
+        Err(reason) => {
+            if verdict.fail(probe.exclusion) {
+                tracing::warn!(vhost, origin = %addr, by, reason, "origin excluded");
+            }
+        }
+    }
+}
+
+/// One probe: a GET of `uri` on `addr`, on a connection of its own, within the
+/// probe's timeout. A `<HealthChecker>` reads the whole body; `<Recovery>` stops at
+/// the status.
+async fn probe_once(
+    probe: &Probe,
+    addr: SocketAddr,
+    host: HeaderValue,
+    uri: &str,
+) -> Result<u16, String> {
+    let client = super::client(
+        Connector::new(probe.timeout, None, Weak::new()),
+        Duration::ZERO,
+    );
+    let req = Request::get(format!("http://{addr}{uri}"))
+        .header(HOST, host)
+        .header(
+            USER_AGENT,
+            concat!("kura/", env!("CARGO_PKG_VERSION"), " probe"),
+        )
+        .body(Either::Right(Either::Left(Empty::new())))
+        .map_err(|e| e.to_string())?;
+    let exchange = async {
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| super::source_chain(&e))?;
+        let status = resp.status().as_u16();
+        if probe.whole_body {
+            resp.into_body()
+                .collect()
+                .await
+                .map_err(|e| super::source_chain(&e))?;
+        }
+        Ok(status)
+    };
+    tokio::time::timeout(probe.timeout, exchange)
+        .await
+        .map_err(|_| format!("no complete answer within {:?}", probe.timeout))?
+}
+
+/// Re-resolves the pool's domain addresses every `every` until the pool is gone.
+async fn resolve_loop(pool: Weak<OriginPool>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        for e in pool.table.entries.iter().filter(|e| e.is_domain()) {
+            resolve(&pool, e).await;
+        }
+    }
+}
+
+/// Resolves domain addresses that have no IP yet (the first requests after a start).
+pub async fn resolve_unresolved(pool: &OriginPool) {
+    for e in pool
+        .table
+        .entries
+        .iter()
+        .filter(|e| e.is_domain() && e.ips().is_empty())
+    {
+        resolve(pool, e).await;
+    }
+}
+
+/// Resolves one domain address into its entry.
+async fn resolve(pool: &OriginPool, entry: &OriginEntry) {
+    let a = &entry.address;
+    match tokio::net::lookup_host((a.host.as_str(), a.port)).await {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            entry.resolved(
+                &addrs,
+                pool.policy.dns_ttl,
+                pool.policy.health_checkers.len(),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(vhost = %pool.vhost, domain = %a.host, error = %e, "origin domain not resolved");
+        }
+    }
+}

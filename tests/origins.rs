@@ -1,0 +1,431 @@
+//! Origin management (guide chapter 7) with real kurad processes and real origins:
+//! failover, exclusion and recovery, health checkers, standby addresses, balance
+//! modes, domain addresses, `/monitoring/origin`, `/command/resetorigin`, and the
+//! request headers kura sets.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// An origin answering 200 with its own name, so a test sees who served.
+fn named(name: &'static str) -> Origin {
+    Origin::start(move |_| Reply::ok(name).header("cache-control", "no-store"))
+}
+
+/// An address nothing listens on (bound, then closed: connections are refused).
+fn dead_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// kurad with `www.test` in front of `origin_xml` (the inside of `<Origin>`) and
+/// `options` inside `<OriginOptions>`.
+fn kura(origin_xml: &str, options: &str) -> Kurad {
+    let server = server_xml("", &format!("<OriginOptions>{options}</OriginOptions>"));
+    let vhost = format!(
+        "  <Vhost Name=\"www.test\">\n    <Listen>127.0.0.1:0</Listen>\n    <Origin>{origin_xml}</Origin>\n  </Vhost>\n"
+    );
+    Kurad::start(conf_dir(&server, &vhosts_xml(&vhost)))
+}
+
+fn addresses(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(|a| format!("<Address>{a}</Address>"))
+        .collect()
+}
+
+fn fetch(k: &Kurad, path: &str) -> CurlResponse {
+    curl(
+        &format!("http://{}{path}", k.http()),
+        &["-H", "Host: www.test"],
+    )
+}
+
+fn api(k: &Kurad, path: &str) -> (u16, Value) {
+    let r = curl(&format!("http://{}{path}", k.manager), &[]);
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+/// `/monitoring/origin?vhost=www.test`'s entry.
+fn origin_state(k: &Kurad) -> Value {
+    let (status, v) = api(k, "/monitoring/origin?vhost=www.test");
+    assert_eq!(status, 200, "{v}");
+    v["origin"][0].clone()
+}
+
+/// The state `/monitoring/origin` gives `addr` in `list` ("Address" or "Address2").
+fn address_state(entry: &Value, list: &str, addr: SocketAddr) -> String {
+    entry[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|o| o.get(addr.to_string()))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{addr} not in {list}: {entry}"))
+        .to_string()
+}
+
+/// Waits until `address_state` is `want`.
+fn wait_state(k: &Kurad, list: &str, addr: SocketAddr, want: &str) {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let entry = origin_state(k);
+        if address_state(&entry, list, addr) == want {
+            return;
+        }
+        assert!(Instant::now() < until, "{addr} never {want}: {entry}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_killed_origin_is_excluded_requests_keep_succeeding_and_it_recovers() {
+    let a = named("a");
+    let b = named("b");
+    let a_addr = a.addr;
+    let k = kura(
+        &addresses(&[a.addr, b.addr]),
+        "<Exclusion>2</Exclusion><Recovery Cycle=\"1\" Uri=\"/health\" ResCode=\"200\">2</Recovery>",
+    );
+    for i in 0..6 {
+        assert_eq!(fetch(&k, &format!("/warm/{i}")).status, 200);
+    }
+    assert_eq!(a.count("/warm/0") + b.count("/warm/0"), 1);
+    drop(a);
+    let mut served_by_b = 0;
+    for i in 0..20 {
+        let r = fetch(&k, &format!("/after/{i}"));
+        assert_eq!(
+            r.status, 200,
+            "request {i} failed with a dead origin beside a live one"
+        );
+        assert_eq!(r.text(), "b");
+        served_by_b += 1;
+    }
+    assert_eq!(served_by_b, 20);
+    let entry = origin_state(&k);
+    assert_eq!(address_state(&entry, "Address", a_addr), "Inactive");
+    assert_eq!(address_state(&entry, "Address", b.addr), "Active");
+    assert!(
+        entry["InactiveIP"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o.get("127.0.0.1").is_some()),
+        "{entry}"
+    );
+
+    // Back on the same port: two probes of /health bring it back within the cycles.
+    let a = Origin::start_at(a_addr, |_| {
+        Reply::ok("a").header("cache-control", "no-store")
+    });
+    wait_state(&k, "Address", a_addr, "Active");
+    assert!(
+        a.count("/health") >= 2,
+        "recovery probes: {:?}",
+        a.requests().len()
+    );
+    let served: Vec<String> = (0..10)
+        .map(|i| fetch(&k, &format!("/back/{i}")).text())
+        .collect();
+    assert!(
+        served.iter().any(|s| s == "a"),
+        "a gets traffic again: {served:?}"
+    );
+}
+
+#[test]
+fn round_robin_spreads_requests_evenly_and_hash_keeps_an_url_on_one_origin() {
+    let a = named("a");
+    let b = named("b");
+    let k = kura(&addresses(&[a.addr, b.addr]), "");
+    for i in 0..20 {
+        assert_eq!(fetch(&k, &format!("/rr/{i}")).status, 200);
+    }
+    let count = |o: &Origin| o.requests().len();
+    assert_eq!((count(&a), count(&b)), (10, 10));
+
+    let h = kura(
+        &addresses(&[a.addr, b.addr]),
+        "<BalanceMode>Hash</BalanceMode>",
+    );
+    let first: Vec<String> = (0..30)
+        .map(|i| fetch(&h, &format!("/h/{i}")).text())
+        .collect();
+    let again: Vec<String> = (0..30)
+        .map(|i| fetch(&h, &format!("/h/{i}")).text())
+        .collect();
+    assert_eq!(first, again, "an URL moved between origins");
+    let on_a = first.iter().filter(|s| *s == "a").count();
+    assert!((5..=25).contains(&on_a), "hash spread {on_a} of 30 on a");
+}
+
+#[test]
+fn session_mode_reuses_the_origin_with_an_idle_connection() {
+    let a = named("a");
+    let b = named("b");
+    let k = kura(
+        &addresses(&[a.addr, b.addr]),
+        "<BalanceMode>Session</BalanceMode>",
+    );
+    let served: Vec<String> = (0..20)
+        .map(|i| fetch(&k, &format!("/s/{i}")).text())
+        .collect();
+    let first = served[0].clone();
+    assert!(
+        served.iter().filter(|s| **s == first).count() >= 19,
+        "one after another, requests stay on the kept-alive origin: {served:?}"
+    );
+}
+
+#[test]
+fn a_standby_address_stands_in_while_the_address_is_excluded() {
+    let standby = named("standby");
+    let dead = dead_addr();
+    let k = kura(
+        &format!(
+            "<Address>{dead}</Address><Address2>{}</Address2>",
+            standby.addr
+        ),
+        "<Exclusion>1</Exclusion><Recovery Cycle=\"1\">1</Recovery>",
+    );
+    let entry = origin_state(&k);
+    assert_eq!(address_state(&entry, "Address2", standby.addr), "Inactive");
+    let r = fetch(&k, "/x");
+    assert_eq!(
+        r.status, 200,
+        "the failure that excludes the address fails over"
+    );
+    assert_eq!(r.text(), "standby");
+    let entry = origin_state(&k);
+    assert_eq!(address_state(&entry, "Address", dead), "Inactive");
+    assert_eq!(address_state(&entry, "Address2", standby.addr), "Active");
+
+    let back = Origin::start_at(dead, |_| {
+        Reply::ok("primary").header("cache-control", "no-store")
+    });
+    wait_state(&k, "Address", dead, "Active");
+    assert_eq!(
+        address_state(&origin_state(&k), "Address2", standby.addr),
+        "Inactive"
+    );
+    assert_eq!(fetch(&k, "/y").text(), "primary");
+    drop(back);
+}
+
+#[test]
+fn a_health_checker_excludes_on_a_bad_status_and_recovers_on_its_own_count() {
+    let status = Arc::new(AtomicU16::new(500));
+    let s = status.clone();
+    let sick = Origin::start(move |seen| {
+        if seen.path == "/alive.html" {
+            Reply::ok("").status(s.load(Ordering::Relaxed))
+        } else {
+            Reply::ok("sick").header("cache-control", "no-store")
+        }
+    });
+    let well = named("well");
+    let k = kura(
+        &format!(
+            "{}<HealthChecker ResCode=\"200, 204\" Timeout=\"2\" Cycle=\"1\" Exclusion=\"2\" Recovery=\"2\">/alive.html</HealthChecker>",
+            addresses(&[sick.addr, well.addr])
+        ),
+        "",
+    );
+    wait_state(&k, "Address", sick.addr, "Inactive");
+    assert_eq!(
+        address_state(&origin_state(&k), "Address", well.addr),
+        "Active"
+    );
+    for i in 0..6 {
+        assert_eq!(fetch(&k, &format!("/p/{i}")).text(), "well");
+    }
+    status.store(204, Ordering::Relaxed);
+    wait_state(&k, "Address", sick.addr, "Active");
+    assert!(
+        well.count("/alive.html") >= 2,
+        "the healthy origin is checked too"
+    );
+}
+
+#[test]
+fn an_idempotent_request_moves_on_after_a_receive_timeout_and_a_post_does_not() {
+    let slow = Origin::start(|_| {
+        Reply::ok("slow")
+            .header("cache-control", "no-store")
+            .delay(Duration::from_secs(3))
+    });
+    let fast = named("fast");
+    let k = kura(
+        &addresses(&[slow.addr, fast.addr]),
+        "<ReceiveTimeout>1</ReceiveTimeout><Exclusion>100</Exclusion>",
+    );
+    for i in 0..4 {
+        let started = Instant::now();
+        let r = fetch(&k, &format!("/t/{i}"));
+        assert_eq!((r.status, r.text().as_str()), (200, "fast"));
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+    let posts: Vec<u16> = (0..4)
+        .map(|i| {
+            curl(
+                &format!("http://{}/post/{i}", k.http()),
+                &["-H", "Host: www.test", "--data-binary", "x"],
+            )
+            .status
+        })
+        .collect();
+    assert!(
+        posts.contains(&504),
+        "a POST that timed out is not sent again: {posts:?}"
+    );
+    assert!(posts.contains(&200));
+}
+
+#[test]
+fn with_every_origin_excluded_requests_fail_fast_until_resetorigin() {
+    let dead = dead_addr();
+    let k = kura(
+        &format!("<Address>{dead}</Address>"),
+        "<Exclusion>1</Exclusion><Recovery>0</Recovery>",
+    );
+    assert_eq!(fetch(&k, "/a").status, 502);
+    let entry = origin_state(&k);
+    assert_eq!(address_state(&entry, "Address", dead), "Inactive");
+    let o = Origin::start_at(dead, |_| {
+        Reply::ok("up").header("cache-control", "no-store")
+    });
+    let r = fetch(&k, "/b");
+    assert_eq!(r.status, 502, "Recovery 0: an excluded origin is not asked");
+    assert_eq!(o.requests().len(), 0);
+
+    let (status, v) = api(&k, "/command/resetorigin?vhost=www.test");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["result"], serde_json::json!(["www.test"]));
+    assert_eq!(address_state(&origin_state(&k), "Address", dead), "Active");
+    assert_eq!(fetch(&k, "/c").text(), "up");
+    assert_eq!(api(&k, "/command/resetorigin?vhost=nope").0, 404);
+}
+
+#[test]
+fn exclusion_survives_a_reload() {
+    let dead = dead_addr();
+    let live = named("live");
+    let k = kura(
+        &addresses(&[dead, live.addr]),
+        "<Exclusion>1</Exclusion><Recovery>0</Recovery>",
+    );
+    assert_eq!(fetch(&k, "/a").status, 200);
+    assert_eq!(fetch(&k, "/b").status, 200);
+    wait_state(&k, "Address", dead, "Inactive");
+    let (status, v) = api(&k, "/conf/reload");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        address_state(&origin_state(&k), "Address", dead),
+        "Inactive"
+    );
+}
+
+#[test]
+fn a_domain_address_is_resolved_into_its_ip_table() {
+    let o = named("dns");
+    let k = kura(
+        &format!("<Address>localhost:{}</Address>", o.addr.port()),
+        "<DnsMaxTTL>30</DnsMaxTTL><Exclusion>1</Exclusion><Recovery>0</Recovery>",
+    );
+    let r = fetch(&k, "/d");
+    assert_eq!((r.status, r.text().as_str()), (200, "dns"));
+    let seen = o.requests();
+    assert_eq!(
+        seen[0].headers.get("host").map(String::as_str),
+        Some(format!("localhost:{}", o.addr.port()).as_str()),
+        "a domain address sends its own name"
+    );
+    let entry = origin_state(&k);
+    let active = entry["ActiveIP"].as_array().unwrap();
+    let ttl = active
+        .iter()
+        .find_map(|ip| ip.get("127.0.0.1"))
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("127.0.0.1 resolved and active: {entry}"));
+    assert!((1..=30).contains(&ttl), "TTL left {ttl}");
+    let (status, list) = api(&k, "/monitoring/dnslist");
+    assert_eq!(status, 200);
+    assert_eq!(list["dnslist"][0]["Domain"], "localhost");
+}
+
+#[test]
+fn host_user_agent_and_xff_follow_origin_options() {
+    let o = Origin::start(|_| Reply::ok("h").header("cache-control", "no-store"));
+    let k = kura(
+        &addresses(&[o.addr]),
+        "<Host>origin.example:8080</Host><UserAgent>kura-edge</UserAgent><XFFClientIPOnly>ON</XFFClientIPOnly>",
+    );
+    curl(
+        &format!("http://{}/hdr", k.http()),
+        &[
+            "-H",
+            "Host: www.test",
+            "-H",
+            "X-Forwarded-For: 203.0.113.7, 10.1.1.1",
+        ],
+    );
+    let seen = &o.requests()[0];
+    assert_eq!(seen.headers["host"], "origin.example:8080");
+    assert_eq!(seen.headers["user-agent"], "kura-edge");
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.7");
+
+    let pass = Origin::start(|_| Reply::ok("h").header("cache-control", "no-store"));
+    let k = kura(&addresses(&[pass.addr]), "<Host>*</Host>");
+    curl(
+        &format!("http://{}/hdr", k.http()),
+        &[
+            "-H",
+            "Host: www.test",
+            "-H",
+            "User-Agent: browser/1",
+            "-H",
+            "X-Forwarded-For: 203.0.113.7",
+        ],
+    );
+    let seen = &pass.requests()[0];
+    assert_eq!(seen.headers["host"], "www.test");
+    assert_eq!(seen.headers["user-agent"], "browser/1");
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+}
+
+#[test]
+fn bad_origin_options_are_config_errors_naming_the_element() {
+    let server = server_xml(
+        "",
+        "<OriginOptions><BalanceMode>Random</BalanceMode><Recovery ResCode=\"2xx\">5</Recovery></OriginOptions>",
+    );
+    let vhost = vhost("www.test", "127.0.0.1:1".parse().unwrap(), "");
+    let dir = conf_dir(&server, &vhosts_xml(&vhost));
+    let out = std::process::Command::new(kurad_bin())
+        .args(["check", "--conf-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("BalanceMode") && err.contains("Random"),
+        "{err}"
+    );
+    assert!(err.contains("ResCode") && err.contains("2xx"), "{err}");
+    assert!(err.contains("server.xml:"), "{err}");
+}
