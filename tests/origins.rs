@@ -29,11 +29,30 @@ fn dead_addr() -> SocketAddr {
 /// kurad with `www.test` in front of `origin_xml` (the inside of `<Origin>`) and
 /// `options` inside `<OriginOptions>`.
 fn kura(origin_xml: &str, options: &str) -> Kurad {
-    let server = server_xml("", &format!("<OriginOptions>{options}</OriginOptions>"));
+    kura_full(origin_xml, options, "", None)
+}
+
+/// kurad as [`kura`], with `<Options>` and `svc/www.test/bypass.txt` too.
+fn kura_full(
+    origin_xml: &str,
+    origin_options: &str,
+    options: &str,
+    bypass_txt: Option<&str>,
+) -> Kurad {
+    let server = server_xml(
+        "",
+        &format!("<OriginOptions>{origin_options}</OriginOptions><Options>{options}</Options>"),
+    );
     let vhost = format!(
         "  <Vhost Name=\"www.test\">\n    <Listen>127.0.0.1:0</Listen>\n    <Origin>{origin_xml}</Origin>\n  </Vhost>\n"
     );
-    Kurad::start(conf_dir(&server, &vhosts_xml(&vhost)))
+    let dir = conf_dir(&server, &vhosts_xml(&vhost));
+    if let Some(text) = bypass_txt {
+        let svc = dir.path().join("svc/www.test");
+        std::fs::create_dir_all(&svc).unwrap();
+        std::fs::write(svc.join("bypass.txt"), text).unwrap();
+    }
+    Kurad::start(dir)
 }
 
 fn addresses(addrs: &[SocketAddr]) -> String {
@@ -268,9 +287,12 @@ fn an_idempotent_request_moves_on_after_a_receive_timeout_and_a_post_does_not() 
             .delay(Duration::from_secs(3))
     });
     let fast = named("fast");
-    let k = kura(
+    let k = kura_full(
         &addresses(&[slow.addr, fast.addr]),
-        "<ReceiveTimeout>1</ReceiveTimeout><Exclusion>100</Exclusion>",
+        "<ReceiveTimeout>1</ReceiveTimeout><BypassReceiveTimeout>1</BypassReceiveTimeout>\
+         <Exclusion>100</Exclusion>",
+        "<BypassPostRequest OriginAffinity=\"OFF\">ON</BypassPostRequest>",
+        None,
     );
     for i in 0..4 {
         let started = Instant::now();
@@ -428,4 +450,164 @@ fn bad_origin_options_are_config_errors_naming_the_element() {
     );
     assert!(err.contains("ResCode") && err.contains("2xx"), "{err}");
     assert!(err.contains("server.xml:"), "{err}");
+}
+
+/// An origin whose answers may be cached for a minute.
+fn cacheable(name: &'static str) -> Origin {
+    Origin::start(move |_| Reply::ok(name).header("cache-control", "max-age=60"))
+}
+
+fn fetch_with(k: &Kurad, path: &str, headers: &[&str]) -> CurlResponse {
+    let mut args = vec!["-H", "Host: www.test"];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    curl(&format!("http://{}{path}", k.http()), &args)
+}
+
+#[test]
+fn bypass_txt_lists_exceptions_to_the_get_default_in_both_directions() {
+    let o = cacheable("o");
+    let rules = "# chapter 8\n/dyn/*\n$HEADER[cookie: *session=*], bypass   // logged-in users\n/dyn/static.css, cache\n";
+    let k = kura_full(&addresses(&[o.addr]), "", "", Some(rules));
+    for _ in 0..3 {
+        assert_eq!(fetch(&k, "/page").status, 200);
+        assert_eq!(fetch(&k, "/dyn/list").status, 200);
+        assert_eq!(
+            fetch_with(&k, "/member", &["Cookie: a=1; session=xyz"]).status,
+            200
+        );
+    }
+    assert_eq!(o.count("/page"), 1, "GET is cached by default");
+    assert_eq!(
+        o.count("/dyn/list"),
+        3,
+        "a listed URL is the exception: bypassed"
+    );
+    assert_eq!(o.count("/member"), 3, "an explicit bypass line");
+
+    // BypassGetRequest ON: the same unmarked line now means "cache".
+    let o = cacheable("o");
+    let k = kura_full(
+        &addresses(&[o.addr]),
+        "",
+        "<BypassGetRequest>ON</BypassGetRequest>",
+        Some("/dyn/*\n!HEADER[referer] & !HEADER[user-agent], bypass\n"),
+    );
+    for _ in 0..3 {
+        fetch(&k, "/page");
+        fetch(&k, "/dyn/list");
+        fetch_with(&k, "/dyn/anon", &["User-Agent:"]);
+    }
+    assert_eq!(o.count("/page"), 3, "GET bypassed by default");
+    assert_eq!(o.count("/dyn/list"), 1, "the exception is cached");
+    assert_eq!(
+        o.count("/dyn/anon"),
+        3,
+        "no Referer and no User-Agent: explicit bypass wins"
+    );
+}
+
+#[test]
+fn no_cache_requests_are_bypassed_when_configured_and_leave_the_copy_alone() {
+    let o = cacheable("o");
+    let k = kura_full(
+        &addresses(&[o.addr]),
+        "",
+        "<BypassNoCacheRequest>ON</BypassNoCacheRequest>",
+        None,
+    );
+    assert_eq!(fetch(&k, "/a").header("x-cache"), Some("MISS"));
+    for h in [
+        "Cache-Control: no-cache",
+        "Cache-Control: max-age=0",
+        "Pragma: no-cache",
+    ] {
+        let r = fetch_with(&k, "/a", &[h]);
+        assert_eq!(r.header("cache-status"), Some("kura; fwd=bypass"), "{h}");
+    }
+    assert_eq!(fetch(&k, "/a").header("x-cache"), Some("HIT"));
+    assert_eq!(o.count("/a"), 4);
+}
+
+#[test]
+fn origin_affinity_keeps_a_clients_bypassed_requests_on_one_origin() {
+    let a = named("a");
+    let b = named("b");
+    let sticky = kura_full(
+        &addresses(&[a.addr, b.addr]),
+        "",
+        "<BypassGetRequest OriginAffinity=\"ON\">ON</BypassGetRequest>",
+        None,
+    );
+    let served: Vec<String> = (0..10)
+        .map(|i| fetch(&sticky, &format!("/p/{i}")).text())
+        .collect();
+    assert!(served.iter().all(|s| *s == served[0]), "{served:?}");
+
+    let spread = kura_full(
+        &addresses(&[a.addr, b.addr]),
+        "",
+        "<BypassGetRequest OriginAffinity=\"OFF\">ON</BypassGetRequest>",
+        None,
+    );
+    let served: Vec<String> = (0..10)
+        .map(|i| fetch(&spread, &format!("/q/{i}")).text())
+        .collect();
+    assert_eq!(served.iter().filter(|s| *s == "a").count(), 5, "{served:?}");
+}
+
+#[test]
+fn bypassed_requests_have_their_own_timeout_and_header_rules() {
+    let slow = Origin::start(|_| {
+        Reply::ok("slow")
+            .header("cache-control", "max-age=60")
+            .delay(Duration::from_millis(1500))
+    });
+    let k = kura_full(
+        &addresses(&[slow.addr]),
+        "<ReceiveTimeout>5</ReceiveTimeout><BypassReceiveTimeout>1</BypassReceiveTimeout>\
+         <UserAgent Bypass=\"OFF\">kura-edge</UserAgent>",
+        "",
+        Some("/dyn/*, bypass\n"),
+    );
+    assert_eq!(
+        fetch_with(&k, "/static", &["User-Agent: browser/1"]).status,
+        200
+    );
+    assert_eq!(
+        fetch_with(&k, "/dyn/x", &["User-Agent: browser/1"]).status,
+        504
+    );
+    let seen = slow.requests();
+    let ua =
+        |path: &str| seen.iter().find(|s| s.path == path).unwrap().headers["user-agent"].clone();
+    assert_eq!(ua("/static"), "kura-edge");
+    assert_eq!(
+        ua("/dyn/x"),
+        "browser/1",
+        "UserAgent Bypass=OFF: the client's goes on"
+    );
+}
+
+#[test]
+fn a_bad_bypass_line_names_the_file_and_line() {
+    let server = server_xml("", "");
+    let vhost = vhost("www.test", "127.0.0.1:1".parse().unwrap(), "");
+    let dir = conf_dir(&server, &vhosts_xml(&vhost));
+    let svc = dir.path().join("svc/www.test");
+    std::fs::create_dir_all(&svc).unwrap();
+    std::fs::write(svc.join("bypass.txt"), "/ok\n/a, skip\n").unwrap();
+    let out = std::process::Command::new(kurad_bin())
+        .args(["check", "--conf-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("svc/www.test/bypass.txt:2") && err.contains("skip"),
+        "{err}"
+    );
 }

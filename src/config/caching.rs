@@ -128,9 +128,6 @@ pub(super) fn read_caching(
     );
     let post_el = options.child("PostRequest");
     let post = PostPolicy {
-        // Only the element is read: its OriginAffinity and Private, and bypass.txt,
-        // belong to chapter 8's bypass (reported as not implemented).
-        bypass: on(cx, options.child("BypassPostRequest"), true),
         cache: on(cx, post_el.clone(), false),
         max_body: cx.get(
             post_el.attr("MaxContentLength"),

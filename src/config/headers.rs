@@ -127,7 +127,7 @@ pub struct HeaderPolicy {
 }
 
 /// Splits on commas outside `[...]`.
-fn fields(line: &str) -> Vec<&str> {
+pub(super) fn fields(line: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0usize, 0);
     for (i, c) in line.char_indices() {
@@ -159,8 +159,28 @@ fn key_value(s: &str) -> (String, Option<&str>) {
     }
 }
 
-/// Parses one `headers.txt` line. `Ok(None)` for a GeoIP match, which kura
-/// does not have (reported as not implemented).
+/// Parses one match: `$IP[...]`, `$HEADER[key]`, `$HEADER[key: pattern]`, `$URL[...]`
+/// or a bare URL pattern. `Ok(None)` for a GeoIP country, which kura does not have.
+pub(super) fn condition(s: &str) -> Result<Option<Match>, String> {
+    Ok(Some(if let Some(ip) = bracket(s, "$IP") {
+        match value::ip_rule(ip) {
+            Ok(rule) => Match::Ip(rule),
+            Err(_) if ip.chars().all(|c| c.is_ascii_alphabetic()) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    } else if let Some(h) = bracket(s, "$HEADER") {
+        let (k, v) = key_value(h);
+        Match::Header(k, v.map(UrlPattern::new))
+    } else if let Some(u) = bracket(s, "$URL") {
+        Match::Url(UrlPattern::new(u))
+    } else if s.starts_with('$') {
+        return Err(format!("unknown match {s} ($IP, $HEADER or $URL)"));
+    } else {
+        Match::Url(UrlPattern::new(s))
+    }))
+}
+
+/// Parses one `headers.txt` line.
 fn header_rule(line: &str) -> Result<Option<HeaderRule>, String> {
     let f = fields(line);
     if !(3..=4).contains(&f.len()) {
@@ -168,21 +188,8 @@ fn header_rule(line: &str) -> Result<Option<HeaderRule>, String> {
             "expected {Match}, {$REQ[..] or $RES[..]}, {set|put|append|unset}[, {status}]".into(),
         );
     }
-    let when = if let Some(ip) = bracket(f[0], "$IP") {
-        match value::ip_rule(ip) {
-            Ok(rule) => Match::Ip(rule),
-            Err(_) if ip.chars().all(|c| c.is_ascii_alphabetic()) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    } else if let Some(h) = bracket(f[0], "$HEADER") {
-        let (k, v) = key_value(h);
-        Match::Header(k, v.map(UrlPattern::new))
-    } else if let Some(u) = bracket(f[0], "$URL") {
-        Match::Url(UrlPattern::new(u))
-    } else if f[0].starts_with('$') {
-        return Err(format!("unknown match {} ($IP, $HEADER or $URL)", f[0]));
-    } else {
-        Match::Url(UrlPattern::new(f[0]))
+    let Some(when) = condition(f[0])? else {
+        return Ok(None);
     };
     let (side, spec) = match (bracket(f[1], "$REQ"), bracket(f[1], "$RES")) {
         (Some(s), _) => (Side::Request, s),
@@ -269,7 +276,7 @@ fn expires_rule(line: &str) -> Result<ExpiresRule, String> {
 }
 
 /// Reads `file` line by line with `parse`; errors name `file:line`.
-fn lines<T>(
+pub(super) fn lines<T>(
     cx: &mut Cx,
     files: &ConfFiles,
     file: &str,

@@ -5,6 +5,7 @@
 //! `<VHostDefault>`, then the guide's documented default from the element
 //! table, except where kura deliberately differs (documented on the field).
 
+pub mod bypass;
 mod caching;
 pub mod error;
 pub mod files;
@@ -393,6 +394,7 @@ fn read_vhost(
     let ttl = caching::read_ttl(cx, &options, svc);
     let caching = caching::read_caching(cx, &options, svc);
     let headers = headers::read(cx, &options, svc);
+    let bypass = bypass::read(cx, &options, &origin_options, svc);
     let secs = |cx: &mut Cx, n: Node<'_>, fallback: u64| {
         cx.get(n.value(), value::duration, Duration::from_secs(fallback))
     };
@@ -447,6 +449,7 @@ fn read_vhost(
         ttl,
         caching,
         headers,
+        bypass,
         client,
         origin,
         dir_stats,

@@ -299,8 +299,6 @@ pub struct CachingPolicy {
 /// POST handling (chapter 4 "POST Request Caching", chapter 8's `<BypassPostRequest>`).
 #[derive(Debug, Clone)]
 pub struct PostPolicy {
-    /// `<BypassPostRequest>` (default ON): POSTs go to the origin without the cache.
-    pub bypass: bool,
     /// `<PostRequest>`: POSTs with a `Content-Length` up to `max_body` are cached.
     pub cache: bool,
     /// `<PostRequest MaxContentLength>`.
@@ -351,6 +349,8 @@ pub struct VhostConfig {
     pub caching: CachingPolicy,
     /// `<ModifyHeader>`, `<RefreshExpiresHeader>`, `<OriginalHeader>` (chapter 6).
     pub headers: super::headers::HeaderPolicy,
+    /// Chapter 8's bypass settings and `bypass.txt`.
+    pub bypass: super::bypass::BypassPolicy,
     /// Client-side headers and sessions.
     pub client: ClientPolicy,
     /// `<Origin>` and `<OriginOptions>` (chapter 7).

@@ -14,16 +14,17 @@ use hyper::body::Incoming;
 
 use super::answer::{self, Answer};
 use super::body::Body;
+use super::bypass;
 use super::headers;
 use super::metered::{self, AccessGuard, Exchanged, Metered, OriginLeg};
-use super::origin::{OriginError, SendBody};
+use super::origin::{Leg, OriginError, SendBody};
 use super::{Runtime, VhostRt};
 use crate::cache::fill::{BodyEnd, HeadOutcome};
 use crate::cache::policy;
 use crate::cache::store::{FillGuard, Head, Invalidate, Lookup, Object, Store};
 use crate::cache::{self, CacheResult};
 use crate::config::headers::Side;
-use crate::config::origin::{HeaderSetting, OriginPolicy};
+use crate::config::origin::HeaderSetting;
 use crate::config::{CachingPolicy, ClientPolicy, TtlSource, VaryPolicy};
 use crate::stats::counter::{Gauge, OriginEvent};
 use crate::stats::{GaugeGuard, VhostStats};
@@ -147,26 +148,32 @@ pub async fn handle(
         body.size_hint().exact().unwrap_or(0),
     ];
     let access = AccessGuard::new(&vhost.log, conn, &parts, request, started);
-    let cached_post = parts.method == Method::POST && !vhost.cfg.caching.post.bypass;
-    let (mut resp, result, origin) = if parts.method == Method::GET || parts.method == Method::HEAD
-    {
-        serve_cached(&vhost, store, conn, &parts, None).await
-    } else if cached_post {
-        match post_body(&vhost.cfg.caching.post, &parts, body).await {
-            Ok(body) => serve_cached(&vhost, store, conn, &parts, Some(body)).await,
-            Err(resp) => (resp, CacheResult::Denied, None),
+    let who = headers::Asker {
+        ip: conn.peer.ip(),
+        request: &parts.headers,
+        path: parts.uri.path(),
+    };
+    let bypass = bypass::route(&vhost.cfg.bypass, &parts.method, &who);
+    let (mut resp, result, origin) = match bypass {
+        None if parts.method == Method::POST => {
+            match post_body(&vhost.cfg.caching.post, &parts, body).await {
+                Ok(body) => serve_cached(&vhost, store, conn, &parts, Some(body)).await,
+                Err(resp) => (resp, CacheResult::Denied, None),
+            }
         }
-    } else {
-        let served = pass(
-            &vhost,
-            conn,
-            &parts,
-            Some(body),
-            CacheResult::ClientRefreshMiss,
-        )
-        .await;
-        invalidate_after_unsafe(&vhost, store, &parts, &served.0);
-        served
+        None => serve_cached(&vhost, store, conn, &parts, None).await,
+        Some(leg) => {
+            let served = pass(
+                &vhost,
+                conn,
+                &parts,
+                Some(body),
+                (CacheResult::ClientRefreshMiss, leg),
+            )
+            .await;
+            invalidate_after_unsafe(&vhost, store, &parts, &served.0);
+            served
+        }
     };
     let client_close = parts
         .headers
@@ -309,13 +316,13 @@ async fn serve_cached(
                         None,
                     )
                 }
-                None => pass(vhost, conn, parts, None, CacheResult::Miss).await,
+                None => pass(vhost, conn, parts, None, (CacheResult::Miss, Leg::Cache)).await,
             },
             HeadOutcome::Stored(obj, result) => {
                 from_store(vhost, &parts.method, &parts.headers, &obj, result)
             }
             HeadOutcome::Shared(_) | HeadOutcome::Pass => {
-                pass(vhost, conn, parts, None, CacheResult::Miss).await
+                pass(vhost, conn, parts, None, (CacheResult::Miss, Leg::Cache)).await
             }
             HeadOutcome::Failed(status) => (
                 error_response(status, CacheResult::Error),
@@ -547,7 +554,7 @@ async fn fetch(
     req.key = guard.key().to_string();
     let caching = &vhost.cfg.caching;
     let ttl = &vhost.cfg.ttl;
-    let mut headers = origin_headers(&vhost.cfg.origin, &req.headers, req.peer, true);
+    let mut headers = origin_headers(&vhost, Leg::Cache, &req.headers, req.peer, true);
     if !caching.key.accept_encoding {
         headers.remove(header::ACCEPT_ENCODING);
     }
@@ -574,7 +581,7 @@ async fn fetch(
     };
     let resp = match vhost
         .origin
-        .send(method.clone(), &req.pq, headers, body)
+        .send(Leg::Cache, method.clone(), &req.pq, headers, body)
         .await
     {
         Ok(r) => r,
@@ -704,7 +711,7 @@ async fn fetch(
         guard,
         head.clone(),
         body,
-        vhost.origin.receive_timeout(),
+        vhost.origin.receive_timeout(Leg::Cache),
         store.max_object(),
         (vhost.stats.clone(), leg),
     ));
@@ -890,10 +897,10 @@ async fn pass(
     conn: &Conn,
     parts: &Parts,
     body: Option<Incoming>,
-    result: CacheResult,
+    (result, leg): (CacheResult, Leg),
 ) -> Served {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let headers = origin_headers(&vhost.cfg.origin, &parts.headers, conn.peer, false);
+    let headers = origin_headers(vhost, leg, &parts.headers, conn.peer, false);
     let body = body.filter(|b| !b.is_end_stream());
     let origin_started = Instant::now();
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
@@ -905,7 +912,7 @@ async fn pass(
     let body = body.map_or(SendBody::Empty, SendBody::Client);
     match vhost
         .origin
-        .send(parts.method.clone(), pq, headers, body)
+        .send(leg, parts.method.clone(), pq, headers, body)
         .await
     {
         Ok(resp) => {
@@ -1045,30 +1052,37 @@ fn record_origin_failure(
 }
 
 /// Headers for the origin: the client's end-to-end headers, `Via`, `X-Forwarded-For`,
-/// and `<Host>`/`<UserAgent>` as configured (chapter 7). A fetch meant for the cache
-/// drops conditionals and ranges: the cache wants the whole object.
+/// and `<Host>`/`<UserAgent>`/`<XFFClientIPOnly>` as configured (chapter 7), on a
+/// bypass only where their `Bypass` attribute says so (chapter 8). A fetch meant for
+/// the cache drops conditionals and ranges: the cache wants the whole object.
 fn origin_headers(
-    policy: &OriginPolicy,
+    vhost: &VhostRt,
+    leg: Leg,
     client: &HeaderMap,
     peer: SocketAddr,
     for_cache: bool,
 ) -> HeaderMap {
+    let (policy, bypass) = (&vhost.cfg.origin, &vhost.cfg.bypass);
+    let applies = |on_bypass: bool| leg == Leg::Cache || on_bypass;
     let mut h = client.clone();
     strip_hop_by_hop(&mut h);
     // Without a `Host` here the origin pool sends its address's (chapter 2's table).
     match &policy.host {
-        HeaderSetting::Client => {}
-        HeaderSetting::Default => {
-            h.remove(header::HOST);
-        }
-        HeaderSetting::Fixed(v) => {
+        HeaderSetting::Fixed(v) if applies(bypass.host) => {
             h.insert(header::HOST, v.clone());
+        }
+        HeaderSetting::Client => {}
+        _ if !applies(bypass.host) => {}
+        _ => {
+            h.remove(header::HOST);
         }
     }
     // The client's User-Agent goes on unless one is configured (kura's default; the
     // guide's would replace every visitor's with the product name).
     if let HeaderSetting::Fixed(v) = &policy.user_agent {
-        h.insert(header::USER_AGENT, v.clone());
+        if applies(bypass.user_agent) {
+            h.insert(header::USER_AGENT, v.clone());
+        }
     }
     if for_cache {
         for n in [
@@ -1090,7 +1104,10 @@ fn origin_headers(
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(", ");
-    let xff = match (prev.is_empty(), policy.xff_client_ip_only) {
+    let xff = match (
+        prev.is_empty(),
+        policy.xff_client_ip_only && applies(bypass.xff),
+    ) {
         (true, _) => ip,
         (false, true) => prev.split(',').next().unwrap_or("").trim().to_string(),
         (false, false) => format!("{prev}, {ip}"),

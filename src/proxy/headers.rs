@@ -73,7 +73,8 @@ pub struct Asker<'a> {
     pub path: &'a str,
 }
 
-fn matches(m: &Match, who: &Asker<'_>) -> bool {
+/// Whether a `headers.txt`/`bypass.txt` condition holds for a request.
+pub fn matches(m: &Match, who: &Asker<'_>) -> bool {
     match m {
         Match::Ip(rule) => rule.matches(who.ip),
         Match::Url(p) => p.matches(who.path),

@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod body;
+pub mod bypass;
 pub mod handler;
 pub mod headers;
 pub mod metered;

@@ -11,6 +11,7 @@ pub mod connect;
 pub mod probe;
 pub mod table;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use crate::config::origin::OriginPolicy;
 use crate::config::VhostConfig;
 use crate::stats::VhostStats;
 use connect::Connector;
-use table::{OriginTable, Target};
+use table::{Balance, OriginTable, Target};
 
 /// The body of a request to an origin as hyper sends it.
 pub type OriginBody = Either<Incoming, Either<Empty<Bytes>, Full<Bytes>>>;
@@ -87,6 +88,28 @@ impl OriginError {
     }
 }
 
+/// Which leg of chapter 8 a request is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    /// For the cache (or passed through by the cache): `<ConnectTimeout>`,
+    /// `<ReceiveTimeout>`, and `<BalanceMode>` over the URL.
+    Cache,
+    /// Bypassed: `<BypassConnectTimeout>`, `<BypassReceiveTimeout>`; with
+    /// `OriginAffinity` a client's requests stay on one origin IP.
+    Bypass {
+        /// The client, when its requests keep their origin.
+        affinity: Option<IpAddr>,
+    },
+}
+
+/// The keep-alive pools of a vhost: one per leg, because their connect timeouts differ.
+struct Clients {
+    /// For the cache.
+    cache: Client<Connector, OriginBody>,
+    /// For bypassed requests.
+    bypass: Client<Connector, OriginBody>,
+}
+
 /// A hyper client over `connector`; `reuse` is `<ReuseTimeout>` (zero: no reuse).
 fn client(connector: Connector, reuse: Duration) -> Client<Connector, OriginBody> {
     let mut builder = Client::builder(TokioExecutor::new());
@@ -99,6 +122,25 @@ fn client(connector: Connector, reuse: Duration) -> Client<Connector, OriginBody
     builder.build(connector)
 }
 
+/// Both pools of a vhost, their connections counted in `stats`.
+fn clients(
+    policy: &OriginPolicy,
+    bypass_connect: Duration,
+    stats: &Arc<VhostStats>,
+    table: &Arc<OriginTable>,
+) -> Clients {
+    let leg = |connect| {
+        client(
+            Connector::new(connect, Some(stats.clone()), Arc::downgrade(table)),
+            policy.reuse_timeout,
+        )
+    };
+    Clients {
+        cache: leg(policy.connect_timeout),
+        bypass: leg(bypass_connect),
+    }
+}
+
 /// The origins of one vhost.
 pub struct OriginPool {
     /// The vhost's name (for logs).
@@ -107,8 +149,10 @@ pub struct OriginPool {
     pub policy: OriginPolicy,
     /// The IPs and their health.
     pub table: Arc<OriginTable>,
-    /// The keep-alive pool; replaced by `/command/resetorigin` so no session is reused.
-    client: ArcSwap<Client<Connector, OriginBody>>,
+    /// `<BypassConnectTimeout>` and `<BypassReceiveTimeout>`.
+    bypass_timeouts: (Duration, Duration),
+    /// The keep-alive pools; replaced by `/command/resetorigin` so no session is reused.
+    clients: ArcSwap<Clients>,
     /// Its statistics.
     stats: Arc<VhostStats>,
 }
@@ -128,16 +172,11 @@ impl OriginPool {
             &vhost.name,
             previous.map(|p| p.table.as_ref()),
         ));
+        let bypass_timeouts = (vhost.bypass.connect_timeout, vhost.bypass.receive_timeout);
         let pool = Arc::new(OriginPool {
             vhost: vhost.name.clone(),
-            client: ArcSwap::from_pointee(client(
-                Connector::new(
-                    policy.connect_timeout,
-                    Some(stats.clone()),
-                    Arc::downgrade(&table),
-                ),
-                policy.reuse_timeout,
-            )),
+            clients: ArcSwap::from_pointee(clients(&policy, bypass_timeouts.0, &stats, &table)),
+            bypass_timeouts,
             policy,
             table,
             stats,
@@ -148,21 +187,22 @@ impl OriginPool {
         pool
     }
 
-    /// `<ReceiveTimeout>`, also applied between body chunks.
-    pub fn receive_timeout(&self) -> Duration {
-        self.policy.receive_timeout
+    /// The receive timeout of `leg`, also applied between body chunks.
+    pub fn receive_timeout(&self, leg: Leg) -> Duration {
+        match leg {
+            Leg::Cache => self.policy.receive_timeout,
+            Leg::Bypass { .. } => self.bypass_timeouts.1,
+        }
     }
 
     /// `/command/resetorigin`: every IP usable again, and new connections from now on.
     pub fn reset(&self) {
         self.table.reset();
-        self.client.store(Arc::new(client(
-            Connector::new(
-                self.policy.connect_timeout,
-                Some(self.stats.clone()),
-                Arc::downgrade(&self.table),
-            ),
-            self.policy.reuse_timeout,
+        self.clients.store(Arc::new(clients(
+            &self.policy,
+            self.bypass_timeouts.0,
+            &self.stats,
+            &self.table,
         )));
     }
 
@@ -170,6 +210,7 @@ impl OriginPool {
     /// (no hop-by-hop headers; a `Host` only when `<Host>` says which).
     pub async fn send(
         &self,
+        leg: Leg,
         method: Method,
         path_and_query: &str,
         headers: HeaderMap,
@@ -183,7 +224,17 @@ impl OriginPool {
             method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
         );
-        let client = self.client.load_full();
+        let clients = self.clients.load_full();
+        let client = match leg {
+            Leg::Cache => &clients.cache,
+            Leg::Bypass { .. } => &clients.bypass,
+        };
+        let balance = match leg {
+            Leg::Bypass {
+                affinity: Some(client),
+            } => Balance::Client(client),
+            _ => Balance::Url(path_and_query),
+        };
         let mut body = Some(body);
         let mut tried: Vec<std::net::SocketAddr> = Vec::new();
         let mut last = OriginError::AllExcluded;
@@ -191,7 +242,7 @@ impl OriginPool {
         // the last `<Address>` brings in a standby for the next attempt.
         while let Some(target) = self
             .table
-            .order(self.table.usable(), path_and_query)
+            .order(self.table.usable(), balance)
             .into_iter()
             .find(|t| !tried.contains(&t.ip.addr))
         {
@@ -209,7 +260,10 @@ impl OriginPool {
                 }
             };
             let req = self.request(&method, path_and_query, &headers, &target, req_body)?;
-            let err = match self.exchange(&client, &target, req).await {
+            let err = match self
+                .exchange(client, &target, req, self.receive_timeout(leg))
+                .await
+            {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
             };
@@ -256,12 +310,13 @@ impl OriginPool {
         client: &Client<Connector, OriginBody>,
         target: &Target,
         req: Request<OriginBody>,
+        timeout: Duration,
     ) -> Result<Response<Incoming>, OriginError> {
         let ip = &target.ip;
         let addr = ip.addr.to_string();
         ip.in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let result = tokio::time::timeout(self.policy.receive_timeout, client.request(req)).await;
+        let result = tokio::time::timeout(timeout, client.request(req)).await;
         ip.in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let err = match result {
@@ -277,10 +332,7 @@ impl OriginPool {
                 addr,
                 reason: source_chain(&e),
             },
-            Err(_) => OriginError::Timeout {
-                addr,
-                timeout: self.policy.receive_timeout,
-            },
+            Err(_) => OriginError::Timeout { addr, timeout },
         };
         if ip.errors.fail(self.policy.exclusion) {
             tracing::warn!(vhost = %self.vhost, origin = %ip.addr, error = %err,

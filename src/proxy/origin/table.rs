@@ -7,7 +7,7 @@
 //! usable for `<DnsMaxTTL>` after it was last seen, and the last IP never dropped.
 //! A standby `<Address2>` stands in for each `<Address>` that has no usable IP.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -190,6 +190,15 @@ pub struct OriginTable {
     next: AtomicUsize,
 }
 
+/// What a request's choice of IP depends on.
+#[derive(Debug, Clone, Copy)]
+pub enum Balance<'a> {
+    /// `<BalanceMode>` (`Hash` hashes this URL).
+    Url(&'a str),
+    /// `OriginAffinity`: this client's requests stay on one IP while it is usable.
+    Client(IpAddr),
+}
+
 /// An IP chosen for a request, with the `Host` header of its address.
 #[derive(Clone)]
 pub struct Target {
@@ -282,13 +291,24 @@ impl OriginTable {
             .any(|e| std::ptr::eq(e, entry))
     }
 
-    /// Orders `targets` for a request for `url` by `<BalanceMode>`: the first is the
-    /// choice, the rest the failover order.
-    pub fn order(&self, mut targets: Vec<Target>, url: &str) -> Vec<Target> {
+    /// Orders `targets` by `<BalanceMode>`, or by the client for `OriginAffinity`:
+    /// the first is the choice, the rest the failover order.
+    pub fn order(&self, mut targets: Vec<Target>, balance: Balance<'_>) -> Vec<Target> {
         let n = targets.len();
         if n < 2 {
             return targets;
         }
+        let url = match balance {
+            Balance::Url(url) => url,
+            Balance::Client(ip) => {
+                let key = ip.to_string();
+                let first = (0..n)
+                    .max_by_key(|&i| rendezvous(&key, targets[i].ip.addr))
+                    .unwrap_or(0);
+                targets.rotate_left(first);
+                return targets;
+            }
+        };
         let first = match self.balance {
             BalanceMode::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
             BalanceMode::Session => {
@@ -424,7 +444,7 @@ mod tests {
         let urls: Vec<String> = (0..300).map(|i| format!("/obj/{i}")).collect();
         let before: Vec<u16> = urls
             .iter()
-            .map(|u| ports(&t.order(t.usable(), u))[0])
+            .map(|u| ports(&t.order(t.usable(), Balance::Url(u)))[0])
             .collect();
         for port in [1, 2, 3] {
             let share = before.iter().filter(|&&p| p == port).count();
@@ -435,7 +455,7 @@ mod tests {
         }
         let again: Vec<u16> = urls
             .iter()
-            .map(|u| ports(&t.order(t.usable(), u))[0])
+            .map(|u| ports(&t.order(t.usable(), Balance::Url(u)))[0])
             .collect();
         assert_eq!(before, again);
         let second = &t.entries[1].ips()[0];
@@ -443,7 +463,7 @@ mod tests {
         second.errors.fail(2);
         let after: Vec<u16> = urls
             .iter()
-            .map(|u| ports(&t.order(t.usable(), u))[0])
+            .map(|u| ports(&t.order(t.usable(), Balance::Url(u)))[0])
             .collect();
         for (b, a) in before.iter().zip(&after) {
             if *b != 2 {
