@@ -611,3 +611,43 @@ fn a_bad_bypass_line_names_the_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn bypassed_requests_are_counted_apart_in_json_and_xml() {
+    let o = cacheable("o");
+    let k = kura_full(&addresses(&[o.addr]), "", "", Some("/dyn/*, bypass\n"));
+    for i in 0..3 {
+        fetch(&k, &format!("/dyn/{i}"));
+    }
+    fetch(&k, "/static");
+    curl(
+        &format!("http://{}/form", k.http()),
+        &["-H", "Host: www.test", "--data-binary", "x"],
+    );
+    // The 5-minute window holds completed minutes: wait for the one with the requests.
+    let until = Instant::now() + Duration::from_secs(75);
+    let vhost = loop {
+        let (_, v) = api(&k, "/monitoring/average?type=JSON");
+        let vhost = v["Host"]["VirtualHost"][0].clone();
+        if vhost["ClientHttpReqBypassSum"].as_u64().is_some_and(|n| n > 0) {
+            break vhost;
+        }
+        assert!(Instant::now() < until, "the minute never completed: {v:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        vhost["ClientHttpReqBypassSum"], 4,
+        "three listed GETs and a POST"
+    );
+    assert_eq!(vhost["ClientHttpReqDeniedSum"], 0);
+    let xml = curl(
+        &format!("http://{}/monitoring/average?type=XML", k.manager),
+        &[],
+    )
+    .text();
+    assert!(
+        xml.contains("<ClientHttpReqBypass Sum=\"4\">"),
+        "{}",
+        &xml[..xml.len().min(3000)]
+    );
+}

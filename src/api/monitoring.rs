@@ -429,6 +429,7 @@ fn json_traffic_groups(m: &mut Map<String, Value>, b: &Block) {
         "Compression".into(),
         json_group(values(catalog::conversions(), b)),
     );
+    m.extend(json_members(catalog::request_counts(), b));
     m.insert(
         "OriginTraffic".into(),
         Value::Object(json_members(catalog::origin_traffic(), b)),
@@ -471,6 +472,7 @@ fn xml_traffic_groups(x: &mut String, b: &Block) {
         attrs(x, values(fields, b));
         x.push_str("/>\n");
     }
+    xml_members(x, catalog::request_counts(), b, "    ");
     x.push_str("    <OriginTraffic>\n");
     xml_members(x, catalog::origin_traffic(), b, "      ");
     x.push_str("    </OriginTraffic>\n");

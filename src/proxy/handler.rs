@@ -163,6 +163,7 @@ pub async fn handle(
         }
         None => serve_cached(&vhost, store, conn, &parts, None).await,
         Some(leg) => {
+            vhost.stats.record_bypass();
             let served = pass(
                 &vhost,
                 conn,

@@ -361,6 +361,17 @@ fn exchange_members(side: Side) -> Vec<Member> {
     m
 }
 
+/// `ClientHttpReqBypass` and `ClientHttpReqDenied` of a vhost, before its `OriginTraffic`.
+pub fn request_counts() -> &'static [Member] {
+    static MEMBERS: LazyLock<Vec<Member>> = LazyLock::new(|| {
+        vec![
+            pair("ClientHttpReqBypass", counter::BYPASSED),
+            pair("ClientHttpReqDenied", counter::result(CacheResult::Denied)),
+        ]
+    });
+    &MEMBERS
+}
+
 /// `VirtualHost.OriginTraffic`.
 pub fn origin_traffic() -> &'static [Member] {
     static MEMBERS: LazyLock<Vec<Member>> = LazyLock::new(|| {

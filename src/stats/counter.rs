@@ -131,8 +131,12 @@ const RESULT_BYTES: usize = RESULTS + CacheResult::ALL.len();
 const GAUGES: usize = RESULT_BYTES + CacheResult::ALL.len();
 const ORIGIN_EVENTS: usize = GAUGES + Gauge::ALL.len();
 
+/// Client requests bypassed to the origin (chapter 8: `bypass.txt`, the GET/POST
+/// defaults, no-cache requests; methods the cache never handles too).
+pub const BYPASSED: usize = ORIGIN_EVENTS + 5;
+
 /// Number of raw values per vhost.
-pub const N: usize = ORIGIN_EVENTS + 5;
+pub const N: usize = BYPASSED + 1;
 
 /// Requests sent on a side.
 pub const fn requests(side: Side) -> usize {

@@ -390,6 +390,15 @@ impl VhostStats {
         self.slot().counters[counter::origin_event(e)].fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Counts a client request bypassed to the origin.
+    #[inline]
+    pub fn record_bypass(&self) {
+        if cfg!(feature = "no-stats-recording") {
+            return;
+        }
+        self.slot().counters[counter::BYPASSED].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Moves a gauge by `delta` (+1 when something opens, -1 when it closes).
     #[inline]
     pub fn gauge_add(&self, g: Gauge, delta: i64) {
