@@ -94,6 +94,12 @@ pub struct OriginPolicy {
     pub user_agent: HeaderSetting,
     /// `<XFFClientIPOnly>`: send only the first `X-Forwarded-For` address.
     pub xff_client_ip_only: bool,
+    /// `<WholeClientRequest>`: the client's URL goes to the origin; off, the caching
+    /// key's (lower case without `<CaseSensitive>`, no query string where keys drop it).
+    pub whole_client_request: bool,
+    /// `<OriginalETag>`: revalidation sends the stored ETag as `If-None-Match`
+    /// (`If-Modified-Since` is sent either way). On unless written OFF.
+    pub original_etag: bool,
 }
 
 /// Reads `<Origin>` of a vhost (`origin`, its own) and `<OriginOptions>`
@@ -200,6 +206,14 @@ pub(super) fn read(cx: &mut Cx, origin: &Node<'_>, options: &Node<'_>) -> Origin
         host: header(cx, options.child("Host")),
         user_agent: header(cx, options.child("UserAgent")),
         xff_client_ip_only: on(cx, options.child("XFFClientIPOnly").value(), false),
+        whole_client_request: on(cx, options.child("WholeClientRequest").value(), false),
+        // RFC 9111 4.3.1: a cache sends the validators it has. The guide's default
+        // ignores ETags; kura uses them unless the configuration says OFF.
+        original_etag: {
+            let n = options.child("OriginalETag");
+            let written = n.value().filter(|v| v.loc.is_some());
+            on(cx, written, true)
+        },
     }
 }
 

@@ -281,7 +281,11 @@ async fn serve_cached(
     // Built only when the origin is asked: hits never copy the request.
     let request = move || FetchRequest {
         key,
-        pq: pq.to_string(),
+        pq: if vhost.cfg.origin.whole_client_request {
+            pq.to_string()
+        } else {
+            cache::key::url(&caching.key, pq).into_owned()
+        },
         headers: parts.headers.clone(),
         peer: conn.peer,
         head_only: parts.method == Method::HEAD,
@@ -564,10 +568,14 @@ async fn fetch(
         .as_ref()
         .filter(|o| !o.head.purged && req.post.is_none());
     if let Some(old) = conditional {
+        let etag = vhost.cfg.origin.original_etag;
         for (validator, condition) in [
             (header::ETAG, header::IF_NONE_MATCH),
             (header::LAST_MODIFIED, header::IF_MODIFIED_SINCE),
         ] {
+            if validator == header::ETAG && !etag {
+                continue;
+            }
             if let Some(v) = old.head.headers.get(validator) {
                 headers.insert(condition, v.clone());
             }

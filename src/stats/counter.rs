@@ -230,6 +230,7 @@ mod tests {
             ]
             .map(origin_event),
         );
+        all.push(BYPASSED);
         all.sort();
         assert_eq!(
             all,
