@@ -79,6 +79,8 @@ pub enum Handler {
     Origin,
     /// `/monitoring/fileinfo`.
     FileInfo,
+    /// `/monitoring/ssl?ciphersuite=`: the suites an expression makes kura offer.
+    Ssl,
     /// `/conf/latest`: the newest history entry.
     ConfLatest,
     /// `/conf/history`: every history entry.
@@ -123,6 +125,7 @@ impl Handler {
             Handler::CpuInfo => "cpuinfo",
             Handler::Origin => "origin",
             Handler::FileInfo => "fileinfo",
+            Handler::Ssl => "ssl",
             Handler::ConfLatest => "latest",
             Handler::ConfHistory => "history",
             Handler::ConfRestore => "restore",
@@ -148,8 +151,6 @@ pub enum Capability {
     Storage,
     /// Origin status reset and DNS (issue 9).
     Origins,
-    /// HTTPS (issue 9).
-    Https,
     /// Graphs (RRD-style images).
     Graphs,
     /// GeoIP access control (chapter 14).
@@ -166,7 +167,6 @@ impl Capability {
         match self {
             Capability::Storage => "disk storage (mount, cache resources): issue 6",
             Capability::Origins => "origin management (reset, DNS): issue 9",
-            Capability::Https => "HTTPS: issue 9",
             Capability::Graphs => "graphs",
             Capability::GeoIp => "GeoIP access control (chapter 14)",
             Capability::Cluster => "clustering (not planned: kura nodes are independent)",
@@ -227,7 +227,7 @@ fn handler_of(path: &PathMatch, method: &str) -> Handler {
             _,
         ) => Handler::Later(C::Storage),
         ("/command/resetorigin" | "/monitoring/dnslist", _) => Handler::Later(C::Origins),
-        ("/monitoring/ssl", _) => Handler::Later(C::Https),
+        ("/monitoring/ssl", _) => Handler::Ssl,
         (p, _) if p.starts_with("/monitoring/logtrace/") => Handler::LogTrace,
         ("/monitoring/geoiplist", _) => Handler::Later(C::GeoIp),
         ("/monitoring/clusterlist", _) => Handler::Later(C::Cluster),

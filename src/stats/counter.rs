@@ -5,7 +5,8 @@
 //! Layout: per side (client, then origin) the request count, inbound and
 //! outbound bytes, request and response header and body bytes, then per status
 //! class the responses, completed responses and time sums; then the result
-//! codes and their bytes; the session gauges; and origin connection events.
+//! codes and their bytes; the session gauges; origin connection events; and the
+//! bytes of client exchanges over TLS (the guide's SSL traffic).
 
 use crate::cache::CacheResult;
 
@@ -131,8 +132,10 @@ const RESULT_BYTES: usize = RESULTS + CacheResult::ALL.len();
 const GAUGES: usize = RESULT_BYTES + CacheResult::ALL.len();
 const ORIGIN_EVENTS: usize = GAUGES + Gauge::ALL.len();
 
+const SSL: usize = ORIGIN_EVENTS + 5;
+
 /// Number of raw values per vhost.
-pub const N: usize = ORIGIN_EVENTS + 5;
+pub const N: usize = SSL + 2;
 
 /// Requests sent on a side.
 pub const fn requests(side: Side) -> usize {
@@ -194,6 +197,16 @@ pub const fn origin_event(e: OriginEvent) -> usize {
     ORIGIN_EVENTS + e as usize
 }
 
+/// Bytes received from clients over TLS (request heads and bodies).
+pub const fn ssl_inbound() -> usize {
+    SSL
+}
+
+/// Bytes sent to clients over TLS (response heads and bodies).
+pub const fn ssl_outbound() -> usize {
+    SSL + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +239,7 @@ mod tests {
             ]
             .map(origin_event),
         );
+        all.extend([ssl_inbound(), ssl_outbound()]);
         all.sort();
         assert_eq!(
             all,
