@@ -469,13 +469,29 @@ fn ssl_endpoint_expands_cipher_expressions() {
 
 #[test]
 fn handshakes_and_ssl_traffic_are_counted() {
+    ssl_figures(false);
+}
+
+#[test]
+fn https_traffic_on_counts_https_in_the_http_figures_too() {
+    ssl_figures(true);
+}
+
+/// HTTPS requests and failed handshakes until `/monitoring/realtime` shows them: in
+/// `System.SSL` and the vhost's `SSL` bytes, and in its HTTP figures only with
+/// `<HttpsTraffic>ON`.
+fn ssl_figures(https_traffic: bool) {
     let ca = TestCa::new();
     let (cert, key) = ca.leaf("w", "www.test", &["www.test"], false);
     let origin = cacheable_origin();
-    let k = kurad_with(
-        &https_block("Listen=\"127.0.0.1:0\"", &cert, &key, None),
-        &origin,
-    );
+    let setting = if https_traffic { "ON" } else { "OFF" };
+    let k = Kurad::start(conf_dir(
+        &server_xml_https(
+            &https_block("Listen=\"127.0.0.1:0\"", &cert, &key, None),
+            &format!("<Stats><HttpsTraffic>{setting}</HttpsTraffic></Stats>"),
+        ),
+        &vhosts_xml(&vhost("www.test", origin.addr, "")),
+    ));
     let addr = k.https()[0];
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -490,18 +506,16 @@ fn handshakes_and_ssl_traffic_are_counted() {
             .and_then(|a| a.iter().find(|x| x["Name"] == "www.test"))
             .cloned()
             .unwrap_or_default();
-        let ssl = &vhost["ClientTraffic"]["Traffic"][0]["SSL"];
+        let traffic = &vhost["ClientTraffic"];
+        let ssl = &traffic["Traffic"][0]["SSL"];
         let counted = system["Handshakes"].as_i64() > Some(0)
             && system["HandshakeErrors"].as_i64() > Some(0)
             && ssl["SendSize"].as_i64() > Some(0)
             && ssl["RecvSize"].as_i64() > Some(0);
         if counted {
-            // HttpsTraffic OFF (the default): the HTTPS request is not in the HTTP figures.
-            assert_eq!(
-                vhost["ClientTraffic"]["Traffic"][0]["HttpReqCount"].as_i64(),
-                Some(0),
-                "{vhost}"
-            );
+            assert_eq!(traffic["HttpsTraffic"], setting);
+            let http_requests = traffic["Traffic"][0]["HttpReqCount"].as_i64().unwrap();
+            assert_eq!(http_requests > 0, https_traffic, "{vhost}");
             break;
         }
         assert!(Instant::now() < deadline, "no SSL figures: {v}");

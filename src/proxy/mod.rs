@@ -104,6 +104,11 @@ impl Runtime {
         {
             vhost_stats[&v.name].dir_table(None);
         }
+        for v in &config.vhosts {
+            vhost_stats[&v.name]
+                .https_traffic
+                .store(v.https_traffic, std::sync::atomic::Ordering::Relaxed);
+        }
         let pools: HashMap<&str, Arc<OriginPool>> = config
             .vhosts
             .iter()

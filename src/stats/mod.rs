@@ -305,6 +305,8 @@ pub struct VhostStats {
     history: Mutex<History>,
     /// Per-directory client statistics, when `<DirDepth>` asks for them.
     dirs: ArcSwapOption<dirs::DirTable>,
+    /// `<Stats><HttpsTraffic>` as last configured, for `ClientTraffic.HttpsTraffic`.
+    pub https_traffic: std::sync::atomic::AtomicBool,
 }
 
 impl VhostStats {
@@ -320,6 +322,7 @@ impl VhostStats {
             slots: (0..slot_count()).map(|_| Slot::default()).collect(),
             history: Mutex::new(History::new(kind)),
             dirs: ArcSwapOption::empty(),
+            https_traffic: Default::default(),
         }
     }
 
