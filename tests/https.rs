@@ -397,6 +397,32 @@ fn reload_serves_a_replaced_certificate_and_keeps_open_connections() {
     let _ = child.kill();
     let _ = child.wait();
 
+    // A block on a new address opens its socket on reload; removing it closes it.
+    let server = k.conf_path().join("server.xml");
+    let one = std::fs::read_to_string(&server).unwrap();
+    let two = one.replace(
+        "</Server>",
+        &(https_block("Listen=\"127.0.0.2:0\"", &cert, &key, None) + "</Server>"),
+    );
+    std::fs::write(&server, two).unwrap();
+    let (_, v) = api(&k, "/conf/reload");
+    assert_eq!(
+        v["result"]["opened"],
+        serde_json::json!(["https://127.0.0.2:0"]),
+        "{v}"
+    );
+    assert_eq!(k.https().len(), 2);
+    let second = k.https()[1];
+    assert!(s_client(second, &["-servername", "www.test"]).0);
+    std::fs::write(&server, one).unwrap();
+    let (_, v) = api(&k, "/conf/reload");
+    assert_eq!(
+        v["result"]["closed"],
+        serde_json::json!(["https://127.0.0.2:0"]),
+        "{v}"
+    );
+    assert!(!s_client(second, &["-servername", "www.test"]).0, "closed");
+
     // A reload that breaks the pair is refused and the old certificate keeps serving.
     std::fs::copy(ca.leaf("y", "y", &["y.test"], false).1, &key).unwrap();
     let r = curl(&format!("http://{}/conf/reload", k.manager), &[]);

@@ -13,7 +13,7 @@ use rustls::sign::CertifiedKey;
 use super::ciphers;
 use super::node::{Node, Unused};
 use super::value::{self, Listen};
-use super::xml::{Element, Loc};
+use super::xml::Element;
 use super::Cx;
 
 /// Port of an `<Https>` whose `Listen` names no port (the guide's default `*:443`).
@@ -24,8 +24,6 @@ const HTTPS_PORT: u16 = 443;
 pub struct HttpsConfig {
     /// `Listen`: `*:port` or `IP:port` (an IP alone means port 443).
     pub listen: Listen,
-    /// Where the block is written, for log lines about it.
-    pub loc: Loc,
     /// `<Cert>` followed by `<CA>`, and `<Key>`; the key matches the certificate.
     pub key: Arc<CertifiedKey>,
     /// `TLS1.2`: offer TLS 1.2 besides TLS 1.3.
@@ -94,7 +92,6 @@ pub(super) fn read(cx: &mut Cx, server: &Node<'_>, root: &Element) -> Vec<HttpsC
         if let Some(key) = certified_key(cx, &n) {
             blocks.push(HttpsConfig {
                 listen,
-                loc: el.loc,
                 key: Arc::new(key),
                 tls12,
                 suites,

@@ -544,6 +544,16 @@ mod tests {
             f.line(&exchange(), &ended(), Xff::On),
             "61.50.7.9 220.134.10.5 100 id=winesoft h.gif example.com http \"Mozilla/5.0 (X11; Linux)\" GET 80 \"GET /web/h.gif?a=1 HTTP/1.1\" 206 C 200 250 2 7 TCP_HIT HTTP/1.1 - example.com a=1 16:52 %"
         );
+        // Over TLS: %H is https, and sc-resinfo carries the version after the encoding.
+        let tls = Exchange {
+            tls: Some("TLS1.3"),
+            content_encoding: Some("gzip".into()),
+            ..exchange()
+        };
+        let https = Format::compile(&AccessForm::Custom("%H".into())).unwrap();
+        assert_eq!(https.line(&tls, &ended(), Xff::On), "https");
+        let ston = Format::Ston.line(&tls, &ended(), Xff::On);
+        assert!(ston.contains(" gzip+TLS1.3 "), "{ston}");
         for bad in ["%Z", "%{x", "%i", "%{%Q}t", "trailing %"] {
             assert!(
                 Format::compile(&AccessForm::Custom(bad.into())).is_err(),

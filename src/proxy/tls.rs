@@ -116,21 +116,23 @@ impl Tls {
                 }
             }
         }
+        // The `*:port` sockets; an `IP:port` one of them receives is served there,
+        // ahead of the `*:port` blocks for that IP.
+        let wildcards: Vec<SocketAddr> = sites.keys().copied().collect();
         for (listen, b) in &blocks {
             let Listen::Addr(addr) = listen else { continue };
-            let covering = sites
-                .keys()
-                .copied()
+            let covering = wildcards
+                .iter()
                 .find(|w| w.port() == addr.port() && covers(w.ip(), addr.ip()));
             match covering {
-                Some(w) if w != *addr => sites
-                    .get_mut(&w)
-                    .expect("found above")
+                Some(w) => sites
+                    .get_mut(w)
+                    .expect("a wildcard socket")
                     .specific
                     .entry(addr.ip())
                     .or_default()
                     .push(b.clone()),
-                _ => sites.entry(*addr).or_default().general.push(b.clone()),
+                None => sites.entry(*addr).or_default().general.push(b.clone()),
             }
         }
         Tls { sites }
