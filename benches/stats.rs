@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kura::cache::CacheResult;
 use kura::stats::counter::Side;
 use kura::stats::dirs::{DirPolicy, DirTable};
-use kura::stats::{Exchange, Stats};
+use kura::stats::{Counting, Exchange, Stats};
 
 fn main() {
     let stats = Stats::default();
@@ -82,6 +82,7 @@ fn main() {
                 black_box(&e),
                 CacheResult::Hit,
                 1024,
+                Counting::Http,
             );
         }
     };
@@ -96,7 +97,7 @@ fn main() {
     for sec in 0..3700 {
         table
             .dir_for("/d0/s0/f.jpg")
-            .record(&e, CacheResult::Hit, 1024);
+            .record(&e, CacheResult::Hit, 1024, Counting::Http);
         table.fold(start + sec);
     }
     println!(

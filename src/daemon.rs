@@ -22,7 +22,7 @@ use crate::config::files::ArchiveError;
 use crate::config::history::{ConfHistory, ConfKind};
 use crate::config::{self, ConfFiles, Config, ConfigErrors};
 use crate::log::Logs;
-use crate::proxy::{self, Runtime};
+use crate::proxy::{self, Runtime, Scheme};
 use crate::snmp::service::{Prepared, Service};
 use crate::stats::Stats;
 
@@ -174,7 +174,8 @@ pub struct Daemon {
     /// The stats core; vhosts keep their history across reloads.
     pub stats: Arc<Stats>,
     runtime: ArcSwap<Runtime>,
-    listeners: tokio::sync::Mutex<HashMap<SocketAddr, Listener>>,
+    /// Open sockets by configured address and what they speak.
+    listeners: tokio::sync::Mutex<HashMap<(SocketAddr, Scheme), Listener>>,
     generation: AtomicU64,
     /// When the daemon started.
     pub started: Instant,
@@ -278,10 +279,14 @@ impl Daemon {
         self.runtime.load_full()
     }
 
-    /// The bound address of each configured listen address.
+    /// The bound address of each configured plain HTTP listen address.
     pub async fn bound_addrs(&self) -> Vec<(SocketAddr, SocketAddr)> {
         let l = self.listeners.lock().await;
-        let mut v: Vec<_> = l.iter().map(|(k, l)| (*k, l.bound)).collect();
+        let mut v: Vec<_> = l
+            .iter()
+            .filter(|((_, scheme), _)| *scheme == Scheme::Http)
+            .map(|((k, _), l)| (*k, l.bound))
+            .collect();
         v.sort();
         v
     }
@@ -383,9 +388,9 @@ impl Daemon {
         let mut listeners = self.listeners.lock().await;
         let wanted = rt.listen_addrs();
         let mut fresh = Vec::new();
-        for addr in wanted.iter().filter(|a| !listeners.contains_key(a)) {
+        for key @ (addr, _) in wanted.iter().filter(|k| !listeners.contains_key(k)) {
             match TcpListener::bind(addr).await {
-                Ok(l) => fresh.push((*addr, l)),
+                Ok(l) => fresh.push((*key, l)),
                 Err(source) => {
                     return Err(DaemonError::Bind {
                         addr: *addr,
@@ -406,20 +411,20 @@ impl Daemon {
             .disks
             .install(rt.config.server.disks.iter().map(|d| d.path.as_path()));
         let mut opened = Vec::new();
-        for (addr, l) in fresh {
+        for ((addr, scheme), l) in fresh {
             let bound = l.local_addr().unwrap_or(addr);
-            tracing::info!(service = "http", spec = %addr, addr = %bound, "listening");
-            let task = tokio::spawn(accept_loop(self.clone(), l, addr));
-            listeners.insert(addr, Listener { bound, task });
-            opened.push(addr.to_string());
+            tracing::info!(service = scheme.as_str(), spec = %addr, addr = %bound, "listening");
+            let task = tokio::spawn(accept_loop(self.clone(), l, addr, scheme));
+            listeners.insert((addr, scheme), Listener { bound, task });
+            opened.push(listen_name(addr, scheme));
         }
         let mut closed = Vec::new();
-        listeners.retain(|addr, l| {
-            let keep = wanted.contains(addr);
+        listeners.retain(|key @ (addr, scheme), l| {
+            let keep = wanted.contains(key);
             if !keep {
                 l.task.abort();
-                tracing::info!(spec = %addr, "listener closed");
-                closed.push(addr.to_string());
+                tracing::info!(service = scheme.as_str(), spec = %addr, "listener closed");
+                closed.push(listen_name(*addr, *scheme));
             }
             keep
         });
@@ -427,7 +432,20 @@ impl Daemon {
     }
 }
 
-async fn accept_loop(daemon: Arc<Daemon>, listener: TcpListener, listen: SocketAddr) {
+/// How a reload summary names a listen address: `IP:port`, `https://IP:port` for HTTPS.
+fn listen_name(addr: SocketAddr, scheme: Scheme) -> String {
+    match scheme {
+        Scheme::Http => addr.to_string(),
+        Scheme::Https => format!("https://{addr}"),
+    }
+}
+
+async fn accept_loop(
+    daemon: Arc<Daemon>,
+    listener: TcpListener,
+    listen: SocketAddr,
+    scheme: Scheme,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -439,6 +457,7 @@ async fn accept_loop(daemon: Arc<Daemon>, listener: TcpListener, listen: SocketA
                     stream,
                     peer,
                     listen,
+                    scheme,
                 ));
             }
             Err(e) => {

@@ -1467,7 +1467,11 @@ fn key_query_string_off_ignores_the_query() {
         Reply::ok(&s.path).header("cache-control", "max-age=60")
     });
     let k = kura(&o, "<ApplyQueryString>OFF</ApplyQueryString>");
-    assert_eq!(get(&k, "/q?a=1").text(), "/q", "the origin gets the caching key");
+    assert_eq!(
+        get(&k, "/q?a=1").text(),
+        "/q",
+        "the origin gets the caching key"
+    );
     let r = get(&k, "/q?a=2");
     assert_eq!((r.text().as_str(), x_cache(&r)), ("/q", "HIT"));
 }

@@ -101,11 +101,35 @@ fn every_documented_element_and_attribute_is_recognised() {
     assert!(checked > 350, "only {checked} rows");
 }
 
+/// The spec's example configuration, its `<Https>` files (`/usr/ssl...`) made by a
+/// test CA under a temporary directory and the paths pointed there (same lines).
+fn spec_example_with_certificates() -> (TestCa, tempfile::TempDir) {
+    let ca = TestCa::new();
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["ssl", "ssl_port"] {
+        let d = root.path().join("usr").join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let (cert, key) = ca.leaf(dir, "www.example.com", &["www.example.com"], true);
+        std::fs::copy(cert, d.join("cert.pem")).unwrap();
+        std::fs::copy(key, d.join("certkey.pem")).unwrap();
+        std::fs::copy(ca.ca(), d.join("CA.pem")).unwrap();
+    }
+    let examples = shared().join("config-examples");
+    let server = std::fs::read_to_string(examples.join("server.xml"))
+        .unwrap()
+        .replace(">/usr/ssl", &format!(">{}/usr/ssl", root.path().display()));
+    let vhosts = std::fs::read_to_string(examples.join("vhosts.xml")).unwrap();
+    std::fs::write(root.path().join("server.xml"), server).unwrap();
+    std::fs::write(root.path().join("vhosts.xml"), vhosts).unwrap();
+    (ca, root)
+}
+
 #[test]
 fn the_spec_example_configuration_is_understood() {
+    let (_ca, dir) = spec_example_with_certificates();
     let out = Command::new(kurad_bin())
         .args(["check", "--conf-dir"])
-        .arg(shared().join("config-examples"))
+        .arg(dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

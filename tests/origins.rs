@@ -629,7 +629,10 @@ fn bypassed_requests_are_counted_apart_in_json_and_xml() {
     let vhost = loop {
         let (_, v) = api(&k, "/monitoring/average?type=JSON");
         let vhost = v["Host"]["VirtualHost"][0].clone();
-        if vhost["ClientHttpReqBypassSum"].as_u64().is_some_and(|n| n > 0) {
+        if vhost["ClientHttpReqBypassSum"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+        {
             break vhost;
         }
         assert!(Instant::now() < until, "the minute never completed: {v:#}");

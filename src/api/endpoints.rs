@@ -83,6 +83,8 @@ pub enum Handler {
     ResetOrigin,
     /// `/monitoring/fileinfo`.
     FileInfo,
+    /// `/monitoring/ssl?ciphersuite=`: the suites an expression makes kura offer.
+    Ssl,
     /// `/conf/latest`: the newest history entry.
     ConfLatest,
     /// `/conf/history`: every history entry.
@@ -129,6 +131,7 @@ impl Handler {
             Handler::DnsList => "dnslist",
             Handler::ResetOrigin => "resetorigin",
             Handler::FileInfo => "fileinfo",
+            Handler::Ssl => "ssl",
             Handler::ConfLatest => "latest",
             Handler::ConfHistory => "history",
             Handler::ConfRestore => "restore",
@@ -152,8 +155,6 @@ impl Handler {
 pub enum Capability {
     /// Disk mount/unmount, cache resource reports (issue 6).
     Storage,
-    /// HTTPS (issue 9).
-    Https,
     /// Graphs (RRD-style images).
     Graphs,
     /// GeoIP access control (chapter 14).
@@ -169,7 +170,6 @@ impl Capability {
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::Storage => "disk storage (mount, cache resources): issue 6",
-            Capability::Https => "HTTPS: issue 9",
             Capability::Graphs => "graphs",
             Capability::GeoIp => "GeoIP access control (chapter 14)",
             Capability::Cluster => "clustering (not planned: kura nodes are independent)",
@@ -231,7 +231,7 @@ fn handler_of(path: &PathMatch, method: &str) -> Handler {
         ) => Handler::Later(C::Storage),
         ("/command/resetorigin", _) => Handler::ResetOrigin,
         ("/monitoring/dnslist", _) => Handler::DnsList,
-        ("/monitoring/ssl", _) => Handler::Later(C::Https),
+        ("/monitoring/ssl", _) => Handler::Ssl,
         (p, _) if p.starts_with("/monitoring/logtrace/") => Handler::LogTrace,
         ("/monitoring/geoiplist", _) => Handler::Later(C::GeoIp),
         ("/monitoring/clusterlist", _) => Handler::Later(C::Cluster),

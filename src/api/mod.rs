@@ -67,6 +67,20 @@ fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     })
 }
 
+/// `/monitoring/ssl`: the suites `<Https CipherSuite="expr">` makes kura offer, TLS 1.3's
+/// first (always on), as `openssl ciphers -v` lists them; the same error as the
+/// configuration when it offers no TLS 1.2 suite.
+fn ssl_suites(expr: &str) -> Result<Value, String> {
+    let selection = crate::config::ciphers::select(expr);
+    selection.offered()?;
+    let suites = crate::config::ciphers::TLS13
+        .iter()
+        .chain(selection.supported())
+        .map(|s| json!({"Name": s.name, "Ver": s.ver, "Kx": s.kx, "Au": s.au, "Enc": s.enc, "Mac": s.mac}))
+        .collect();
+    Ok(Value::Array(suites))
+}
+
 /// The guide's reply envelope.
 fn envelope(method: &str, result: Value) -> Value {
     json!({"version": crate::VERSION, "method": method, "status": "OK", "result": result})
@@ -213,6 +227,17 @@ async fn route(
                     "fileinfo",
                     format!("no vhost for {url}"),
                 ),
+            }
+        }
+        Handler::Ssl => {
+            let expr = query_param(&req, "ciphersuite").map(|v| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            });
+            match ssl_suites(expr.as_deref().unwrap_or("ALL")) {
+                Ok(result) => reply(StatusCode::OK, &envelope("ssl", result)),
+                Err(why) => error(StatusCode::BAD_REQUEST, "ssl", why),
             }
         }
         Handler::Origin => {

@@ -43,6 +43,8 @@ struct Block {
     /// `ClientTraffic`: `<DirDepth>` settings (`None` for depth 0) and one
     /// block per directory, `/` first (empty for the host).
     dirs: (Option<DirPolicy>, Vec<Block>),
+    /// `ClientTraffic.HttpsTraffic`: the vhost's `<Stats><HttpsTraffic>` (OFF for views).
+    https_traffic: bool,
 }
 
 impl Block {
@@ -54,6 +56,7 @@ impl Block {
         };
         Block {
             dirs: (None, root),
+            https_traffic: false,
             name,
             window,
             uptime,
@@ -67,6 +70,7 @@ impl Block {
             window,
             uptime,
             dirs: (None, Vec::new()),
+            https_traffic: false,
         }
     }
 }
@@ -97,6 +101,7 @@ struct Snapshot {
 fn vhost_block(s: &VhostStats, window: Window) -> Block {
     let uptime = s.created.elapsed().as_secs();
     let mut block = Block::new(Some(s.name.clone()), s.window(window), uptime);
+    block.https_traffic = s.https_traffic.load(std::sync::atomic::Ordering::Relaxed);
     if let Some((policy, dirs)) = s.dir_windows(window) {
         block.dirs = (
             Some(policy),
@@ -409,9 +414,18 @@ fn xml_members(x: &mut String, members: &[Member], b: &Block, indent: &str) {
 }
 
 /// `ClientTraffic`'s `Depth` and `Accum` as the guide prints them.
+/// A setting as the guide writes it.
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "ON"
+    } else {
+        "OFF"
+    }
+}
+
 fn dir_settings(b: &Block) -> (u32, &'static str) {
     match b.dirs.0 {
-        Some(p) => (p.depth, if p.accum { "ON" } else { "OFF" }),
+        Some(p) => (p.depth, on_off(p.accum)),
         None => (0, "OFF"),
     }
 }
@@ -453,7 +467,7 @@ fn json_traffic_groups(m: &mut Map<String, Value>, b: &Block) {
     let mut ct = Map::new();
     ct.insert("Depth".into(), depth.into());
     ct.insert("Accum".into(), accum.into());
-    ct.insert("HttpsTraffic".into(), "OFF".into());
+    ct.insert("HttpsTraffic".into(), on_off(b.https_traffic).into());
     ct.insert("TrafficCount".into(), traffic.len().into());
     ct.insert("Traffic".into(), Value::Array(traffic));
     m.insert("ClientTraffic".into(), Value::Object(ct));
@@ -479,7 +493,8 @@ fn xml_traffic_groups(x: &mut String, b: &Block) {
     let (depth, accum) = dir_settings(b);
     let _ = writeln!(
         x,
-        "    <ClientTraffics Depth=\"{depth}\" Accum=\"{accum}\" HttpsTraffic=\"OFF\">\n      <TrafficCount>{}</TrafficCount>",
+        "    <ClientTraffics Depth=\"{depth}\" Accum=\"{accum}\" HttpsTraffic=\"{}\">\n      <TrafficCount>{}</TrafficCount>",
+        on_off(b.https_traffic),
         b.dirs.1.len()
     );
     for d in &b.dirs.1 {

@@ -7,10 +7,12 @@
 
 pub mod bypass;
 mod caching;
+pub mod ciphers;
 pub mod error;
 pub mod files;
 pub mod headers;
 pub mod history;
+pub mod https;
 pub mod log;
 pub mod model;
 pub mod node;
@@ -264,6 +266,7 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         .map(|v| v.raw.trim().to_string())
         .unwrap_or_default();
     ServerSettings {
+        https: https::read(cx, &server, root),
         logs: log::read_global(cx, &cache),
         name,
         admin,
@@ -437,6 +440,7 @@ fn read_vhost(
         0,
     );
     let accum = on(cx, stats.child("DirDepthAccum"), false);
+    let https_traffic = on(cx, stats.child("HttpsTraffic"), false);
     let dir_stats = (depth > 0).then_some(DirPolicy { depth, accum });
     let static_index = cx.get(vhost.attr("StaticIndex"), value::int_in(1u32, 65_535), 0);
     let logs = log::read_vhost(cx, &group(own, defaults, "Log"));
@@ -453,6 +457,7 @@ fn read_vhost(
         client,
         origin,
         dir_stats,
+        https_traffic,
         logs,
     }
 }

@@ -143,6 +143,8 @@ pub struct ServerSettings {
     pub logs: super::log::GlobalLogs,
     /// `<Cache><Purge>Hard`: purges delete like hardpurge (no restore on origin failure).
     pub purge_hard: bool,
+    /// `<Https>` blocks in file order: the first on an address is its default certificate.
+    pub https: Vec<super::https::HttpsConfig>,
 }
 
 /// One `<Disk>`: a cache directory.
@@ -357,6 +359,9 @@ pub struct VhostConfig {
     pub origin: super::origin::OriginPolicy,
     /// `<Stats><DirDepth>`/`<DirDepthAccum>`; `None` for depth 0 (the vhost is `/`).
     pub dir_stats: Option<DirPolicy>,
+    /// `<Stats><HttpsTraffic>`: HTTPS requests count in the HTTP statistics too (ON),
+    /// or only in the SSL figures (OFF, the guide's default).
+    pub https_traffic: bool,
     /// `<Log>`: the vhost's access, origin and monitoring logs (chapter 12).
     pub logs: super::log::VhostLogs,
 }

@@ -36,6 +36,8 @@ pub struct Exchange {
     pub local: SocketAddr,
     /// The client connection's id (`session-id`).
     pub session: u64,
+    /// The TLS version of an HTTPS connection (`TLS1.2`, `TLS1.3`), `None` for HTTP.
+    pub tls: Option<&'static str>,
     /// Bytes of the request head and body.
     pub request: [u64; 2],
     /// Response status; 0 when the client left before there was one.
@@ -252,7 +254,8 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `sc-resinfo`: content encoding, `Bypass` for requests passed around the cache.
+/// `sc-resinfo`: `Bypass` for requests passed around the cache, the content
+/// encoding, and the TLS version of an HTTPS request, `+`-joined in the guide's order.
 fn resinfo(x: &Exchange) -> Option<String> {
     let mut parts = Vec::new();
     if x.result == CacheResult::ClientRefreshMiss {
@@ -260,6 +263,9 @@ fn resinfo(x: &Exchange) -> Option<String> {
     }
     if let Some(e) = x.content_encoding.as_deref() {
         parts.push(e);
+    }
+    if let Some(v) = x.tls {
+        parts.push(v);
     }
     (!parts.is_empty()).then(|| parts.join("+"))
 }
@@ -413,7 +419,7 @@ fn custom(out: &mut String, tokens: &[Token], x: &Exchange, end: &Ended) {
                 .filter(|f| !f.is_empty())
                 .map(str::to_string),
             'h' => req(x, header::HOST).map(str::to_string),
-            'H' => Some("http".into()),
+            'H' => Some(if x.tls.is_some() { "https" } else { "http" }.into()),
             'i' => HeaderName::from_bytes(arg.unwrap_or("").as_bytes())
                 .ok()
                 .and_then(|n| req(x, n).map(str::to_string)),
@@ -490,6 +496,7 @@ mod tests {
             peer: "61.50.7.9:5000".parse().unwrap(),
             local: "220.134.10.5:80".parse().unwrap(),
             session: 7,
+            tls: None,
             request: [200, 0],
             status: 206,
             head: 150,
@@ -537,6 +544,16 @@ mod tests {
             f.line(&exchange(), &ended(), Xff::On),
             "61.50.7.9 220.134.10.5 100 id=winesoft h.gif example.com http \"Mozilla/5.0 (X11; Linux)\" GET 80 \"GET /web/h.gif?a=1 HTTP/1.1\" 206 C 200 250 2 7 TCP_HIT HTTP/1.1 - example.com a=1 16:52 %"
         );
+        // Over TLS: %H is https, and sc-resinfo carries the version after the encoding.
+        let tls = Exchange {
+            tls: Some("TLS1.3"),
+            content_encoding: Some("gzip".into()),
+            ..exchange()
+        };
+        let https = Format::compile(&AccessForm::Custom("%H".into())).unwrap();
+        assert_eq!(https.line(&tls, &ended(), Xff::On), "https");
+        let ston = Format::Ston.line(&tls, &ended(), Xff::On);
+        assert!(ston.contains(" gzip+TLS1.3 "), "{ston}");
         for bad in ["%Z", "%{x", "%i", "%{%Q}t", "trailing %"] {
             assert!(
                 Format::compile(&AccessForm::Custom(bad.into())).is_err(),

@@ -27,7 +27,7 @@ use crate::config::headers::Side;
 use crate::config::origin::HeaderSetting;
 use crate::config::{CachingPolicy, ClientPolicy, TtlSource, VaryPolicy};
 use crate::stats::counter::{Gauge, OriginEvent};
-use crate::stats::{GaugeGuard, VhostStats};
+use crate::stats::{Counting, GaugeGuard, VhostStats};
 
 static VIA: LazyLock<HeaderValue> = LazyLock::new(|| {
     HeaderValue::from_str(&format!("1.1 kura (kura/{})", crate::VERSION)).expect("ASCII")
@@ -35,6 +35,7 @@ static VIA: LazyLock<HeaderValue> = LazyLock::new(|| {
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Headers that belong to one connection and are never forwarded (RFC 9110 7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -75,6 +76,8 @@ pub struct Conn {
     pub local: SocketAddr,
     /// The connection's id (`session-id`).
     pub id: u64,
+    /// The TLS session of an HTTPS connection; `None` for plain HTTP.
+    pub tls: Option<super::tls::TlsInfo>,
     /// Requests served on this connection so far, for `<KeepAliveHeader Max>`.
     pub requests: std::sync::atomic::AtomicU32,
     /// Holds the `ClientSession` gauge of the vhost this connection counts for.
@@ -105,7 +108,7 @@ pub async fn handle(
         .and_then(|h| h.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or("");
-    let Some(vhost) = rt.route(conn.listen, host) else {
+    let Some(vhost) = rt.route(conn, host) else {
         let resp = plain(
             StatusCode::NOT_FOUND,
             format!("no virtual host for Host: {host}\n"),
@@ -184,6 +187,12 @@ pub async fn handle(
     rewrite_response(&vhost, conn, &parts, &mut resp);
     set_connection_headers(resp.headers_mut(), &vhost, client_close, served);
     let exchanged = Exchanged {
+        counting: match conn.tls {
+            None => Counting::Http,
+            Some(_) => Counting::Https {
+                also_http: vhost.cfg.https_traffic,
+            },
+        },
         stats: vhost.stats.clone(),
         dir: vhost.dirs.as_ref().map(|t| t.dir_for(parts.uri.path())),
         result,
@@ -288,6 +297,7 @@ async fn serve_cached(
         },
         headers: parts.headers.clone(),
         peer: conn.peer,
+        https: conn.tls.is_some(),
         head_only: parts.method == Method::HEAD,
         post,
     };
@@ -526,6 +536,8 @@ struct FetchRequest {
     headers: HeaderMap,
     /// The client, for `X-Forwarded-For`.
     peer: SocketAddr,
+    /// Whether the client came over TLS, for `X-Forwarded-Proto`.
+    https: bool,
     /// HEAD: the client gets no body.
     head_only: bool,
     /// A cached POST's body: the fetch is that POST.
@@ -559,7 +571,7 @@ async fn fetch(
     req.key = guard.key().to_string();
     let caching = &vhost.cfg.caching;
     let ttl = &vhost.cfg.ttl;
-    let mut headers = origin_headers(&vhost, Leg::Cache, &req.headers, req.peer, true);
+    let mut headers = origin_headers(&vhost, Leg::Cache, &req.headers, req.peer, req.https, true);
     if !caching.key.accept_encoding {
         headers.remove(header::ACCEPT_ENCODING);
     }
@@ -909,7 +921,14 @@ async fn pass(
     (result, leg): (CacheResult, Leg),
 ) -> Served {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let headers = origin_headers(vhost, leg, &parts.headers, conn.peer, false);
+    let headers = origin_headers(
+        vhost,
+        leg,
+        &parts.headers,
+        conn.peer,
+        conn.tls.is_some(),
+        false,
+    );
     let body = body.filter(|b| !b.is_end_stream());
     let origin_started = Instant::now();
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
@@ -1061,14 +1080,16 @@ fn record_origin_failure(
 }
 
 /// Headers for the origin: the client's end-to-end headers, `Via`, `X-Forwarded-For`,
-/// and `<Host>`/`<UserAgent>`/`<XFFClientIPOnly>` as configured (chapter 7), on a
-/// bypass only where their `Bypass` attribute says so (chapter 8). A fetch meant for
-/// the cache drops conditionals and ranges: the cache wants the whole object.
+/// `<Host>`/`<UserAgent>`/`<XFFClientIPOnly>` as configured (chapter 7), on a bypass
+/// only where their `Bypass` attribute says so (chapter 8), and `X-Forwarded-Proto`
+/// (kura's own: a client's is replaced, it would lie). A fetch meant for the cache
+/// drops conditionals and ranges: the cache wants the whole object.
 fn origin_headers(
     vhost: &VhostRt,
     leg: Leg,
     client: &HeaderMap,
     peer: SocketAddr,
+    https: bool,
     for_cache: bool,
 ) -> HeaderMap {
     let (policy, bypass) = (&vhost.cfg.origin, &vhost.cfg.bypass);
@@ -1124,6 +1145,8 @@ fn origin_headers(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
+    let proto = if https { "https" } else { "http" };
+    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     h
 }
 

@@ -17,7 +17,7 @@ use crate::log::access;
 use crate::log::VhostLog;
 use crate::stats::counter::Side;
 use crate::stats::dirs::Dir;
-use crate::stats::{Exchange, GaugeGuard, VhostStats};
+use crate::stats::{Counting, Exchange, GaugeGuard, VhostStats};
 
 /// Approximate bytes of a message head: the start line plus `name: value\r\n` lines.
 pub fn head_bytes(headers: &HeaderMap) -> u64 {
@@ -116,6 +116,7 @@ impl AccessGuard {
                 peer: conn.peer,
                 local: conn.local,
                 session: conn.id,
+                tls: conn.tls.map(|t| t.version),
                 request,
                 status: 0,
                 head: 0,
@@ -144,6 +145,8 @@ impl Drop for AccessGuard {
 
 /// What is recorded when the body ends.
 struct Pending {
+    /// Which figures the exchange counts in.
+    counting: Counting,
     stats: Arc<VhostStats>,
     dir: Option<Arc<Dir>>,
     status: u16,
@@ -164,6 +167,8 @@ struct Pending {
 
 /// What a counted response records when its body ends.
 pub struct Exchanged {
+    /// Which figures the exchange counts in (HTTP, SSL or both).
+    pub counting: Counting,
     /// The vhost's stats.
     pub stats: Arc<VhostStats>,
     /// The directory the request counts in, when the vhost collects directory statistics.
@@ -227,6 +232,7 @@ impl Metered {
             body,
             sent: 0,
             pending: Some(Pending {
+                counting: x.counting,
                 stats: x.stats,
                 dir: x.dir,
                 status,
@@ -253,10 +259,10 @@ impl Metered {
             time_res: p.time_res,
             time_complete: p.started.elapsed(),
         };
-        p.stats.record(&exchange);
-        p.stats.record_result(p.result, self.sent);
+        p.stats
+            .record_client(&exchange, p.result, self.sent, p.counting);
         if let Some(d) = p.dir {
-            d.record(&exchange, p.result, self.sent);
+            d.record(&exchange, p.result, self.sent, p.counting);
         }
         if let Some(o) = p.origin {
             o.record(&p.stats, self.sent, completed);

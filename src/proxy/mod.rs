@@ -12,6 +12,7 @@ pub mod headers;
 pub mod metered;
 pub mod origin;
 pub mod router;
+pub mod tls;
 
 use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
@@ -19,9 +20,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::cache::store::Store;
@@ -58,8 +59,15 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// A router for each configured listen address.
     routers: HashMap<SocketAddr, Router>,
+    /// The router of HTTPS connections: `<Https>` is server-level, so every active
+    /// vhost is reachable by its name and aliases, `<Default>` catching the rest.
+    https_router: Router,
+    /// The HTTPS addresses and their certificates.
+    pub tls: tls::Tls,
     /// Idle timeout of client connections on each listen address.
     keep_alive: HashMap<SocketAddr, Duration>,
+    /// Idle timeout on HTTPS addresses: the longest of the active vhosts.
+    https_keep_alive: Duration,
     /// Stats of every configured vhost (inactive ones too), installed when this runtime is.
     pub stats: Vec<Arc<VhostStats>>,
     /// Logs of every configured vhost by name, installed when this runtime is.
@@ -104,6 +112,11 @@ impl Runtime {
             .filter(|v| v.status == VhostStatus::Inactive)
         {
             vhost_stats[&v.name].dir_table(None);
+        }
+        for v in &config.vhosts {
+            vhost_stats[&v.name]
+                .https_traffic
+                .store(v.https_traffic, std::sync::atomic::Ordering::Relaxed);
         }
         let pools: HashMap<String, Arc<OriginPool>> = config
             .vhosts
@@ -152,89 +165,172 @@ impl Runtime {
                 }
             }
         }
+        let https_keep_alive = longest_keep_alive(&active);
+        let https_router = Router::new(&active, default.clone());
         let keep_alive = by_addr
             .iter()
-            .map(|(a, vs)| {
-                let longest = vs
-                    .iter()
-                    .map(|v| v.cfg.client.keep_alive)
-                    .max()
-                    .unwrap_or_default();
-                (*a, longest)
-            })
+            .map(|(a, vs)| (*a, longest_keep_alive(vs)))
             .collect();
         let routers = by_addr
             .into_iter()
             .map(|(a, vs)| (a, Router::new(&vs, default.clone())))
             .collect();
         Runtime {
+            tls: tls::Tls::new(&config.server.https, &config.server.listen_ips),
             config,
             routers,
+            https_router,
             keep_alive,
+            https_keep_alive,
             stats: vhost_stats.into_values().collect(),
             logs: vhost_logs,
             pools,
         }
     }
 
-    /// The configured listen addresses.
-    pub fn listen_addrs(&self) -> BTreeSet<SocketAddr> {
-        self.routers.keys().copied().collect()
+    /// The configured listen addresses and their scheme.
+    pub fn listen_addrs(&self) -> BTreeSet<(SocketAddr, Scheme)> {
+        let http = self.routers.keys().map(|a| (*a, Scheme::Http));
+        let https = self.tls.listen_addrs().map(|a| (a, Scheme::Https));
+        http.chain(https).collect()
     }
 
-    /// The vhost for a request on `listen` with `host`.
-    pub fn route(&self, listen: SocketAddr, host: &str) -> Option<&Arc<VhostRt>> {
-        self.routers.get(&listen)?.route(host)
+    /// The vhost for a request on `conn` with `host`.
+    pub fn route(&self, conn: &handler::Conn, host: &str) -> Option<&Arc<VhostRt>> {
+        match conn.tls {
+            Some(_) => self.https_router.route(host),
+            None => self.routers.get(&conn.listen)?.route(host),
+        }
     }
 
-    fn keep_alive(&self, listen: SocketAddr) -> Duration {
-        self.keep_alive
-            .get(&listen)
-            .copied()
-            .unwrap_or(Duration::from_secs(10))
+    fn keep_alive(&self, listen: SocketAddr, scheme: Scheme) -> Duration {
+        match scheme {
+            Scheme::Https => self.https_keep_alive,
+            Scheme::Http => self
+                .keep_alive
+                .get(&listen)
+                .copied()
+                .unwrap_or(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// The longest `<ClientKeepAliveSec>` of `vhosts`: a connection may serve any of them.
+fn longest_keep_alive(vhosts: &[Arc<VhostRt>]) -> Duration {
+    vhosts
+        .iter()
+        .map(|v| v.cfg.client.keep_alive)
+        .max()
+        .unwrap_or(Duration::from_secs(10))
+}
+
+/// What a listening socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scheme {
+    /// Plain HTTP/1.1 (a vhost `<Listen>`).
+    Http,
+    /// TLS with HTTP/1.1 or h2 by ALPN (an `<Https Listen>`).
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`, as logs and the access log's `%H` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
     }
 }
 
 /// Ids of client connections (`session-id` in the access log), from 1.
 static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Serves one client connection until it closes. The runtime is looked up per
-/// request, so a reload applies to the next request on a kept-alive connection.
+/// Serves one client connection until it closes; an HTTPS one after its
+/// handshake. The runtime is looked up per request, so a reload applies to the
+/// next request on a kept-alive connection.
 pub async fn serve_connection(
     runtime: impl Fn() -> Arc<Runtime> + Send + Sync + 'static,
     store: Arc<Store>,
     stream: TcpStream,
     peer: SocketAddr,
     listen: SocketAddr,
+    scheme: Scheme,
 ) {
     CONNECTIONS
         .accepted
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
-    let idle = runtime().keep_alive(listen);
-    let conn = Arc::new(handler::Conn {
+    let rt = runtime();
+    let idle = rt.keep_alive(listen, scheme);
+    let local = stream.local_addr().unwrap_or(listen);
+    let conn = |tls| handler::Conn {
         listen,
-        local: stream.local_addr().unwrap_or(listen),
+        local,
         id: NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         peer,
+        tls,
         requests: Default::default(),
         session: Default::default(),
-    });
-    let runtime = Arc::new(runtime);
-    let svc = service_fn(move |req| {
-        let (rt, store, conn) = (runtime(), store.clone(), conn.clone());
-        async move { Ok::<_, Infallible>(handler::handle(rt, &store, &conn, req).await) }
-    });
-    let result = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(idle)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), svc)
-        .await;
+    };
+    let result = match scheme {
+        Scheme::Http => serve(runtime, store, TokioIo::new(stream), conn(None), idle).await,
+        Scheme::Https => match tls::accept(&rt.tls, listen, stream, idle).await {
+            Ok((stream, info)) => {
+                drop(rt);
+                let served =
+                    serve(runtime, store, TokioIo::new(stream), conn(Some(info)), idle).await;
+                CONNECTIONS
+                    .tls_closed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                served
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                Ok(())
+            }
+        },
+    };
     CONNECTIONS
         .closed
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}
+
+/// Runs HTTP/1.1, or h2 when TLS negotiated it, over `io` until the connection ends.
+async fn serve<I>(
+    runtime: impl Fn() -> Arc<Runtime> + Send + Sync + 'static,
+    store: Arc<Store>,
+    io: I,
+    conn: handler::Conn,
+    idle: Duration,
+) -> Result<(), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let h2 = conn.tls.is_some_and(|t| t.h2);
+    let conn = Arc::new(conn);
+    let runtime = Arc::new(runtime);
+    let svc = service_fn(move |req| {
+        let (rt, store, conn) = (runtime(), store.clone(), conn.clone());
+        async move { Ok::<_, Infallible>(handler::handle(rt, &store, &conn, req).await) }
+    });
+    if h2 {
+        // hyper's h2 server has no idle timeout; pings every `idle` at least find
+        // and close connections whose client is gone.
+        http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(idle)
+            .serve_connection(io, svc)
+            .await
+    } else {
+        http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(idle)
+            .keep_alive(true)
+            .serve_connection(io, svc)
+            .await
     }
 }

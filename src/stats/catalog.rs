@@ -153,7 +153,7 @@ pub fn response_time(side: Side) -> &'static [Field] {
 }
 
 /// `System` groups that are our additions, not the guide's (written after its groups).
-pub const SYSTEM_ADDITIONS: &[&str] = &["Network", "Log"];
+pub const SYSTEM_ADDITIONS: &[&str] = &["Network", "Log", "SSL"];
 
 /// The `System` groups in the guide's order, then [`SYSTEM_ADDITIONS`]: each field is the per-second mean
 /// of a value sampled from /proc (the value itself, in `realtime`).
@@ -240,6 +240,16 @@ pub fn system() -> &'static [(&'static str, Vec<Field>)] {
             // Our addition: log lines dropped because the log writer's queue was full
             // (a slow or stuck log disk); `/metrics` has the total per log.
             group("Log", &[("Dropped", LogDropped, "count")]),
+            // Our addition: client TLS handshakes (completed and failed) per second and
+            // open TLS connections; a handshake comes before any vhost is known.
+            group(
+                "SSL",
+                &[
+                    ("Handshakes", SslHandshakes, "count"),
+                    ("HandshakeErrors", SslHandshakeErrors, "count"),
+                    ("Sessions", SslSessions, "count"),
+                ],
+            ),
         ]
     });
     &GROUPS
@@ -401,6 +411,14 @@ pub fn origin_traffic() -> &'static [Member] {
 pub fn client_traffic() -> &'static [Member] {
     static MEMBERS: LazyLock<Vec<Member>> = LazyLock::new(|| {
         let mut m = exchange_members(Side::Client);
+        // HTTPS traffic (`<Stats><HttpsTraffic>` decides whether it is in the HTTP figures too).
+        m.push(Member::Attrs {
+            name: "SSL".into(),
+            fields: vec![
+                field("RecvSize", "bytes", Source::Rate(counter::ssl_inbound())),
+                field("SendSize", "bytes", Source::Rate(counter::ssl_outbound())),
+            ],
+        });
         let per_code = |source: fn(usize) -> Source| -> Vec<Field> {
             CacheResult::ALL
                 .iter()
@@ -598,9 +616,16 @@ pub fn snmp_traffic(group: &str, name: &str) -> Option<Source> {
     };
     // Everything kura carries is HTTP, so the side totals and `http.*` are the same figures.
     let http = name.strip_prefix("http.").unwrap_or(name);
-    if name.starts_with("portbypass.") || name.starts_with("ssl.") {
-        // Port bypass (chapter 8) and HTTPS are not implemented: present and zero.
+    if name.starts_with("portbypass.") {
+        // Port bypass (chapter 8) is not implemented: present and zero.
         return Some(Source::NotCollected);
+    }
+    match name {
+        "ssl.inbound" if side == Side::Client => return Some(Source::Rate(counter::ssl_inbound())),
+        "ssl.outbound" if side == Side::Client => {
+            return Some(Source::Rate(counter::ssl_outbound()))
+        }
+        _ => {}
     }
     if let Some((kind, code)) = name.split_once(".TCP_") {
         let r = *CacheResult::ALL

@@ -5,7 +5,8 @@
 //! Layout: per side (client, then origin) the request count, inbound and
 //! outbound bytes, request and response header and body bytes, then per status
 //! class the responses, completed responses and time sums; then the result
-//! codes and their bytes; the session gauges; and origin connection events.
+//! codes and their bytes; the session gauges; origin connection events; and the
+//! bytes of client exchanges over TLS (the guide's SSL traffic).
 
 use crate::cache::CacheResult;
 
@@ -134,9 +135,10 @@ const ORIGIN_EVENTS: usize = GAUGES + Gauge::ALL.len();
 /// Client requests bypassed to the origin (chapter 8: `bypass.txt`, the GET/POST
 /// defaults, no-cache requests; methods the cache never handles too).
 pub const BYPASSED: usize = ORIGIN_EVENTS + 5;
+const SSL: usize = BYPASSED + 1;
 
 /// Number of raw values per vhost.
-pub const N: usize = BYPASSED + 1;
+pub const N: usize = SSL + 2;
 
 /// Requests sent on a side.
 pub const fn requests(side: Side) -> usize {
@@ -198,6 +200,16 @@ pub const fn origin_event(e: OriginEvent) -> usize {
     ORIGIN_EVENTS + e as usize
 }
 
+/// Bytes received from clients over TLS (request heads and bodies).
+pub const fn ssl_inbound() -> usize {
+    SSL
+}
+
+/// Bytes sent to clients over TLS (response heads and bodies).
+pub const fn ssl_outbound() -> usize {
+    SSL + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +243,7 @@ mod tests {
             .map(origin_event),
         );
         all.push(BYPASSED);
+        all.extend([ssl_inbound(), ssl_outbound()]);
         all.sort();
         assert_eq!(
             all,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-use super::{Exchange, HistoryKind, Sample, VhostStats, Window};
+use super::{Counting, Exchange, HistoryKind, Sample, VhostStats, Window};
 use crate::cache::CacheResult;
 pub use crate::config::DirPolicy;
 
@@ -40,11 +40,10 @@ pub struct Dir {
 
 impl Dir {
     /// Records a finished client exchange here and, with accumulation, in every ancestor.
-    pub fn record(&self, e: &Exchange, result: CacheResult, bytes: u64) {
+    pub fn record(&self, e: &Exchange, result: CacheResult, bytes: u64, counting: Counting) {
         let mut dir = Some(self);
         while let Some(d) = dir {
-            d.stats.record(e);
-            d.stats.record_result(result, bytes);
+            d.stats.record_client(e, result, bytes, counting);
             dir = d.parent.as_deref();
         }
     }
@@ -255,6 +254,7 @@ mod tests {
             },
             CacheResult::Hit,
             100,
+            Counting::Http,
         );
     }
 

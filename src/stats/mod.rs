@@ -111,6 +111,26 @@ pub struct Exchange {
     pub time_complete: Duration,
 }
 
+/// Which statistics a client exchange counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Plain HTTP: the HTTP figures.
+    Http,
+    /// Over TLS: the SSL figures, and the HTTP ones too when `also_http`
+    /// (`<Stats><HttpsTraffic>ON`).
+    Https {
+        /// `<HttpsTraffic>`.
+        also_http: bool,
+    },
+}
+
+impl Counting {
+    /// Whether the exchange counts in the HTTP figures.
+    pub fn http(self) -> bool {
+        matches!(self, Counting::Http | Counting::Https { also_http: true })
+    }
+}
+
 /// Counter sums and distributions over some seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample<const K: usize = N> {
@@ -285,6 +305,8 @@ pub struct VhostStats {
     history: Mutex<History>,
     /// Per-directory client statistics, when `<DirDepth>` asks for them.
     dirs: ArcSwapOption<dirs::DirTable>,
+    /// `<Stats><HttpsTraffic>` as last configured, for `ClientTraffic.HttpsTraffic`.
+    pub https_traffic: std::sync::atomic::AtomicBool,
 }
 
 impl VhostStats {
@@ -300,6 +322,7 @@ impl VhostStats {
             slots: (0..slot_count()).map(|_| Slot::default()).collect(),
             history: Mutex::new(History::new(kind)),
             dirs: ArcSwapOption::empty(),
+            https_traffic: Default::default(),
         }
     }
 
@@ -368,6 +391,22 @@ impl VhostStats {
             add(counter::time_complete(e.side, class), done);
         }
         slot.hist[e.side as usize].record(done);
+    }
+
+    /// Records a client exchange with its result code and body bytes sent: in the
+    /// HTTP figures unless `counting` keeps it out, and in the SSL figures when it
+    /// came over TLS (the guide's `<Stats><HttpsTraffic>`).
+    pub fn record_client(&self, e: &Exchange, result: CacheResult, bytes: u64, counting: Counting) {
+        if counting.http() {
+            self.record(e);
+            self.record_result(result, bytes);
+        }
+        if counting != Counting::Http && !cfg!(feature = "no-stats-recording") {
+            let [req_head, req_body, res_head, res_body] = e.parts;
+            let c = &self.slot().counters;
+            c[counter::ssl_inbound()].fetch_add(req_head + req_body, Ordering::Relaxed);
+            c[counter::ssl_outbound()].fetch_add(res_head + res_body, Ordering::Relaxed);
+        }
     }
 
     /// Records a client request's result code and the bytes sent for it.

@@ -88,10 +88,16 @@ pub enum Sys {
     NetOutPackets,
     /// Log lines dropped in the second because the log writer's queue was full (our addition).
     LogDropped,
+    /// Client TLS handshakes completed in the second (our addition).
+    SslHandshakes,
+    /// Client TLS handshakes that failed in the second.
+    SslHandshakeErrors,
+    /// Open client TLS connections.
+    SslSessions,
 }
 
 /// Number of sampled values.
-pub const SYS_N: usize = Sys::LogDropped as usize + 1;
+pub const SYS_N: usize = Sys::SslSessions as usize + 1;
 
 /// Process-wide connection events, counted where they happen.
 #[derive(Debug, Default)]
@@ -104,6 +110,12 @@ pub struct Connections {
     pub connected: AtomicU64,
     /// Origin connections closed.
     pub disconnected: AtomicU64,
+    /// TLS handshakes completed with clients.
+    pub tls_handshakes: AtomicU64,
+    /// TLS handshakes that failed (refused, not TLS, timed out).
+    pub tls_failed: AtomicU64,
+    /// TLS connections ended after their handshake.
+    pub tls_closed: AtomicU64,
 }
 
 /// kurad's connection events (one daemon per process).
@@ -112,6 +124,9 @@ pub static CONNECTIONS: Connections = Connections {
     closed: AtomicU64::new(0),
     connected: AtomicU64::new(0),
     disconnected: AtomicU64::new(0),
+    tls_handshakes: AtomicU64::new(0),
+    tls_failed: AtomicU64::new(0),
+    tls_closed: AtomicU64::new(0),
 };
 
 /// Cumulative CPU ticks from /proc/stat and /proc/self/stat.
@@ -190,8 +205,8 @@ struct State {
     last_cpu: Option<CpuTicks>,
     /// Network totals at the last sample ([`net_totals`]).
     last_net: Option<[u64; 4]>,
-    /// accepted, closed, connected, disconnected at the last sample.
-    last_events: [u64; 4],
+    /// accepted, closed, connected, disconnected, TLS handshakes, failed, closed at the last sample.
+    last_events: [u64; 7],
     /// Dropped log lines at the last sample ([`crate::log::DROPPED`]).
     last_dropped: u64,
     last_sec: Option<u64>,
@@ -211,7 +226,7 @@ impl Default for SystemStats {
             state: Mutex::new(State {
                 last_cpu: None,
                 last_net: None,
-                last_events: [0; 4],
+                last_events: [0; 7],
                 last_dropped: 0,
                 last_sec: None,
                 seconds: Ring::new(1, 60, false),
@@ -230,6 +245,9 @@ impl SystemStats {
             &CONNECTIONS.closed,
             &CONNECTIONS.connected,
             &CONNECTIONS.disconnected,
+            &CONNECTIONS.tls_handshakes,
+            &CONNECTIONS.tls_failed,
+            &CONNECTIONS.tls_closed,
         ]
         .map(|a| a.load(Ordering::Relaxed));
         let net = net_totals(&read("/proc/net/dev"));
@@ -289,6 +307,9 @@ impl SystemStats {
         v[Sys::ClientEstablished as usize] = open_origins;
         v[Sys::ClientConnected as usize] = events[2] - st.last_events[2];
         v[Sys::ClientClosed as usize] = events[3] - st.last_events[3];
+        v[Sys::SslHandshakes as usize] = events[4] - st.last_events[4];
+        v[Sys::SslHandshakeErrors as usize] = events[5] - st.last_events[5];
+        v[Sys::SslSessions as usize] = events[4].saturating_sub(events[6]);
         v[Sys::TcpEstablished as usize] = tcp_established();
         v[Sys::TcpTimewait as usize] = sockstat("tw");
         v[Sys::TcpOrphan as usize] = sockstat("orphan");

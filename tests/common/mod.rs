@@ -330,7 +330,20 @@ impl Kurad {
 
     /// The bound address of the first HTTP listener.
     pub fn http(&self) -> SocketAddr {
-        self.listening.lock().unwrap()[0].1
+        let l = self.listening.lock().unwrap();
+        l.iter()
+            .find(|(spec, _)| !spec.starts_with("https ") && !spec.starts_with("snmp "))
+            .expect("an HTTP listener")
+            .1
+    }
+
+    /// The bound addresses of the HTTPS listeners, in the order they were logged.
+    pub fn https(&self) -> Vec<SocketAddr> {
+        let l = self.listening.lock().unwrap();
+        l.iter()
+            .filter(|(spec, _)| spec.starts_with("https "))
+            .map(|(_, a)| *a)
+            .collect()
     }
 
     pub fn log(&self) -> String {
@@ -409,6 +422,11 @@ pub fn watch_log(
                     let addr: SocketAddr = addr.parse().unwrap();
                     if line.contains("service=\"manager\"") {
                         let _ = tx.send(addr);
+                    } else if line.contains("service=\"https\"") {
+                        listening2
+                            .lock()
+                            .unwrap()
+                            .push((format!("https {spec}"), addr));
                     } else if line.contains("service=\"snmp\"") {
                         listening2
                             .lock()
@@ -584,4 +602,121 @@ impl ClientLoop {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
     }
+}
+
+/// A test CA and the certificates it signs, made with the openssl CLI in a temporary directory.
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// A new self-signed CA (`ca.pem`, `ca.key`).
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().unwrap();
+        openssl(
+            dir.path(),
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=kura test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        );
+        TestCa { dir }
+    }
+
+    /// The CA certificate, for `curl --cacert` and `<CA>`.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Signs a leaf `<file>.pem` + `<file>.key` with subject `CN=cn` for `dns` names;
+    /// `rsa` makes an RSA 2048 key (the guide's), else ECDSA P-256.
+    pub fn leaf(&self, file: &str, cn: &str, dns: &[&str], rsa: bool) -> (PathBuf, PathBuf) {
+        let d = self.dir.path();
+        let san: Vec<String> = dns.iter().map(|n| format!("DNS:{n}")).collect();
+        std::fs::write(
+            d.join(format!("{file}.ext")),
+            format!(
+                "subjectAltName={}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+                san.join(",")
+            ),
+        )
+        .unwrap();
+        let (key, csr) = (format!("{file}.key"), format!("{file}.csr"));
+        let mut req = vec!["req", "-new", "-nodes", "-keyout", &key, "-out", &csr];
+        let subj = format!("/CN={cn}");
+        req.extend(["-subj", &subj]);
+        if rsa {
+            req.extend(["-newkey", "rsa:2048"]);
+        } else {
+            req.extend(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]);
+        }
+        openssl(d, &req);
+        let (pem, ext) = (format!("{file}.pem"), format!("{file}.ext"));
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext,
+            ],
+        );
+        (d.join(pem), d.join(key))
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An `<Https>` block serving `cert`/`key` (and `ca` as the chain) with extra attributes.
+pub fn https_block(attrs: &str, cert: &Path, key: &Path, ca: Option<&Path>) -> String {
+    let ca = ca.map_or(String::new(), |c| format!("<CA>{}</CA>", c.display()));
+    format!(
+        "  <Https {attrs}><Cert>{}</Cert><Key>{}</Key>{ca}</Https>\n",
+        cert.display(),
+        key.display()
+    )
+}
+
+/// A server.xml like [`server_xml`] with `https` blocks in `<Server>`.
+pub fn server_xml_https(https: &str, vhost_default: &str) -> String {
+    server_xml("", vhost_default).replace("</Server>", &format!("{https}</Server>"))
 }
