@@ -548,3 +548,49 @@ fn ssl_figures(https_traffic: bool) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// kurad in front of `https://localhost:<port>` of `front`, trusting the roots in
+/// `roots` (as `SSL_CERT_FILE`, which the system store honours).
+fn https_origin_client(front: &Kurad, roots: &Path) -> Kurad {
+    let port = front.https()[0].port();
+    let vhosts = format!(
+        "<Vhosts><Vhost Name=\"edge.test\"><Listen>127.0.0.1:0</Listen>\
+         <Origin><Address>https://localhost:{port}</Address></Origin>\
+         <OriginOptions><Host>www.test</Host></OriginOptions></Vhost></Vhosts>\n"
+    );
+    let dir = conf_dir(&server_xml("", ""), &vhosts);
+    Kurad::start_env(dir, &[], &[("SSL_CERT_FILE", roots)])
+}
+
+#[test]
+fn an_https_origin_is_spoken_to_over_verified_tls() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf("origin", "localhost", &["localhost"], false);
+    let origin = cacheable_origin();
+    let front = kurad_with(
+        &https_block("Listen=\"127.0.0.1:0\"", &cert, &key, Some(&ca.ca())),
+        &origin,
+    );
+    let edge = https_origin_client(&front, &ca.ca());
+    let r = curl(
+        &format!("http://{}/over-tls", edge.http()),
+        &["-H", "Host: edge.test"],
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "body of /over-tls"));
+    let seen = origin.requests();
+    assert_eq!(
+        seen[0].headers.get("x-forwarded-proto").map(String::as_str),
+        Some("https"),
+        "the front kurad got the request over TLS"
+    );
+
+    // Roots without the test CA: the origin's certificate is refused, nothing is fetched.
+    let other = TestCa::new();
+    let untrusting = https_origin_client(&front, &other.ca());
+    let r = curl(
+        &format!("http://{}/refused", untrusting.http()),
+        &["-H", "Host: edge.test"],
+    );
+    assert_eq!(r.status, 502);
+    assert_eq!(origin.count("/refused"), 0);
+}

@@ -127,6 +127,9 @@ pub struct OriginAddress {
     pub path: String,
     /// Whether `host` is an IP (the Host header then carries the vhost name).
     pub is_ip: bool,
+    /// `https://`: the origin is spoken to over TLS, its certificate verified for
+    /// `host` against the system's trusted roots.
+    pub tls: bool,
 }
 
 impl OriginAddress {
@@ -137,6 +140,15 @@ impl OriginAddress {
             format!("{name}:{}", self.port)
         } else {
             name.to_string()
+        }
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
         }
     }
 
@@ -157,14 +169,15 @@ impl OriginAddress {
 
 /// Parses an origin address.
 pub fn origin_address(s: &str) -> Result<OriginAddress, String> {
-    let rest = match s.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+    let (tls, rest) = match s.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
         Some((scheme, _)) => {
             return Err(format!(
-                "scheme {scheme}:// is not supported yet (plain HTTP origins only)"
+                "scheme {scheme}:// is not supported (http:// or https://)"
             ))
         }
-        None => s,
+        None => (false, s),
     };
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
@@ -189,7 +202,10 @@ pub fn origin_address(s: &str) -> Result<OriginAddress, String> {
         return Err(format!("\"{s}\" is not {{IP|domain}}[:port][/path]"));
     }
     let port_written = port_str.is_some();
-    let port = port_str.map(port).transpose()?.unwrap_or(80);
+    let port = port_str
+        .map(port)
+        .transpose()?
+        .unwrap_or(if tls { 443 } else { 80 });
     if port == 0 {
         return Err("port 0 is not a valid origin port".into());
     }
@@ -199,6 +215,7 @@ pub fn origin_address(s: &str) -> Result<OriginAddress, String> {
         port,
         port_written,
         path: path.to_string(),
+        tls,
     })
 }
 
@@ -336,7 +353,9 @@ mod tests {
             assert_eq!(a.host_header("www.example.com"), host, "{addr}");
             assert_eq!(a.path, path, "{addr}");
         }
-        assert!(origin_address("https://x").is_err());
+        let tls = origin_address("https://origin.example").unwrap();
+        assert!(tls.tls && tls.port == 443);
+        assert!(origin_address("ftp://x").unwrap_err().contains("ftp"));
         assert!(origin_address("a b").is_err());
     }
 

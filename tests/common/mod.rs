@@ -273,7 +273,13 @@ impl Kurad {
     }
 
     pub fn start_args(dir: tempfile::TempDir, extra: &[&str]) -> Kurad {
+        Self::start_env(dir, extra, &[])
+    }
+
+    /// Starts kurad with `extra` arguments and `env` in its environment.
+    pub fn start_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &Path)]) -> Kurad {
         let mut cmd = Command::new(kurad_bin());
+        cmd.envs(env.iter().copied());
         cmd.arg("--conf-dir").arg(dir.path());
         if !extra.contains(&"--state-dir") {
             cmd.arg("--state-dir").arg(dir.path().join("state"));

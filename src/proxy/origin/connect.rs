@@ -1,29 +1,35 @@
-//! Connections to origin IPs: counted in the vhost's `OriginSession` gauge and in the
-//! IP's open-connection count (which `<BalanceMode>Session` reads).
+//! Connections to origin IPs, plain or TLS (`https://` addresses): counted in the
+//! vhost's `OriginSession` gauge and in the IP's open-connection count (which
+//! `<BalanceMode>Session` reads).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use super::table::OriginTable;
 use crate::stats::counter::{Gauge, OriginEvent};
 use crate::stats::system::CONNECTIONS;
 use crate::stats::{GaugeGuard, VhostStats};
 
-/// Makes TCP connections for a vhost's requests (`stats` set) or probes (`None`).
+/// Makes connections for a vhost's requests (`stats` set) or probes (`None`).
 #[derive(Clone)]
 pub struct Connector {
     /// hyper's connector, with `<ConnectTimeout>` and `TCP_NODELAY`.
     inner: HttpConnector,
+    /// TLS for `https://` request URIs, verifying against the system's roots.
+    tls: TlsConnector,
     /// The vhost's statistics, for request connections.
     stats: Option<Arc<VhostStats>>,
     /// The table whose IPs count their open connections.
@@ -40,34 +46,70 @@ impl Connector {
         let mut inner = HttpConnector::new();
         inner.set_nodelay(true);
         inner.set_connect_timeout(Some(connect_timeout));
+        inner.enforce_http(false);
         Connector {
             inner,
+            tls: TlsConnector::from(client_tls().clone()),
             stats,
             table,
         }
     }
 }
 
+/// The TLS client settings of every origin connection, built once: the system's
+/// trusted roots (`SSL_CERT_FILE`/`SSL_CERT_DIR` honoured), HTTP/1.1 by ALPN.
+fn client_tls() -> &'static Arc<rustls::ClientConfig> {
+    static CONFIG: LazyLock<Arc<rustls::ClientConfig>> = LazyLock::new(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!(error = %e, "a system CA certificate could not be read");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(found.certs);
+        tracing::debug!(added, ignored, "origin TLS trust roots");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    });
+    &CONFIG
+}
+
 impl tower_service::Service<http::Uri> for Connector {
     type Response = OriginConnection;
-    type Error = <HttpConnector as tower_service::Service<http::Uri>>::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
     type Future = Pin<Box<dyn Future<Output = Result<OriginConnection, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
         let connecting = self.inner.call(uri);
         let stats = self.stats.clone();
         let table = self.table.clone();
+        let tls = self.tls.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let io = connecting.await?;
-            let open = io
-                .inner()
-                .peer_addr()
-                .ok()
+            let tcp = connecting.await?;
+            let peer = tcp.inner().peer_addr().ok();
+            let io = if https {
+                let name = peer
+                    .and_then(|p| server_name(&table, p))
+                    .ok_or_else(|| io::Error::other("no origin address for this IP"))?;
+                let stream = tls.connect(name, tcp.into_inner()).await?;
+                Io::Tls(Box::new(TokioIo::new(stream)))
+            } else {
+                Io::Plain(tcp)
+            };
+            // Probes are not sessions: only request connections count as open.
+            let open = peer
+                .filter(|_| stats.is_some())
                 .and_then(|peer| open_count(&table, peer));
             if let Some(open) = &open {
                 open.fetch_add(1, Ordering::Relaxed);
@@ -86,6 +128,16 @@ impl tower_service::Service<http::Uri> for Connector {
     }
 }
 
+/// The name an `https://` address's certificate must carry: its host.
+fn server_name(table: &Weak<OriginTable>, peer: SocketAddr) -> Option<ServerName<'static>> {
+    let table = table.upgrade()?;
+    let entry = table
+        .entries
+        .iter()
+        .find(|e| e.ips().iter().any(|ip| ip.addr == peer))?;
+    ServerName::try_from(entry.address.host.clone()).ok()
+}
+
 /// The open-connection count of the table's IP `peer`.
 fn open_count(table: &Weak<OriginTable>, peer: SocketAddr) -> Option<Arc<AtomicUsize>> {
     let table = table.upgrade()?;
@@ -97,10 +149,18 @@ fn open_count(table: &Weak<OriginTable>, peer: SocketAddr) -> Option<Arc<AtomicU
         .map(|ip| ip.open.clone())
 }
 
+/// The stream of an origin connection.
+enum Io {
+    /// Plain TCP.
+    Plain(TokioIo<TcpStream>),
+    /// TLS over TCP (boxed: the TLS state is large).
+    Tls(Box<TokioIo<TlsStream<TcpStream>>>),
+}
+
 /// An origin connection, counted while it is open.
 pub struct OriginConnection {
-    /// The socket.
-    io: TokioIo<TcpStream>,
+    /// The stream.
+    io: Io,
     /// Holds the vhost's `OriginSession` gauge up (request connections only).
     session: Option<GaugeGuard>,
     /// The IP's open-connection count.
@@ -120,8 +180,24 @@ impl Drop for OriginConnection {
 
 impl Connection for OriginConnection {
     fn connected(&self) -> Connected {
-        self.io.connected()
+        match &self.io {
+            Io::Plain(io) => io.connected(),
+            Io::Tls(_) => Connected::new(),
+        }
     }
+}
+
+/// Calls `$method` on whichever stream the connection has.
+macro_rules! on_io {
+    ($self:expr, $io:ident => $call:expr) => {
+        match &mut $self.get_mut().io {
+            Io::Plain($io) => $call,
+            Io::Tls(boxed) => {
+                let $io = &mut **boxed;
+                $call
+            }
+        }
+    };
 }
 
 impl hyper::rt::Read for OriginConnection {
@@ -130,7 +206,7 @@ impl hyper::rt::Read for OriginConnection {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        on_io!(self, io => Pin::new(io).poll_read(cx, buf))
     }
 }
 
@@ -140,19 +216,22 @@ impl hyper::rt::Write for OriginConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        on_io!(self, io => Pin::new(io).poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        on_io!(self, io => Pin::new(io).poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        on_io!(self, io => Pin::new(io).poll_shutdown(cx))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        match &self.io {
+            Io::Plain(io) => io.is_write_vectored(),
+            Io::Tls(io) => io.is_write_vectored(),
+        }
     }
 
     fn poll_write_vectored(
@@ -160,6 +239,6 @@ impl hyper::rt::Write for OriginConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        on_io!(self, io => Pin::new(io).poll_write_vectored(cx, bufs))
     }
 }

@@ -290,8 +290,9 @@ impl OriginPool {
             addr: addr.to_string(),
             reason,
         };
-        let path = &self.table.entries[target.entry].address.path;
-        let uri: Uri = format!("http://{addr}{path}{path_and_query}")
+        let address = &self.table.entries[target.entry].address;
+        let (scheme, path) = (address.scheme(), &address.path);
+        let uri: Uri = format!("{scheme}://{addr}{path}{path_and_query}")
             .parse()
             .map_err(|e| bad(format!("bad request target: {e}")))?;
         let mut req = Request::builder().method(method.clone()).uri(uri);

@@ -14,7 +14,7 @@ use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Either, Empty};
 
 use super::connect::Connector;
-use super::table::{OriginEntry, OriginIp, Verdict};
+use super::table::{OriginEntry, OriginIp, OriginTable, Verdict};
 use super::OriginPool;
 use crate::config::origin::Probe;
 
@@ -65,11 +65,9 @@ async fn probe_loop(pool: Weak<OriginPool>, probe: Probe, judge: Judge) {
             .iter()
             .flat_map(|e| {
                 e.ips().into_iter().map(|ip| {
-                    (
-                        ip,
-                        e.host.clone(),
-                        format!("{}{}", e.address.path, probe.uri),
-                    )
+                    let a = &e.address;
+                    let url = format!("{}://{}{}{}", a.scheme(), ip.addr, a.path, probe.uri);
+                    (ip, e.host.clone(), url)
                 })
             })
             .filter(|(ip, ..)| match judge {
@@ -81,12 +79,13 @@ async fn probe_loop(pool: Weak<OriginPool>, probe: Probe, judge: Judge) {
             })
             .collect();
         let vhost = pool.vhost.clone();
+        let table = Arc::downgrade(&pool.table);
         drop(pool);
         let mut probes = tokio::task::JoinSet::new();
         for (ip, host, uri) in targets {
-            let (probe, vhost) = (probe.clone(), vhost.clone());
+            let (probe, vhost, table) = (probe.clone(), vhost.clone(), table.clone());
             probes.spawn(async move {
-                let outcome = probe_once(&probe, ip.addr, host, &uri).await;
+                let outcome = probe_once(&probe, &table, host, &uri).await;
                 let verdict = match judge {
                     Judge::Recovery => &ip.errors,
                     Judge::Checker(i) => &ip.checks[i],
@@ -130,20 +129,20 @@ fn judge_outcome(
     }
 }
 
-/// One probe: a GET of `uri` on `addr`, on a connection of its own, within the
+/// One probe: a GET of `url` (an IP's), on a connection of its own, within the
 /// probe's timeout. A `<HealthChecker>` reads the whole body; `<Recovery>` stops at
 /// the status.
 async fn probe_once(
     probe: &Probe,
-    addr: SocketAddr,
+    table: &Weak<OriginTable>,
     host: HeaderValue,
-    uri: &str,
+    url: &str,
 ) -> Result<u16, String> {
     let client = super::client(
-        Connector::new(probe.timeout, None, Weak::new()),
+        Connector::new(probe.timeout, None, table.clone()),
         Duration::ZERO,
     );
-    let req = Request::get(format!("http://{addr}{uri}"))
+    let req = Request::get(url)
         .header(HOST, host)
         .header(
             USER_AGENT,
