@@ -432,11 +432,13 @@ impl Daemon {
     }
 }
 
-/// How a reload summary names a listen address: `IP:port`, `https://IP:port` for HTTPS.
+/// How a reload summary names a listen address: `IP:port`, `https://IP:port` for HTTPS,
+/// `portbypass://IP:port` for a `<PortBypass>`.
 fn listen_name(addr: SocketAddr, scheme: Scheme) -> String {
     match scheme {
         Scheme::Http => addr.to_string(),
         Scheme::Https => format!("https://{addr}"),
+        Scheme::PortBypass => format!("portbypass://{addr}"),
     }
 }
 

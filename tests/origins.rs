@@ -654,3 +654,160 @@ fn bypassed_requests_are_counted_apart_in_json_and_xml() {
         &xml[..xml.len().min(3000)]
     );
 }
+
+/// A TCP service answering each line with `echo:<line>`; a line `bye` makes it
+/// close the connection (the origin closing first).
+fn echo_service() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                for line in
+                    std::io::BufRead::lines(std::io::BufReader::new(s)).map_while(Result::ok)
+                {
+                    if line == "bye" {
+                        return;
+                    }
+                    let _ = std::io::Write::write_all(&mut w, format!("echo:{line}\n").as_bytes());
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn snmp_get(k: &Kurad, oid: &str) -> String {
+    let out = std::process::Command::new("snmpget")
+        .args(["-v2c", "-c", "public", "-Oqv", &k.snmp().to_string(), oid])
+        .output()
+        .expect("snmpget (apt-get install snmp)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn port_bypass_relays_tcp_to_the_origin_and_is_counted() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let http = named("http");
+    let echo = echo_service();
+    let dead = dead_addr();
+    // Two free ports (two vhosts cannot both take port 0: one wildcard address).
+    let (live_port, dead_port) = (dead_addr().port(), dead_addr().port());
+    let server = server_xml("", "").replace(
+        "<Manager Port=\"0\" Role=\"Admin\" />",
+        "<Manager Port=\"0\" Role=\"Admin\" /><SNMP Port=\"0\" Status=\"Active\" />",
+    );
+    let vhosts = vhosts_xml(&format!(
+        "{}{}",
+        vhost(
+            "www.test",
+            http.addr,
+            &format!(
+                "<PortBypass Dest=\"{}\">{live_port}</PortBypass>",
+                echo.port()
+            )
+        ),
+        vhost(
+            "dead.test",
+            http.addr,
+            &format!(
+                "<PortBypass Dest=\"{}\">{dead_port}</PortBypass>",
+                dead.port()
+            )
+        ),
+    ));
+    let k = Kurad::start(conf_dir(&server, &vhosts));
+    assert_eq!(k.service("portbypass").len(), 2, "{}", k.log());
+    let live = SocketAddr::from(([127, 0, 0, 1], live_port));
+    let dead_relay = SocketAddr::from(([127, 0, 0, 1], dead_port));
+    let talk = |addr: SocketAddr, line: &str| -> (std::net::TcpStream, String) {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut got = String::new();
+        let _ = BufReader::new(s.try_clone().unwrap()).read_line(&mut got);
+        (s, got)
+    };
+    assert_eq!(talk(live, "probe").1, "echo:probe\n", "{}", k.log());
+    // Two relays open at once, both answered; the sessions gauge sees them.
+    let (a, got_a) = talk(live, "one");
+    let (b, got_b) = talk(live, "two");
+    assert_eq!(
+        (got_a.as_str(), got_b.as_str()),
+        ("echo:one\n", "echo:two\n")
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    while snmp_get(&k, ".1.3.6.1.4.1.40001.1.4.3.1.11.11.11.3.0.1") != "2" {
+        assert!(Instant::now() < until, "portbypass.sessionAverage never 2");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(a);
+    // The origin closes first: the client sees the end of the stream.
+    let mut b = b;
+    b.write_all(b"bye\n").unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(b.read_to_end(&mut rest).unwrap(), 0);
+    // An origin port nothing listens on: the client's connection is closed at once.
+    let (mut d, got) = talk(dead_relay, "anyone");
+    assert_eq!(got, "");
+    assert_eq!(d.read(&mut [0u8; 8]).unwrap_or(0), 0);
+
+    // Over the completed minute: closes by side and the failed connect.
+    let client_closed = ".1.3.6.1.4.1.40001.1.4.3.1.11.11.11.5.1";
+    let origin_closed = ".1.3.6.1.4.1.40001.1.4.3.1.11.10.11.6.1";
+    let until = Instant::now() + Duration::from_secs(75);
+    let vhost_of = |name: &str| -> u32 {
+        let (_, v) = api(&k, "/monitoring/vhostslist");
+        let list: Vec<String> = serde_json::from_value(v["result"].clone()).unwrap_or_default();
+        list.iter()
+            .position(|n| n == name)
+            .map_or(1, |i| i as u32 + 1)
+    };
+    let (www, dead_ix) = (vhost_of("www.test"), vhost_of("dead.test"));
+    loop {
+        let closed_by_client = snmp_get(&k, &format!("{client_closed}.{www}"));
+        if closed_by_client != "0" && !closed_by_client.is_empty() {
+            assert_eq!(closed_by_client, "2", "the probe and the first relay");
+            assert_eq!(snmp_get(&k, &format!("{origin_closed}.{www}")), "1");
+            let failed = snmp_get(
+                &k,
+                &format!(".1.3.6.1.4.1.40001.1.4.3.1.11.10.11.7.1.{dead_ix}"),
+            );
+            assert_eq!(failed, "1");
+            break;
+        }
+        assert!(Instant::now() < until, "the minute never completed");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_port_bypassed_twice_is_a_config_error() {
+    let vhosts = vhosts_xml(&format!(
+        "{}{}",
+        vhost(
+            "a.test",
+            "127.0.0.1:1".parse().unwrap(),
+            "<PortBypass>1935</PortBypass>"
+        ),
+        vhost(
+            "b.test",
+            "127.0.0.1:1".parse().unwrap(),
+            "<PortBypass>1935</PortBypass>"
+        ),
+    ));
+    let dir = conf_dir(&server_xml("", ""), &vhosts);
+    let out = std::process::Command::new(kurad_bin())
+        .args(["check", "--conf-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("vhosts.xml:") && err.contains("1935 is already bypassed by vhost a.test"),
+        "{err}"
+    );
+}

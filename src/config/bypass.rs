@@ -50,6 +50,56 @@ pub struct BypassPolicy {
     pub xff: bool,
 }
 
+/// A `<PortBypass>`: every TCP connection on `port` is relayed to the origin's `dest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortBypass {
+    /// The port kura accepts on (on each `<Cache><Listen>` address, or every address).
+    pub port: u16,
+    /// `Dest`: the origin port (the same port when absent).
+    pub dest: u16,
+}
+
+/// Reads a vhost's `<PortBypass>` elements.
+pub(super) fn read_ports(cx: &mut Cx, vhost: &Node<'_>) -> Vec<PortBypass> {
+    let mut ports = Vec::new();
+    for el in vhost.list("PortBypass") {
+        let n = Node::new(Some(el), None, "Vhosts/Vhost/PortBypass");
+        let port = cx.get(n.value(), value::int_in(0u16, u16::MAX), 0);
+        let dest = cx.get(n.attr("Dest"), value::int_in(1u16, u16::MAX), port);
+        if dest == 0 {
+            // Port 0 (an ephemeral port, for tests) has no "same port" at the origin.
+            cx.errors.push(n.error("Dest is required with port 0"));
+            continue;
+        }
+        ports.push(PortBypass { port, dest });
+    }
+    ports
+}
+
+/// No port is bypassed twice (the guide: "Ports being bypassed can never have multiple
+/// redundant settings").
+pub(super) fn check_ports(
+    cx: &mut Cx,
+    vhosts: &[(std::sync::Arc<super::VhostConfig>, &super::xml::Element)],
+) {
+    let mut seen: std::collections::HashMap<u16, &str> = std::collections::HashMap::new();
+    for (v, el) in vhosts {
+        for p in v.port_bypass.iter().filter(|p| p.port != 0) {
+            if let Some(owner) = seen.insert(p.port, &v.name) {
+                let loc = el
+                    .children_named("PortBypass")
+                    .find(|x| x.text.trim() == p.port.to_string())
+                    .map_or(el.loc, |x| x.loc);
+                cx.errors.push(super::ConfigError::at(
+                    loc,
+                    "PortBypass",
+                    format!("port {} is already bypassed by vhost {owner}", p.port),
+                ));
+            }
+        }
+    }
+}
+
 /// Reads the bypass settings from `<Options>` and `<OriginOptions>`, and
 /// `bypass.txt` (`svc` is `None` for `<VHostDefault>`).
 pub(super) fn read(

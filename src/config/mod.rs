@@ -112,6 +112,7 @@ pub fn load_files(conf_dir: &Path, files: ConfFiles) -> Result<Config, ConfigErr
         .child("Default")
         .value()
         .map(|v| (v.raw.trim().to_ascii_lowercase(), v));
+    bypass::check_ports(&mut cx, &vhosts);
     check_names(
         &mut cx,
         &vhosts,
@@ -398,6 +399,7 @@ fn read_vhost(
     let caching = caching::read_caching(cx, &options, svc);
     let headers = headers::read(cx, &options, svc);
     let bypass = bypass::read(cx, &options, &origin_options, svc);
+    let port_bypass = bypass::read_ports(cx, &vhost);
     let secs = |cx: &mut Cx, n: Node<'_>, fallback: u64| {
         cx.get(n.value(), value::duration, Duration::from_secs(fallback))
     };
@@ -454,6 +456,7 @@ fn read_vhost(
         caching,
         headers,
         bypass,
+        port_bypass,
         client,
         origin,
         dir_stats,

@@ -353,6 +353,8 @@ pub struct VhostConfig {
     pub headers: super::headers::HeaderPolicy,
     /// Chapter 8's bypass settings and `bypass.txt`.
     pub bypass: super::bypass::BypassPolicy,
+    /// `<PortBypass>`es.
+    pub port_bypass: Vec<super::bypass::PortBypass>,
     /// Client-side headers and sessions.
     pub client: ClientPolicy,
     /// `<Origin>` and `<OriginOptions>` (chapter 7).

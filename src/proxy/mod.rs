@@ -11,6 +11,7 @@ pub mod handler;
 pub mod headers;
 pub mod metered;
 pub mod origin;
+pub mod port_bypass;
 pub mod router;
 pub mod tls;
 
@@ -74,6 +75,8 @@ pub struct Runtime {
     pub logs: HashMap<String, Arc<VhostLog>>,
     /// Origin pools of every configured vhost by name.
     pub pools: HashMap<String, Arc<OriginPool>>,
+    /// `<PortBypass>` relays by the address they accept on.
+    pub port_relays: HashMap<SocketAddr, port_bypass::PortRelay>,
 }
 
 /// The socket addresses a `<Listen>` stands for.
@@ -175,8 +178,26 @@ impl Runtime {
             .into_iter()
             .map(|(a, vs)| (a, Router::new(&vs, default.clone())))
             .collect();
+        let port_relays = active
+            .iter()
+            .flat_map(|v| {
+                v.cfg.port_bypass.iter().flat_map(|p| {
+                    listen_addrs(&Listen::AnyIp(p.port), &config.server.listen_ips)
+                        .into_iter()
+                        .map(|a| {
+                            let relay = port_bypass::PortRelay {
+                                pool: v.origin.clone(),
+                                stats: v.stats.clone(),
+                                dest: p.dest,
+                            };
+                            (a, relay)
+                        })
+                })
+            })
+            .collect();
         Runtime {
             tls: tls::Tls::new(&config.server.https, &config.server.listen_ips),
+            port_relays,
             config,
             routers,
             https_router,
@@ -192,7 +213,8 @@ impl Runtime {
     pub fn listen_addrs(&self) -> BTreeSet<(SocketAddr, Scheme)> {
         let http = self.routers.keys().map(|a| (*a, Scheme::Http));
         let https = self.tls.listen_addrs().map(|a| (a, Scheme::Https));
-        http.chain(https).collect()
+        let relays = self.port_relays.keys().map(|a| (*a, Scheme::PortBypass));
+        http.chain(https).chain(relays).collect()
     }
 
     /// The vhost for a request on `conn` with `host`.
@@ -206,6 +228,8 @@ impl Runtime {
     fn keep_alive(&self, listen: SocketAddr, scheme: Scheme) -> Duration {
         match scheme {
             Scheme::Https => self.https_keep_alive,
+            // A relay has no idle timeout of its own: either side may keep it open.
+            Scheme::PortBypass => Duration::MAX,
             Scheme::Http => self
                 .keep_alive
                 .get(&listen)
@@ -231,6 +255,8 @@ pub enum Scheme {
     Http,
     /// TLS with HTTP/1.1 or h2 by ALPN (an `<Https Listen>`).
     Https,
+    /// Raw TCP relayed to a vhost's origin (a `<PortBypass>`).
+    PortBypass,
 }
 
 impl Scheme {
@@ -239,6 +265,7 @@ impl Scheme {
         match self {
             Scheme::Http => "http",
             Scheme::Https => "https",
+            Scheme::PortBypass => "portbypass",
         }
     }
 }
@@ -290,6 +317,14 @@ pub async fn serve_connection(
                 Ok(())
             }
         },
+        Scheme::PortBypass => {
+            // Only the relay's pool and stats are held: a reload may retire the runtime.
+            if let Some(relay) = rt.port_relays.get(&listen).cloned() {
+                drop(rt);
+                port_bypass::relay(&relay, stream, peer).await;
+            }
+            Ok(())
+        }
     };
     CONNECTIONS
         .closed

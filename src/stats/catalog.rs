@@ -590,6 +590,27 @@ fn fraction<const K: usize>(source: Source, window: &Sample<K>, uptime: u64) -> 
     }
 }
 
+/// An SNMP `portbypass.*` row of a side: the relays' bytes, sessions, closes (by the
+/// side that closed first) and, for the origin, failed connects.
+fn port_bypass_row(side: Side, row: &str) -> Option<Source> {
+    use counter::PortBypassEvent as E;
+    let ev = |e| counter::port_bypass(e);
+    let (inbound, outbound, closed) = match side {
+        Side::Client => (E::ClientIn, E::ClientOut, E::ClientClosed),
+        Side::Origin => (E::OriginIn, E::OriginOut, E::OriginClosed),
+    };
+    Some(match row {
+        "inbound" => Source::Rate(ev(inbound)),
+        "outbound" => Source::Rate(ev(outbound)),
+        "sessionAverage" => Source::Rate(counter::gauge(Gauge::PortBypassSessions)),
+        "closedAverage" => Source::Rate(ev(closed)),
+        "closedCount" => Source::Sum(ev(closed)),
+        "connectTimeoutAverage" if side == Side::Origin => Source::Rate(ev(E::ConnectFailure)),
+        "connectTimeoutCount" if side == Side::Origin => Source::Sum(ev(E::ConnectFailure)),
+        _ => return None,
+    })
+}
+
 /// The SNMP column of a traffic figure (`oid-tree.tsv` rows under `cache.host.traffic`,
 /// `cache.vhost.traffic` and, by the guide's rule, `cache.view`): `group` is what follows
 /// `traffic` in the section (`""`, `origin`, `client`, `filesystem`, `dims`,
@@ -616,9 +637,8 @@ pub fn snmp_traffic(group: &str, name: &str) -> Option<Source> {
     };
     // Everything kura carries is HTTP, so the side totals and `http.*` are the same figures.
     let http = name.strip_prefix("http.").unwrap_or(name);
-    if name.starts_with("portbypass.") {
-        // Port bypass (chapter 8) is not implemented: present and zero.
-        return Some(Source::NotCollected);
+    if let Some(row) = name.strip_prefix("portbypass.") {
+        return port_bypass_row(side, row);
     }
     match name {
         "ssl.inbound" if side == Side::Client => return Some(Source::Rate(counter::ssl_inbound())),

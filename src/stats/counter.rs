@@ -95,15 +95,18 @@ pub enum Gauge {
     OriginSessions = 2,
     /// Origin requests in progress.
     OriginActive = 3,
+    /// Open `<PortBypass>` relays.
+    PortBypassSessions = 4,
 }
 
 impl Gauge {
     /// Every gauge.
-    pub const ALL: [Gauge; 4] = [
+    pub const ALL: [Gauge; 5] = [
         Gauge::ClientSessions,
         Gauge::ClientActive,
         Gauge::OriginSessions,
         Gauge::OriginActive,
+        Gauge::PortBypassSessions,
     ];
 }
 
@@ -122,6 +125,41 @@ pub enum OriginEvent {
     ConnectMicros = 4,
 }
 
+/// Events of `<PortBypass>` relays (chapter 8, the guide's `PortBypass` statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortBypassEvent {
+    /// Bytes received from clients.
+    ClientIn = 0,
+    /// Bytes sent to clients.
+    ClientOut = 1,
+    /// Bytes received from the origin.
+    OriginIn = 2,
+    /// Bytes sent to the origin.
+    OriginOut = 3,
+    /// Relays established (`Hit.Established`).
+    Established = 4,
+    /// Relays the client closed first (`Hit.ClientClosed`).
+    ClientClosed = 5,
+    /// Relays the origin closed first (`Hit.OriginClosed`).
+    OriginClosed = 6,
+    /// Origin connections that failed or timed out (`Hit.OriginCT`).
+    ConnectFailure = 7,
+}
+
+impl PortBypassEvent {
+    /// Every event.
+    pub const ALL: [PortBypassEvent; 8] = [
+        PortBypassEvent::ClientIn,
+        PortBypassEvent::ClientOut,
+        PortBypassEvent::OriginIn,
+        PortBypassEvent::OriginOut,
+        PortBypassEvent::Established,
+        PortBypassEvent::ClientClosed,
+        PortBypassEvent::OriginClosed,
+        PortBypassEvent::ConnectFailure,
+    ];
+}
+
 /// Values per status class: responses, completed responses, head-time and completion-time sums.
 const PER_CLASS: usize = 4;
 /// Values before the classes: requests, inbound, outbound, and the four parts.
@@ -136,9 +174,10 @@ const ORIGIN_EVENTS: usize = GAUGES + Gauge::ALL.len();
 /// defaults, no-cache requests; methods the cache never handles too).
 pub const BYPASSED: usize = ORIGIN_EVENTS + 5;
 const SSL: usize = BYPASSED + 1;
+const PORT_BYPASS: usize = SSL + 2;
 
 /// Number of raw values per vhost.
-pub const N: usize = SSL + 2;
+pub const N: usize = PORT_BYPASS + PortBypassEvent::ALL.len();
 
 /// Requests sent on a side.
 pub const fn requests(side: Side) -> usize {
@@ -210,6 +249,11 @@ pub const fn ssl_outbound() -> usize {
     SSL + 1
 }
 
+/// A port bypass event count (or byte count).
+pub const fn port_bypass(e: PortBypassEvent) -> usize {
+    PORT_BYPASS + e as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +288,7 @@ mod tests {
         );
         all.push(BYPASSED);
         all.extend([ssl_inbound(), ssl_outbound()]);
+        all.extend(PortBypassEvent::ALL.map(port_bypass));
         all.sort();
         assert_eq!(
             all,

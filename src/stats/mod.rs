@@ -33,7 +33,7 @@ use hist::{AtomicHist, Snapshot, BUCKETS};
 struct Slot {
     counters: [AtomicU64; N],
     /// This thread's net changes to the gauges (their sum over slots is the value).
-    gauges: [std::sync::atomic::AtomicI64; 4],
+    gauges: [std::sync::atomic::AtomicI64; Gauge::ALL.len()],
     /// Response-time distributions, client and origin side.
     hist: [AtomicHist; 2],
 }
@@ -436,6 +436,15 @@ impl VhostStats {
             return;
         }
         self.slot().counters[counter::BYPASSED].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a port bypass event (`n` bytes for the traffic events).
+    #[inline]
+    pub fn record_port_bypass(&self, e: counter::PortBypassEvent, n: u64) {
+        if cfg!(feature = "no-stats-recording") {
+            return;
+        }
+        self.slot().counters[counter::port_bypass(e)].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Moves a gauge by `delta` (+1 when something opens, -1 when it closes).

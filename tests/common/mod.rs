@@ -338,18 +338,24 @@ impl Kurad {
     pub fn http(&self) -> SocketAddr {
         let l = self.listening.lock().unwrap();
         l.iter()
-            .find(|(spec, _)| !spec.starts_with("https ") && !spec.starts_with("snmp "))
+            .find(|(spec, _)| !spec.contains(' '))
             .expect("an HTTP listener")
             .1
     }
 
-    /// The bound addresses of the HTTPS listeners, in the order they were logged.
-    pub fn https(&self) -> Vec<SocketAddr> {
+    /// The bound addresses of `service`'s listeners, in the order they were logged.
+    pub fn service(&self, service: &str) -> Vec<SocketAddr> {
+        let prefix = format!("{service} ");
         let l = self.listening.lock().unwrap();
         l.iter()
-            .filter(|(spec, _)| spec.starts_with("https "))
+            .filter(|(spec, _)| spec.starts_with(&prefix))
             .map(|(_, a)| *a)
             .collect()
+    }
+
+    /// The bound addresses of the HTTPS listeners, in the order they were logged.
+    pub fn https(&self) -> Vec<SocketAddr> {
+        self.service("https")
     }
 
     pub fn log(&self) -> String {
@@ -426,20 +432,15 @@ pub fn watch_log(
                 };
                 if let (Some(addr), Some(spec)) = (field("addr="), field("spec=")) {
                     let addr: SocketAddr = addr.parse().unwrap();
-                    if line.contains("service=\"manager\"") {
-                        let _ = tx.send(addr);
-                    } else if line.contains("service=\"https\"") {
-                        listening2
+                    match field("service=").unwrap_or_default().as_str() {
+                        "manager" => {
+                            let _ = tx.send(addr);
+                        }
+                        "http" => listening2.lock().unwrap().push((spec, addr)),
+                        service => listening2
                             .lock()
                             .unwrap()
-                            .push((format!("https {spec}"), addr));
-                    } else if line.contains("service=\"snmp\"") {
-                        listening2
-                            .lock()
-                            .unwrap()
-                            .push((format!("snmp {spec}"), addr));
-                    } else {
-                        listening2.lock().unwrap().push((spec, addr));
+                            .push((format!("{service} {spec}"), addr)),
                     }
                 }
             }

@@ -187,6 +187,14 @@ impl OriginPool {
         pool
     }
 
+    /// The connect timeout of `leg`.
+    pub fn connect_timeout(&self, leg: Leg) -> Duration {
+        match leg {
+            Leg::Cache => self.policy.connect_timeout,
+            Leg::Bypass { .. } => self.bypass_timeouts.0,
+        }
+    }
+
     /// The receive timeout of `leg`, also applied between body chunks.
     pub fn receive_timeout(&self, leg: Leg) -> Duration {
         match leg {
