@@ -492,14 +492,7 @@ fn check_with_svc(options: &str, file: &str, text: &str) -> (bool, String) {
     );
     std::fs::create_dir_all(dir.path().join("svc/www.test")).unwrap();
     std::fs::write(dir.path().join("svc/www.test").join(file), text).unwrap();
-    let out = std::process::Command::new(kurad_bin())
-        .args(["check", "--conf-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    kurad_check(dir.path())
 }
 
 #[test]

@@ -166,16 +166,7 @@ fn the_spec_example_configuration_is_understood() {
 }
 
 fn check(server: &str, vhosts: &str) -> (bool, String) {
-    let dir = conf_dir(server, vhosts);
-    let out = Command::new(kurad_bin())
-        .args(["check", "--conf-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    kurad_check(conf_dir(server, vhosts).path())
 }
 
 const ORIGIN: &str = "<Origin><Address>127.0.0.1:9</Address></Origin>";

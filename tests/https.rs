@@ -227,21 +227,13 @@ fn h2_and_http11_over_tls_are_cached() {
     );
 }
 
-/// `kurad check` of a server.xml with `https`: (success, stderr).
+/// `kurad check` of a server.xml with `https`: (success, output).
 fn check(https: &str) -> (bool, String) {
     let dir = conf_dir(
         &server_xml_https(https, ""),
         &vhosts_xml(&vhost("www.test", "127.0.0.1:9".parse().unwrap(), "")),
     );
-    let out = Command::new(kurad_bin())
-        .args(["check", "--conf-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    kurad_check(dir.path())
 }
 
 #[test]

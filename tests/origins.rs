@@ -436,14 +436,8 @@ fn bad_origin_options_are_config_errors_naming_the_element() {
     );
     let vhost = vhost("www.test", "127.0.0.1:1".parse().unwrap(), "");
     let dir = conf_dir(&server, &vhosts_xml(&vhost));
-    let out = std::process::Command::new(kurad_bin())
-        .args(["check", "--conf-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let err =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let (ok, err) = kurad_check(dir.path());
+    assert!(!ok);
     assert!(
         err.contains("BalanceMode") && err.contains("Random"),
         "{err}"
@@ -598,14 +592,8 @@ fn a_bad_bypass_line_names_the_file_and_line() {
     let svc = dir.path().join("svc/www.test");
     std::fs::create_dir_all(&svc).unwrap();
     std::fs::write(svc.join("bypass.txt"), "/ok\n/a, skip\n").unwrap();
-    let out = std::process::Command::new(kurad_bin())
-        .args(["check", "--conf-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let err =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let (ok, err) = kurad_check(dir.path());
+    assert!(!ok);
     assert!(
         err.contains("svc/www.test/bypass.txt:2") && err.contains("skip"),
         "{err}"
@@ -798,14 +786,8 @@ fn a_port_bypassed_twice_is_a_config_error() {
         ),
     ));
     let dir = conf_dir(&server_xml("", ""), &vhosts);
-    let out = std::process::Command::new(kurad_bin())
-        .args(["check", "--conf-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let err =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let (ok, err) = kurad_check(dir.path());
+    assert!(!ok);
     assert!(
         err.contains("vhosts.xml:") && err.contains("1935 is already bypassed by vhost a.test"),
         "{err}"

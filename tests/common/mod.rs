@@ -727,3 +727,16 @@ pub fn https_block(attrs: &str, cert: &Path, key: &Path, ca: Option<&Path>) -> S
 pub fn server_xml_https(https: &str, vhost_default: &str) -> String {
     server_xml("", vhost_default).replace("</Server>", &format!("{https}</Server>"))
 }
+
+/// `kurad check` of the configuration in `dir`: success, and what it printed
+/// (stdout, then stderr).
+pub fn kurad_check(dir: &Path) -> (bool, String) {
+    let out = Command::new(kurad_bin())
+        .args(["check", "--conf-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
