@@ -29,16 +29,11 @@ fn dead_addr() -> SocketAddr {
 /// kurad with `www.test` in front of `origin_xml` (the inside of `<Origin>`) and
 /// `options` inside `<OriginOptions>`.
 fn kura(origin_xml: &str, options: &str) -> Kurad {
-    kura_full(origin_xml, options, "", None)
+    kura_full(origin_xml, options, "", &[])
 }
 
-/// kurad as [`kura`], with `<Options>` and `svc/www.test/bypass.txt` too.
-fn kura_full(
-    origin_xml: &str,
-    origin_options: &str,
-    options: &str,
-    bypass_txt: Option<&str>,
-) -> Kurad {
+/// kurad as [`kura`], with `<Options>` and `svc/www.test/` files (name, text) too.
+fn kura_full(origin_xml: &str, origin_options: &str, options: &str, svc: &[(&str, &str)]) -> Kurad {
     let server = server_xml(
         "",
         &format!("<OriginOptions>{origin_options}</OriginOptions><Options>{options}</Options>"),
@@ -47,10 +42,10 @@ fn kura_full(
         "  <Vhost Name=\"www.test\">\n    <Listen>127.0.0.1:0</Listen>\n    <Origin>{origin_xml}</Origin>\n  </Vhost>\n"
     );
     let dir = conf_dir(&server, &vhosts_xml(&vhost));
-    if let Some(text) = bypass_txt {
-        let svc = dir.path().join("svc/www.test");
-        std::fs::create_dir_all(&svc).unwrap();
-        std::fs::write(svc.join("bypass.txt"), text).unwrap();
+    for (name, text) in svc {
+        let d = dir.path().join("svc/www.test");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), text).unwrap();
     }
     Kurad::start(dir)
 }
@@ -292,7 +287,7 @@ fn an_idempotent_request_moves_on_after_a_receive_timeout_and_a_post_does_not() 
         "<ReceiveTimeout>1</ReceiveTimeout><BypassReceiveTimeout>1</BypassReceiveTimeout>\
          <Exclusion>100</Exclusion>",
         "<BypassPostRequest OriginAffinity=\"OFF\">ON</BypassPostRequest>",
-        None,
+        &[],
     );
     for i in 0..4 {
         let started = Instant::now();
@@ -463,7 +458,7 @@ fn fetch_with(k: &Kurad, path: &str, headers: &[&str]) -> CurlResponse {
 fn bypass_txt_lists_exceptions_to_the_get_default_in_both_directions() {
     let o = cacheable("o");
     let rules = "# chapter 8\n/dyn/*\n$HEADER[cookie: *session=*], bypass   // logged-in users\n/dyn/static.css, cache\n";
-    let k = kura_full(&addresses(&[o.addr]), "", "", Some(rules));
+    let k = kura_full(&addresses(&[o.addr]), "", "", &[("bypass.txt", rules)]);
     for _ in 0..3 {
         assert_eq!(fetch(&k, "/page").status, 200);
         assert_eq!(fetch(&k, "/dyn/list").status, 200);
@@ -486,7 +481,10 @@ fn bypass_txt_lists_exceptions_to_the_get_default_in_both_directions() {
         &addresses(&[o.addr]),
         "",
         "<BypassGetRequest>ON</BypassGetRequest>",
-        Some("/dyn/*\n!HEADER[referer] & !HEADER[user-agent], bypass\n"),
+        &[(
+            "bypass.txt",
+            "/dyn/*\n!HEADER[referer] & !HEADER[user-agent], bypass\n",
+        )],
     );
     for _ in 0..3 {
         fetch(&k, "/page");
@@ -509,7 +507,7 @@ fn no_cache_requests_are_bypassed_when_configured_and_leave_the_copy_alone() {
         &addresses(&[o.addr]),
         "",
         "<BypassNoCacheRequest>ON</BypassNoCacheRequest>",
-        None,
+        &[],
     );
     assert_eq!(fetch(&k, "/a").header("x-cache"), Some("MISS"));
     for h in [
@@ -532,7 +530,7 @@ fn origin_affinity_keeps_a_clients_bypassed_requests_on_one_origin() {
         &addresses(&[a.addr, b.addr]),
         "",
         "<BypassGetRequest OriginAffinity=\"ON\">ON</BypassGetRequest>",
-        None,
+        &[],
     );
     let served: Vec<String> = (0..10)
         .map(|i| fetch(&sticky, &format!("/p/{i}")).text())
@@ -543,7 +541,7 @@ fn origin_affinity_keeps_a_clients_bypassed_requests_on_one_origin() {
         &addresses(&[a.addr, b.addr]),
         "",
         "<BypassGetRequest OriginAffinity=\"OFF\">ON</BypassGetRequest>",
-        None,
+        &[],
     );
     let served: Vec<String> = (0..10)
         .map(|i| fetch(&spread, &format!("/q/{i}")).text())
@@ -563,7 +561,7 @@ fn bypassed_requests_have_their_own_timeout_and_header_rules() {
         "<ReceiveTimeout>5</ReceiveTimeout><BypassReceiveTimeout>1</BypassReceiveTimeout>\
          <UserAgent Bypass=\"OFF\">kura-edge</UserAgent>",
         "",
-        Some("/dyn/*, bypass\n"),
+        &[("bypass.txt", "/dyn/*, bypass\n")],
     );
     assert_eq!(
         fetch_with(&k, "/static", &["User-Agent: browser/1"]).status,
@@ -603,7 +601,12 @@ fn a_bad_bypass_line_names_the_file_and_line() {
 #[test]
 fn bypassed_requests_are_counted_apart_in_json_and_xml() {
     let o = cacheable("o");
-    let k = kura_full(&addresses(&[o.addr]), "", "", Some("/dyn/*, bypass\n"));
+    let k = kura_full(
+        &addresses(&[o.addr]),
+        "",
+        "",
+        &[("bypass.txt", "/dyn/*, bypass\n")],
+    );
     for i in 0..3 {
         fetch(&k, &format!("/dyn/{i}"));
     }
@@ -792,4 +795,47 @@ fn a_port_bypassed_twice_is_a_config_error() {
         err.contains("vhosts.xml:") && err.contains("1935 is already bypassed by vhost a.test"),
         "{err}"
     );
+}
+
+#[test]
+fn orgreq_rules_change_the_origin_request_last() {
+    let o = Origin::start(|_| {
+        Reply::ok("v")
+            .header("cache-control", "max-age=1")
+            .header("last-modified", "Sat, 29 Oct 1994 19:43:31 GMT")
+            .header("etag", "\"v1\"")
+    });
+    let rules = "$URL[/*.mp4], $ORGREQ[x-media-type: video/mp4], set\n\
+                 $IP[127.0.0.1], $ORGREQ[x-probe: yes], put\n\
+                 *, $ORGREQ[If-Modified-Since], unset\n\
+                 *, $ORGREQ[If-None-Match], unset\n\
+                 *, $REQ[x-client-rule: on], set\n";
+    let k = kura_full(
+        &addresses(&[o.addr]),
+        "<ModifyHeader>ON</ModifyHeader>",
+        "",
+        &[("headers.txt", rules)],
+    );
+    assert_eq!(fetch(&k, "/clip.mp4").status, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(fetch(&k, "/clip.mp4").status, 200);
+    let seen = o.requests();
+    assert_eq!(seen.len(), 2, "the expired copy is fetched again");
+    for s in &seen {
+        assert_eq!(
+            s.headers.get("x-media-type").map(String::as_str),
+            Some("video/mp4")
+        );
+        assert_eq!(s.headers.get("x-probe").map(String::as_str), Some("yes"));
+        assert!(
+            !s.headers.contains_key("if-modified-since")
+                && !s.headers.contains_key("if-none-match"),
+            "conditionals unset: {:?}",
+            s.headers
+        );
+        assert!(
+            !s.headers.contains_key("x-client-rule"),
+            "$REQ rules belong to <Options><ModifyHeader>, which is OFF"
+        );
+    }
 }

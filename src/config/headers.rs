@@ -15,6 +15,9 @@ pub enum Side {
     Request,
     /// `$RES[...]`: the response, just before it is sent.
     Response,
+    /// `$ORGREQ[...]`: the request to the origin, just before it is sent
+    /// (`<OriginOptions><ModifyHeader>`, chapter 7).
+    OriginRequest,
 }
 
 /// What a rule does to its header.
@@ -118,8 +121,10 @@ pub struct ExpiresRule {
 /// Chapter 6 header settings of a vhost.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderPolicy {
-    /// `<ModifyHeader>` ON: its rules.
+    /// `<Options><ModifyHeader>` ON: its `$REQ`/`$RES` rules.
     pub modify: Option<ModifyHeader>,
+    /// `<OriginOptions><ModifyHeader>` ON: its `$ORGREQ` rules.
+    pub origin: Option<ModifyHeader>,
     /// `<RefreshExpiresHeader>` ON: the `expires.txt` rules (first match wins).
     pub expires: Option<Vec<ExpiresRule>>,
     /// `<OriginalHeader>` written OFF: only standard fields are kept from the origin.
@@ -185,16 +190,24 @@ fn header_rule(line: &str) -> Result<Option<HeaderRule>, String> {
     let f = fields(line);
     if !(3..=4).contains(&f.len()) {
         return Err(
-            "expected {Match}, {$REQ[..] or $RES[..]}, {set|put|append|unset}[, {status}]".into(),
+            "expected {Match}, {$REQ[..], $RES[..] or $ORGREQ[..]}, {set|put|append|unset}[, {status}]"
+                .into(),
         );
     }
     let Some(when) = condition(f[0])? else {
         return Ok(None);
     };
-    let (side, spec) = match (bracket(f[1], "$REQ"), bracket(f[1], "$RES")) {
-        (Some(s), _) => (Side::Request, s),
-        (_, Some(s)) => (Side::Response, s),
-        _ => return Err(format!("{} is not $REQ[...] or $RES[...]", f[1])),
+    let (side, spec) = if let Some(s) = bracket(f[1], "$REQ") {
+        (Side::Request, s)
+    } else if let Some(s) = bracket(f[1], "$RES") {
+        (Side::Response, s)
+    } else if let Some(s) = bracket(f[1], "$ORGREQ") {
+        (Side::OriginRequest, s)
+    } else {
+        return Err(format!(
+            "{} is not $REQ[...], $RES[...] or $ORGREQ[...]",
+            f[1]
+        ));
     };
     let (name, value) = key_value(spec);
     http::HeaderName::from_bytes(name.as_bytes())
@@ -212,7 +225,7 @@ fn header_rule(line: &str) -> Result<Option<HeaderRule>, String> {
     };
     let status = match f.get(3) {
         None => None,
-        Some(c) if side == Side::Request => {
+        Some(c) if side != Side::Response => {
             return Err(format!(
                 "a status condition ({c}) only applies to $RES rules"
             ))
@@ -305,12 +318,16 @@ pub(super) fn lines<T>(
 pub(super) fn read(
     cx: &mut Cx,
     options: &Node<'_>,
+    origin_options: &Node<'_>,
     svc: Option<(&ConfFiles, &str)>,
 ) -> HeaderPolicy {
     let on = |cx: &mut Cx, n: Node<'_>| cx.get(n.value(), value::on_off, false);
     let modify_el = options.child("ModifyHeader");
     let first_only = cx.get(modify_el.attr("FirstOnly"), value::on_off, false);
     let modify_on = on(cx, modify_el);
+    let origin_el = origin_options.child("ModifyHeader");
+    let origin_first_only = cx.get(origin_el.attr("FirstOnly"), value::on_off, false);
+    let origin_on = on(cx, origin_el);
     let expires_el = options.child("RefreshExpiresHeader");
     // `Base` appears only in the guide's example, unexplained: read so it is not
     // reported, each expires.txt line carries its own base.
@@ -325,7 +342,7 @@ pub(super) fn read(
     let Some((files, vhost)) = svc else {
         return policy;
     };
-    if modify_on {
+    if modify_on || origin_on {
         let file = format!("svc/{vhost}/headers.txt");
         let mut geoip = Vec::new();
         let rules = lines(cx, files, &file, |line, place| {
@@ -340,7 +357,19 @@ pub(super) fn read(
                 path: "svc/<vhost>/headers.txt $IP[<GeoIP country>]".into(),
                 place,
             }));
-        policy.modify = Some(ModifyHeader { first_only, rules });
+        // One file, two switches: `$REQ`/`$RES` lines are the client side's,
+        // `$ORGREQ` lines the origin side's (chapter 7).
+        let (origin, client): (Vec<HeaderRule>, Vec<HeaderRule>) = rules
+            .into_iter()
+            .partition(|r| r.side == Side::OriginRequest);
+        policy.modify = modify_on.then_some(ModifyHeader {
+            first_only,
+            rules: client,
+        });
+        policy.origin = origin_on.then_some(ModifyHeader {
+            first_only: origin_first_only,
+            rules: origin,
+        });
     }
     if expires_on {
         let file = format!("svc/{vhost}/expires.txt");

@@ -397,7 +397,7 @@ fn read_vhost(
     let svc = svc.as_ref().map(|(f, n)| (*f, n.as_str()));
     let ttl = caching::read_ttl(cx, &options, svc);
     let caching = caching::read_caching(cx, &options, svc);
-    let headers = headers::read(cx, &options, svc);
+    let headers = headers::read(cx, &options, &origin_options, svc);
     let bypass = bypass::read(cx, &options, &origin_options, svc);
     let port_bypass = bypass::read_ports(cx, &vhost);
     let secs = |cx: &mut Cx, n: Node<'_>, fallback: u64| {

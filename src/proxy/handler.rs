@@ -593,6 +593,7 @@ async fn fetch(
             }
         }
     }
+    modify_origin_request(&vhost, (&req.headers, req.peer), &req.pq, &mut headers);
     let origin_started = Instant::now();
     let req_head = metered::head_bytes(&headers) + req.pq.len() as u64;
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
@@ -921,7 +922,7 @@ async fn pass(
     (result, leg): (CacheResult, Leg),
 ) -> Served {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let headers = origin_headers(
+    let mut headers = origin_headers(
         vhost,
         leg,
         &parts.headers,
@@ -929,6 +930,7 @@ async fn pass(
         conn.tls.is_some(),
         false,
     );
+    modify_origin_request(vhost, (&parts.headers, conn.peer), pq, &mut headers);
     let body = body.filter(|b| !b.is_end_stream());
     let origin_started = Instant::now();
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
@@ -1148,6 +1150,24 @@ fn origin_headers(
     let proto = if https { "https" } else { "http" };
     h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     h
+}
+
+/// `<OriginOptions><ModifyHeader>`: the `$ORGREQ` rules, run on the origin request as
+/// it is about to be sent (conditionals included, so `If-Modified-Since, unset` works).
+fn modify_origin_request(
+    vhost: &VhostRt,
+    (client, peer): (&HeaderMap, SocketAddr),
+    path_and_query: &str,
+    request: &mut HeaderMap,
+) {
+    if let Some(rules) = &vhost.cfg.headers.origin {
+        let who = headers::Asker {
+            ip: peer.ip(),
+            request: client,
+            path: path_and_query.split('?').next().unwrap_or(path_and_query),
+        };
+        headers::modify(rules, Side::OriginRequest, &who, None, request);
+    }
 }
 
 /// The request header values a response's `Vary` names, as far as `<VaryHeader>`
