@@ -839,3 +839,42 @@ fn orgreq_rules_change_the_origin_request_last() {
         );
     }
 }
+
+#[test]
+fn redirection_trace_follows_one_redirect_and_caches_the_target() {
+    let other = Origin::start(|s| {
+        Reply::ok(&format!("other {}", s.path)).header("cache-control", "max-age=60")
+    });
+    let away = format!("http://127.0.0.1:{}/elsewhere", other.addr.port());
+    let o = Origin::start(move |s| match s.path.as_str() {
+        "/moved" => Reply::ok("").status(302).header("location", "/real"),
+        "/twice" => Reply::ok("").status(301).header("location", "/moved"),
+        "/away" => Reply::ok("").status(307).header("location", &away),
+        p => Reply::ok(&format!("real {p}")).header("cache-control", "max-age=60"),
+    });
+    let k = kura(
+        &addresses(&[o.addr]),
+        "<RedirectionTrace>ON</RedirectionTrace>",
+    );
+    for _ in 0..2 {
+        let r = fetch(&k, "/moved");
+        assert_eq!((r.status, r.text().as_str()), (200, "real /real"));
+    }
+    assert_eq!(fetch(&k, "/moved").header("x-cache"), Some("HIT"));
+    assert_eq!((o.count("/moved"), o.count("/real")), (1, 1));
+    let r = fetch(&k, "/away");
+    assert_eq!((r.status, r.text().as_str()), (200, "other /elsewhere"));
+    assert_eq!(
+        other.requests()[0].headers["host"],
+        format!("127.0.0.1:{}", other.addr.port())
+    );
+    assert_eq!(
+        fetch(&k, "/twice").status,
+        302,
+        "only one redirect is followed"
+    );
+
+    let plain = kura(&addresses(&[o.addr]), "");
+    let r = fetch(&plain, "/moved");
+    assert_eq!((r.status, r.header("location")), (302, Some("/real")));
+}

@@ -90,6 +90,11 @@ impl tower_service::Service<http::Uri> for Connector {
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        // A followed redirect names its host; an origin IP's name comes from its address.
+        let named = uri
+            .host()
+            .filter(|h| h.parse::<std::net::IpAddr>().is_err())
+            .and_then(|h| ServerName::try_from(h.to_string()).ok());
         let connecting = self.inner.call(uri);
         let stats = self.stats.clone();
         let table = self.table.clone();
@@ -99,8 +104,8 @@ impl tower_service::Service<http::Uri> for Connector {
             let tcp = connecting.await?;
             let peer = tcp.inner().peer_addr().ok();
             let io = if https {
-                let name = peer
-                    .and_then(|p| server_name(&table, p))
+                let name = named
+                    .or_else(|| peer.and_then(|p| server_name(&table, p)))
                     .ok_or_else(|| io::Error::other("no origin address for this IP"))?;
                 let stream = tls.connect(name, tcp.into_inner()).await?;
                 Io::Tls(Box::new(TokioIo::new(stream)))

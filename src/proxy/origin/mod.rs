@@ -215,8 +215,93 @@ impl OriginPool {
     }
 
     /// Sends a request for `path_and_query`; `headers` must already be origin-bound
-    /// (no hop-by-hop headers; a `Host` only when `<Host>` says which).
+    /// (no hop-by-hop headers; a `Host` only when `<Host>` says which). With
+    /// `<RedirectionTrace>` a redirect answering a cache fetch is followed once.
     pub async fn send(
+        &self,
+        leg: Leg,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: SendBody,
+    ) -> Result<Response<Incoming>, OriginError> {
+        let traced = self.policy.redirection_trace && leg == Leg::Cache && method == Method::GET;
+        let kept = traced.then(|| headers.clone());
+        let resp = self
+            .send_once(leg, method, path_and_query, headers, body)
+            .await?;
+        match kept {
+            Some(headers) => self.trace_redirect(resp, headers).await,
+            None => Ok(resp),
+        }
+    }
+
+    /// `<RedirectionTrace>`: a 301, 302, 303 or 307 with a usable `Location` is replaced
+    /// by the answer at that location, asked once (a relative location of this origin
+    /// through the pool; an absolute one directly). Otherwise the redirect stands.
+    async fn trace_redirect(
+        &self,
+        resp: Response<Incoming>,
+        mut headers: HeaderMap,
+    ) -> Result<Response<Incoming>, OriginError> {
+        let location = match resp.status().as_u16() {
+            301 | 302 | 303 | 307 => resp
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            _ => None,
+        };
+        let Some(location) = location else {
+            return Ok(resp);
+        };
+        if location.starts_with('/') {
+            return self
+                .send_once(Leg::Cache, Method::GET, &location, headers, SendBody::Empty)
+                .await;
+        }
+        let Ok(uri) = location.parse::<Uri>() else {
+            return Ok(resp);
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Ok(resp);
+        };
+        if !matches!(scheme, "http" | "https") {
+            return Ok(resp);
+        }
+        let addr = authority.to_string();
+        match http::HeaderValue::from_str(&addr) {
+            Ok(host) => headers.insert(HOST, host),
+            Err(_) => return Ok(resp),
+        };
+        let mut req = Request::get(uri);
+        if let Some(h) = req.headers_mut() {
+            *h = headers;
+        }
+        let req = req
+            .body(Either::Right(Either::Left(Empty::new())))
+            .map_err(|e| OriginError::Http {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        let timeout = self.policy.receive_timeout;
+        let clients = self.clients.load_full();
+        match tokio::time::timeout(timeout, clients.cache.request(req)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if e.is_connect() => Err(OriginError::Connect {
+                addr,
+                reason: source_chain(&e),
+            }),
+            Ok(Err(e)) => Err(OriginError::Http {
+                addr,
+                reason: source_chain(&e),
+            }),
+            Err(_) => Err(OriginError::Timeout { addr, timeout }),
+        }
+    }
+
+    /// One request, with failover, no redirect followed.
+    async fn send_once(
         &self,
         leg: Leg,
         method: Method,
