@@ -878,3 +878,45 @@ fn redirection_trace_follows_one_redirect_and_caches_the_target() {
     let r = fetch(&plain, "/moved");
     assert_eq!((r.status, r.header("location")), (302, Some("/real")));
 }
+
+#[test]
+fn private_bypass_gives_each_client_connection_its_own_origin_connection() {
+    let peers_of = |private: &str| -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        let o = named("o");
+        let k = kura_full(
+            &addresses(&[o.addr]),
+            "",
+            &format!("<BypassGetRequest Private=\"{private}\">ON</BypassGetRequest>"),
+            &[],
+        );
+        let (mut a, mut b) = (connect(k.http()), connect(k.http()));
+        for i in 0..3 {
+            assert!(exchange(&mut a, "www.test", &format!("/a/{i}"))
+                .0
+                .contains(" 200 "));
+            assert!(exchange(&mut b, "www.test", &format!("/b/{i}"))
+                .0
+                .contains(" 200 "));
+        }
+        let seen = o.requests();
+        let by = |prefix: &str| -> Vec<SocketAddr> {
+            seen.iter()
+                .filter(|s| s.path.starts_with(prefix))
+                .map(|s| s.peer)
+                .collect()
+        };
+        (by("/a/"), by("/b/"))
+    };
+    let (a, b) = peers_of("ON");
+    assert!(
+        a.iter().all(|p| *p == a[0]) && b.iter().all(|p| *p == b[0]),
+        "{a:?} {b:?}"
+    );
+    assert_ne!(a[0], b[0], "two clients, two origin connections");
+    // Without Private the kept-alive pool serves both clients on one origin connection.
+    let (a, b) = peers_of("OFF");
+    assert!(
+        a.iter().chain(&b).any(|p| *p == a[0] && b.contains(p)),
+        "{a:?} {b:?}"
+    );
+}

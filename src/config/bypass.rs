@@ -15,6 +15,8 @@ pub struct MethodBypass {
     pub on: bool,
     /// `OriginAffinity`: a client's bypassed requests keep going to one origin IP.
     pub affinity: bool,
+    /// `Private`: each client connection has its own origin connection.
+    pub private: bool,
 }
 
 /// One `bypass.txt` line.
@@ -114,6 +116,7 @@ pub(super) fn read(
     let method = |cx: &mut Cx, el: Node<'_>, fallback: bool| MethodBypass {
         on: on(cx, el.value(), fallback),
         affinity: on(cx, el.attr("OriginAffinity"), true),
+        private: on(cx, el.attr("Private"), false),
     };
     let get = method(cx, options.child("BypassGetRequest"), false);
     let post = method(cx, options.child("BypassPostRequest"), true);

@@ -28,7 +28,12 @@ pub fn route(policy: &BypassPolicy, method: &Method, who: &Asker<'_>) -> Option<
     let default = match *method {
         Method::GET | Method::HEAD => policy.get,
         Method::POST => policy.post,
-        _ => return Some(Leg::Bypass { affinity: None }),
+        _ => {
+            return Some(Leg::Bypass {
+                affinity: None,
+                private: false,
+            })
+        }
     };
     // The guide's priority: a no-cache request, then a line that names its action,
     // then a line that means the opposite of the default, then the default.
@@ -44,6 +49,7 @@ pub fn route(policy: &BypassPolicy, method: &Method, who: &Asker<'_>) -> Option<
             .or_else(|| matching().next().map(|_| !default.on))
             .unwrap_or(default.on);
     bypass.then_some(Leg::Bypass {
-        affinity: default.affinity.then_some(who.ip),
+        affinity: (default.affinity || default.private).then_some(who.ip),
+        private: default.private,
     })
 }

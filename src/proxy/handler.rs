@@ -82,6 +82,8 @@ pub struct Conn {
     pub requests: std::sync::atomic::AtomicU32,
     /// Holds the `ClientSession` gauge of the vhost this connection counts for.
     pub session: arc_swap::ArcSwapOption<GaugeGuard>,
+    /// Its own origin connection, for `Private` bypassed requests (chapter 8).
+    pub private: super::origin::PrivateSlot,
 }
 
 /// Serves one request.
@@ -940,11 +942,20 @@ async fn pass(
         .and_then(|b| b.size_hint().exact())
         .unwrap_or(0);
     let body = body.map_or(SendBody::Empty, SendBody::Client);
-    match vhost
-        .origin
-        .send(leg, parts.method.clone(), pq, headers, body)
-        .await
-    {
+    let sent = match leg {
+        Leg::Bypass { private: true, .. } => {
+            let pool = &vhost.origin;
+            let request = (parts.method.clone(), pq);
+            pool.send_private(&conn.private, conn.peer.ip(), request, headers, body)
+                .await
+        }
+        _ => {
+            let pool = &vhost.origin;
+            pool.send(leg, parts.method.clone(), pq, headers, body)
+                .await
+        }
+    };
+    match sent {
         Ok(resp) => {
             let (mut p, body) = resp.into_parts();
             let leg = OriginLeg {

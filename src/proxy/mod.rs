@@ -299,6 +299,7 @@ pub async fn serve_connection(
         tls,
         requests: Default::default(),
         session: Default::default(),
+        private: Default::default(),
     };
     let result = match scheme {
         Scheme::Http => serve(runtime, store, TokioIo::new(stream), conn(None), idle).await,

@@ -33,7 +33,10 @@ pub async fn relay(relay: &PortRelay, client: TcpStream, peer: SocketAddr) {
     let stats = &relay.stats;
     let _session = GaugeGuard::new(stats, Gauge::PortBypassSessions);
     let table = &relay.pool.table;
-    let timeout = relay.pool.connect_timeout(Leg::Bypass { affinity: None });
+    let timeout = relay.pool.connect_timeout(Leg::Bypass {
+        affinity: None,
+        private: false,
+    });
     let mut origin = None;
     for target in table.order(table.usable(), Balance::Client(peer.ip())) {
         let addr = SocketAddr::new(target.ip.addr.ip(), relay.dest);

@@ -77,6 +77,8 @@ pub struct Seen {
     pub headers: HashMap<String, String>,
     /// The request body.
     pub body: Vec<u8>,
+    /// The address the request came from (one per origin connection).
+    pub peer: SocketAddr,
 }
 
 type Handler = dyn Fn(&Seen) -> Reply + Send + Sync;
@@ -109,7 +111,7 @@ impl Origin {
         let addr = listener.local_addr().unwrap();
         let seen2 = seen.clone();
         rt.spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
+            while let Ok((s, peer)) = listener.accept().await {
                 let (seen, handler) = (seen2.clone(), handler.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -136,6 +138,7 @@ impl Origin {
                                     })
                                     .collect(),
                                 body,
+                                peer,
                             };
                             seen.lock().unwrap().push(s.clone());
                             let reply = handler(&s);

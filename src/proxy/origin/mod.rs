@@ -99,8 +99,22 @@ pub enum Leg {
     Bypass {
         /// The client, when its requests keep their origin.
         affinity: Option<IpAddr>,
+        /// `Private`: on the client connection's own origin connection.
+        private: bool,
     },
 }
+
+/// A client connection's own origin connection (`Private` bypass, chapter 8).
+pub struct PrivateSession {
+    /// Sends requests on it, one at a time.
+    sender: hyper::client::conn::http1::SendRequest<OriginBody>,
+    /// The IP it is connected to.
+    target: Target,
+}
+
+/// Where a client connection keeps its private session; dropped with the client
+/// connection, which closes the origin connection.
+pub type PrivateSlot = tokio::sync::Mutex<Option<PrivateSession>>;
 
 /// The keep-alive pools of a vhost: one per leg, because their connect timeouts differ.
 struct Clients {
@@ -325,6 +339,7 @@ impl OriginPool {
         let balance = match leg {
             Leg::Bypass {
                 affinity: Some(client),
+                ..
             } => Balance::Client(client),
             _ => Balance::Url(path_and_query),
         };
@@ -367,6 +382,92 @@ impl OriginPool {
             }
         }
         Err(last)
+    }
+
+    /// A `Private` bypass: the request goes on the client connection's own origin
+    /// connection, opened on first use to the IP the client's address hashes to and
+    /// opened again if the origin closed it. No failover: the session is the point.
+    pub async fn send_private(
+        &self,
+        slot: &PrivateSlot,
+        client: IpAddr,
+        (method, path_and_query): (Method, &str),
+        headers: HeaderMap,
+        body: SendBody,
+    ) -> Result<Response<Incoming>, OriginError> {
+        let leg = Leg::Bypass {
+            affinity: Some(client),
+            private: true,
+        };
+        let mut slot = slot.lock().await;
+        if slot.as_ref().is_some_and(|p| p.sender.is_closed()) {
+            *slot = None;
+        }
+        let session = match slot.as_mut() {
+            Some(s) => s,
+            None => slot.insert(self.open_private(client).await?),
+        };
+        let addr = session.target.ip.addr.to_string();
+        let body = match body {
+            SendBody::Client(b) => Either::Left(b),
+            SendBody::Buffered(b) => Either::Right(Either::Right(Full::new(b))),
+            SendBody::Empty => Either::Right(Either::Left(Empty::new())),
+        };
+        let mut req = self.request(&method, path_and_query, &headers, &session.target, body)?;
+        // On a connection of its own the request goes in origin form.
+        let address = &self.table.entries[session.target.entry].address;
+        *req.uri_mut() = format!("{}{path_and_query}", address.path)
+            .parse()
+            .map_err(|e| OriginError::Http {
+                addr: addr.clone(),
+                reason: format!("bad request target: {e}"),
+            })?;
+        let timeout = self.receive_timeout(leg);
+        let exchange = async {
+            session.sender.ready().await?;
+            session.sender.send_request(req).await
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(OriginError::Http {
+                addr,
+                reason: source_chain(&e),
+            }),
+            Err(_) => Err(OriginError::Timeout { addr, timeout }),
+        }
+    }
+
+    /// Connects a private session to the IP `client` hashes to.
+    async fn open_private(&self, client: IpAddr) -> Result<PrivateSession, OriginError> {
+        let target = self
+            .table
+            .order(self.table.usable(), Balance::Client(client))
+            .into_iter()
+            .next()
+            .ok_or(OriginError::AllExcluded)?;
+        let address = &self.table.entries[target.entry].address;
+        let addr = target.ip.addr;
+        let uri: Uri = format!("{}://{addr}/", address.scheme())
+            .parse()
+            .expect("an IP authority is a valid URI");
+        let mut connector = Connector::new(
+            self.bypass_timeouts.0,
+            Some(self.stats.clone()),
+            Arc::downgrade(&self.table),
+        );
+        let failed = |reason: String| OriginError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let io = tower_service::Service::call(&mut connector, uri)
+            .await
+            .map_err(|e| failed(source_chain(e.as_ref())))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| failed(source_chain(&e)))?;
+        // Ends when either side closes; the client connection's end drops `sender`.
+        tokio::spawn(connection);
+        Ok(PrivateSession { sender, target })
     }
 
     /// The request for `target`.
