@@ -917,3 +917,83 @@ fn private_bypass_gives_each_client_connection_its_own_origin_connection() {
     let (a, b) = peers_of("OFF");
     assert!(b.contains(&a[0]), "{a:?} {b:?}");
 }
+
+/// An address whose accept queue is full: further connections are never answered
+/// (their SYNs are dropped), as with a black-holed origin.
+fn black_hole() -> (SocketAddr, Vec<std::net::TcpStream>, std::os::fd::OwnedFd) {
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 0),
+    )
+    .unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let addr: SockaddrIn =
+        nix::sys::socket::getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    let addr = SocketAddr::from((addr.ip(), addr.port()));
+    // Fill the queue; connects beyond it hang.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    (addr, held, fd)
+}
+
+#[test]
+fn a_black_holed_origin_times_out_on_connect_and_the_next_one_answers() {
+    let (hole, _held, _fd) = black_hole();
+    let live = named("live");
+    let k = kura(
+        &addresses(&[hole, live.addr]),
+        "<ConnectTimeout>1</ConnectTimeout><Exclusion>1</Exclusion><Recovery>0</Recovery>",
+    );
+    let started = Instant::now();
+    let r = fetch(&k, "/x");
+    let took = started.elapsed();
+    assert_eq!((r.status, r.text().as_str()), (200, "live"));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "one connect timeout of 1 s before the live origin answered: {took:?}"
+    );
+    assert_eq!(
+        address_state(&origin_state(&k), "Address", hole),
+        "Inactive"
+    );
+    let started = Instant::now();
+    assert_eq!(fetch(&k, "/y").text(), "live");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "the excluded origin is not tried"
+    );
+
+    // Alone, the black hole is a 502 after ConnectTimeout, logged as Connect-Timeout.
+    let (hole, _held2, _fd2) = black_hole();
+    let server = server_xml(
+        "<OriginErrorLog>ON</OriginErrorLog>",
+        "<OriginOptions><ConnectTimeout>1</ConnectTimeout></OriginOptions>",
+    );
+    let k = Kurad::start(conf_dir(&server, &vhosts_xml(&vhost("www.test", hole, ""))));
+    assert_eq!(fetch(&k, "/z").status, 502);
+    let path = k.dir.path().join("logs/originerror.log");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        if log.contains("Connect-Timeout") {
+            break;
+        }
+        assert!(Instant::now() < until, "originerror.log: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1070,8 +1070,10 @@ fn record_origin_failure(
     started: Instant,
 ) {
     let (event, addr, kind) = match e {
-        OriginError::Connect { addr, reason } => {
-            let kind = if reason.contains("timed out") {
+        OriginError::Connect {
+            addr, timed_out, ..
+        } => {
+            let kind = if *timed_out {
                 "Connect-Timeout"
             } else {
                 "Connect-Fail"

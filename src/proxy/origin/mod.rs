@@ -59,6 +59,8 @@ pub enum OriginError {
         addr: String,
         /// What the connector said.
         reason: String,
+        /// Whether `<ConnectTimeout>` ran out (else the connection was refused or failed).
+        timed_out: bool,
     },
     /// The origin did not answer within `<ReceiveTimeout>`.
     #[error("no response from {addr} within {timeout:?}")]
@@ -305,6 +307,7 @@ impl OriginPool {
             Ok(Err(e)) if e.is_connect() => Err(OriginError::Connect {
                 addr,
                 reason: source_chain(&e),
+                timed_out: timed_out(&e),
             }),
             Ok(Err(e)) => Err(OriginError::Http {
                 addr,
@@ -455,16 +458,17 @@ impl OriginPool {
             Some(self.stats.clone()),
             Arc::downgrade(&self.table),
         );
-        let failed = |reason: String| OriginError::Connect {
+        let failed = |e: &(dyn std::error::Error + 'static)| OriginError::Connect {
             addr: addr.to_string(),
-            reason,
+            reason: source_chain(e),
+            timed_out: timed_out(e),
         };
         let io = tower_service::Service::call(&mut connector, uri)
             .await
-            .map_err(|e| failed(source_chain(e.as_ref())))?;
+            .map_err(|e| failed(e.as_ref()))?;
         let (sender, connection) = hyper::client::conn::http1::handshake(io)
             .await
-            .map_err(|e| failed(source_chain(&e)))?;
+            .map_err(|e| failed(&e))?;
         // Ends when either side closes; the client connection's end drops `sender`.
         tokio::spawn(connection);
         Ok(PrivateSession { sender, target })
@@ -522,6 +526,7 @@ impl OriginPool {
             Ok(Err(e)) if e.is_connect() => OriginError::Connect {
                 addr,
                 reason: source_chain(&e),
+                timed_out: timed_out(&e),
             },
             Ok(Err(e)) => OriginError::Http {
                 addr,
@@ -535,6 +540,21 @@ impl OriginPool {
         }
         Err(err)
     }
+}
+
+/// Whether a connect error, or one of its causes, is a timeout.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let io_timeout = c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        if io_timeout || c.is::<tokio::time::error::Elapsed>() {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// An error and its causes on one line.
