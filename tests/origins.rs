@@ -141,6 +141,19 @@ fn a_killed_origin_is_excluded_requests_keep_succeeding_and_it_recovers() {
         "{entry}"
     );
 
+    let metrics = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+    let up = |addr: SocketAddr| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("kura_origin_up{") && l.contains(&format!("ip=\"{addr}\"")))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    assert_eq!(
+        (up(a_addr), up(b.addr)),
+        (Some("0".into()), Some("1".into())),
+        "{metrics}"
+    );
+
     // Back on the same port: two probes of /health bring it back within the cycles.
     let a = Origin::start_at(a_addr, |_| {
         Reply::ok("a").header("cache-control", "no-store")

@@ -155,6 +155,32 @@ pub fn render(daemon: &Daemon) -> String {
         "Open (and active: with a request in progress) connections.",
         sessions,
     );
+    let mut names: Vec<&String> = rt.pools.keys().collect();
+    names.sort();
+    let origins = names.into_iter().flat_map(|name| {
+        let pool = &rt.pools[name];
+        pool.table.entries.iter().flat_map(move |e| {
+            let address = label(&e.address.authority());
+            e.ips().into_iter().map(move |ip| {
+                (
+                    format!(
+                        "vhost=\"{}\",address=\"{address}\",ip=\"{}\",standby=\"{}\"",
+                        label(name),
+                        ip.addr,
+                        e.standby
+                    ),
+                    u8::from(ip.usable()).to_string(),
+                )
+            })
+        })
+    });
+    family(
+        &mut out,
+        "kura_origin_up",
+        "gauge",
+        "1 while an origin IP is usable, 0 while error detection or a health checker excludes it.",
+        origins,
+    );
     let [user, system] = procfs::process_cpu_ticks();
     let cpu = (user + system) as f64 / procfs::clock_ticks_per_second() as f64;
     family(
