@@ -1010,3 +1010,34 @@ fn a_black_holed_origin_times_out_on_connect_and_the_next_one_answers() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn full_range_init_fetches_the_original_with_a_range_from_zero() {
+    // A module that rewrites plain GETs, as the guide's mod_h264_streaming example.
+    let o = Origin::start(|s| match s.headers.get("range").map(String::as_str) {
+        Some("bytes=0-") => Reply::ok("original")
+            .status(206)
+            .header("content-range", "bytes 0-7/8")
+            .header("cache-control", "max-age=60"),
+        _ => Reply::ok("rewritten by a module").header("cache-control", "max-age=60"),
+    });
+    let k = kura(&addresses(&[o.addr]), "<FullRangeInit>ON</FullRangeInit>");
+    let r = fetch(&k, "/movie.mp4");
+    assert_eq!((r.status, r.text().as_str()), (200, "original"));
+    assert_eq!(r.header("content-range"), None);
+    let r = fetch(&k, "/movie.mp4");
+    assert_eq!(
+        (r.text().as_str(), r.header("x-cache")),
+        ("original", Some("HIT"))
+    );
+    let r = fetch_with(&k, "/movie.mp4", &["Range: bytes=2-4"]);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (206, "igi"),
+        "ranges are cut from the copy"
+    );
+    assert_eq!(o.requests().len(), 1);
+
+    let plain = kura(&addresses(&[o.addr]), "");
+    assert_eq!(fetch(&plain, "/movie.mp4").text(), "rewritten by a module");
+}

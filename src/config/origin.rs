@@ -97,6 +97,8 @@ pub struct OriginPolicy {
     /// `<WholeClientRequest>`: the client's URL goes to the origin; off, the caching
     /// key's (lower case without `<CaseSensitive>`, no query string where keys drop it).
     pub whole_client_request: bool,
+    /// `<FullRangeInit>`: cache fetches ask for `Range: bytes=0-`.
+    pub full_range_init: bool,
     /// `<RedirectionTrace>`: a redirect answering a cache fetch is followed once.
     pub redirection_trace: bool,
     /// `<OriginalETag>`: revalidation sends the stored ETag as `If-None-Match`
@@ -210,6 +212,7 @@ pub(super) fn read(cx: &mut Cx, origin: &Node<'_>, options: &Node<'_>) -> Origin
         xff_client_ip_only: on(cx, options.child("XFFClientIPOnly").value(), false),
         whole_client_request: on(cx, options.child("WholeClientRequest").value(), false),
         redirection_trace: on(cx, options.child("RedirectionTrace").value(), false),
+        full_range_init: on(cx, options.child("FullRangeInit").value(), false),
         // RFC 9111 4.3.1: a cache sends the validators it has. The guide's default
         // ignores ETags; kura uses them unless the configuration says OFF.
         original_etag: {

@@ -595,6 +595,11 @@ async fn fetch(
             }
         }
     }
+    if vhost.cfg.origin.full_range_init && req.post.is_none() {
+        // `<FullRangeInit>`: a range from 0 gets the original past modules that
+        // rewrite plain GETs (chapter 7).
+        headers.insert(header::RANGE, HeaderValue::from_static("bytes=0-"));
+    }
     modify_origin_request(&vhost, (&req.headers, req.peer), &req.pq, &mut headers);
     let origin_started = Instant::now();
     let req_head = metered::head_bytes(&headers) + req.pq.len() as u64;
@@ -635,6 +640,9 @@ async fn fetch(
         }
     };
     let (mut head_parts, body) = resp.into_parts();
+    if head_parts.status == StatusCode::PARTIAL_CONTENT {
+        whole_range_as_ok(&mut head_parts);
+    }
     let leg = OriginLeg {
         status: head_parts.status.as_u16(),
         started: origin_started,
@@ -1092,6 +1100,27 @@ fn record_origin_failure(
         started.elapsed(),
         kind,
     );
+}
+
+/// A 206 whose `Content-Range` is the whole object (`bytes 0-(n-1)/n`, the answer to
+/// `<FullRangeInit>`'s `bytes=0-`) is the object: 200 with its length. Any other 206
+/// stays one, and is not stored.
+fn whole_range_as_ok(head: &mut http::response::Parts) {
+    let whole = head
+        .headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes 0-"))
+        .and_then(|v| v.split_once('/'))
+        .and_then(|(last, total)| Some((last.parse::<u64>().ok()?, total.parse::<u64>().ok()?)))
+        .filter(|(last, total)| last + 1 == *total)
+        .map(|(_, total)| total);
+    if let Some(total) = whole {
+        head.status = StatusCode::OK;
+        head.headers.remove(header::CONTENT_RANGE);
+        head.headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    }
 }
 
 /// Headers for the origin: the client's end-to-end headers, `Via`, `X-Forwarded-For`,
