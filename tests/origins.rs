@@ -1041,3 +1041,70 @@ fn full_range_init_fetches_the_original_with_a_range_from_zero() {
     let plain = kura(&addresses(&[o.addr]), "");
     assert_eq!(fetch(&plain, "/movie.mp4").text(), "rewritten by a module");
 }
+
+#[test]
+fn the_origin_log_has_a_line_per_origin_transaction() {
+    let o = cacheable("o");
+    let server = server_xml("", "<Log><Origin Local=\"ON\">ON</Origin></Log>");
+    let vhost = vhost("www.test", o.addr, "");
+    let k = Kurad::start(conf_dir(&server, &vhosts_xml(&vhost)));
+    assert_eq!(fetch(&k, "/a.css").status, 200);
+    assert_eq!(fetch(&k, "/a.css").header("x-cache"), Some("HIT"));
+    curl(
+        &format!("http://{}/form", k.http()),
+        &["-H", "Host: www.test", "--data-binary", "x=1"],
+    );
+    let path = k.dir.path().join("logs/www.test/origin.log");
+    let until = Instant::now() + Duration::from_secs(10);
+    let lines: Vec<String> = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() >= 3 {
+            break lines;
+        }
+        assert!(Instant::now() < until, "origin.log: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        lines[0],
+        format!("#Fields: {}", kura::log::lines::ORIGIN_FIELDS)
+    );
+    let names: Vec<&str> = kura::log::lines::ORIGIN_FIELDS.split(' ').collect();
+    let rows: Vec<std::collections::HashMap<&str, &str>> = lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), names.len(), "{l}");
+            names.iter().copied().zip(f).collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "the hit did not ask the origin: {lines:?}");
+    let (get, post) = (&rows[0], &rows[1]);
+    assert_eq!(
+        (
+            get["cs-method"],
+            get["cs-uri"],
+            get["sc-status"],
+            get["cs-reqinfo"]
+        ),
+        ("GET", "/a.css", "200", "-")
+    );
+    assert_eq!((post["cs-method"], post["cs-reqinfo"]), ("POST", "Bypass"));
+    for r in &rows {
+        assert_eq!(r["s-ip"], "127.0.0.1");
+        assert_eq!(r["s-port"], o.addr.port().to_string());
+        assert_eq!(
+            r["s-domain"],
+            format!("www.test:{}", o.addr.port()),
+            "an IP address sends the vhost's name (with the port written)"
+        );
+        assert_eq!(r["sc-cachecontrol"], "max-age=60");
+        assert_eq!(r["sc-bytes"], "1");
+        assert_eq!(r["session-type"], "cache");
+        assert!(r["cs-requestsize"].parse::<u64>().unwrap() > 0);
+        assert!(r["session-id"].parse::<u64>().unwrap() > 0);
+    }
+    // The bypass leg has its own keep-alive pool: two connections, one transaction each.
+    assert_ne!(get["cs-sid"], post["cs-sid"]);
+    assert_eq!((get["cs-tcount"], post["cs-tcount"]), ("1", "1"));
+}

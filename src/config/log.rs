@@ -1,6 +1,6 @@
 //! Chapter 12 settings: the global logs of `<Cache>` (`<InfoLog>`, `<DenyLog>`,
 //! `<OriginErrorLog>`) and a vhost's `<Log>` group (`<Access>`, `<AccessFormat>`,
-//! `<Monitoring>`). `<Origin>`, `<Dns>`, `<FileSystem>` and every `Ftp` attribute
+//! `<Origin>`, `<Monitoring>`). `<Dns>`, `<FileSystem>` and every `Ftp` attribute
 //! are left unread, so they are reported as recognised, not implemented.
 
 use std::path::PathBuf;
@@ -101,6 +101,10 @@ pub struct VhostLogs {
     pub xff: Xff,
     /// `<Access Local>`: loopback clients are logged too.
     pub access_local: bool,
+    /// `<Origin>`: one line per origin transaction.
+    pub origin: LogSettings,
+    /// `<Origin Local>`: transactions with a loopback origin are logged too.
+    pub origin_local: bool,
     /// `<Monitoring>`.
     pub monitoring: LogSettings,
     /// `<Monitoring Form>`.
@@ -174,7 +178,10 @@ pub(super) fn read_vhost(cx: &mut Cx, log: &Node<'_>) -> VhostLogs {
         Xff::On,
     );
     let monitoring = log.child("Monitoring");
+    let origin = log.child("Origin");
     VhostLogs {
+        origin_local: cx.get(origin.attr("Local"), value::on_off, false),
+        origin: settings(cx, &origin, true),
         dir,
         access_local: cx.get(access.attr("Local"), value::on_off, false),
         access: settings(cx, &access, true),

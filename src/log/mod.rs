@@ -146,7 +146,7 @@ pub struct GlobalSinks {
 pub struct VhostSinks {
     /// `access.log`.
     pub access: Arc<Sink>,
-    /// `origin.log` (log trace only until origin lines are written).
+    /// `origin.log`.
     pub origin: Arc<Sink>,
     /// `monitoring.log`.
     pub monitoring: Arc<Sink>,
@@ -162,6 +162,8 @@ pub struct VhostLog {
     pub xff: Xff,
     /// `<Access Local>`.
     pub access_local: bool,
+    /// `<Origin Local>`.
+    pub origin_local: bool,
     /// `<Monitoring Form>`.
     pub monitoring_form: MonitoringForm,
     /// Targets of access, origin and monitoring, installed with the runtime.
@@ -235,15 +237,17 @@ impl Logs {
         Arc::new(VhostLog {
             targets: [
                 target(&l.access, access_format.header()),
-                // No origin lines yet: `<Origin>` is reported as not implemented, and
-                // log trace of the origin log stays empty.
-                Target::none(),
+                target(
+                    &l.origin,
+                    Some(format!("#Fields: {}", lines::ORIGIN_FIELDS)),
+                ),
                 target(&l.monitoring, None),
             ],
             sinks,
             access_format,
             xff: l.xff,
             access_local: l.access_local,
+            origin_local: l.origin_local,
             monitoring_form: l.monitoring_form,
         })
     }

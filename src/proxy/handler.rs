@@ -299,6 +299,7 @@ async fn serve_cached(
         },
         headers: parts.headers.clone(),
         peer: conn.peer,
+        session: conn.id,
         https: conn.tls.is_some(),
         head_only: parts.method == Method::HEAD,
         post,
@@ -538,6 +539,8 @@ struct FetchRequest {
     headers: HeaderMap,
     /// The client, for `X-Forwarded-For`.
     peer: SocketAddr,
+    /// The client connection's id, for the origin log's `session-id`.
+    session: u64,
     /// Whether the client came over TLS, for `X-Forwarded-Proto`.
     https: bool,
     /// HEAD: the client gets no body.
@@ -601,6 +604,7 @@ async fn fetch(
         headers.insert(header::RANGE, HeaderValue::from_static("bytes=0-"));
     }
     modify_origin_request(&vhost, (&req.headers, req.peer), &req.pq, &mut headers);
+    let sent = Sent::of(&headers);
     let origin_started = Instant::now();
     let req_head = metered::head_bytes(&headers) + req.pq.len() as u64;
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
@@ -640,10 +644,18 @@ async fn fetch(
         }
     };
     let (mut head_parts, body) = resp.into_parts();
+    let log = origin_log(
+        &vhost,
+        (&method, &req.pq),
+        (&sent, req_head),
+        &head_parts,
+        ("", req.session),
+    );
     if head_parts.status == StatusCode::PARTIAL_CONTENT {
         whole_range_as_ok(&mut head_parts);
     }
     let leg = OriginLeg {
+        log,
         status: head_parts.status.as_u16(),
         started: origin_started,
         time_res: origin_started.elapsed(),
@@ -941,6 +953,7 @@ async fn pass(
         false,
     );
     modify_origin_request(vhost, (&parts.headers, conn.peer), pq, &mut headers);
+    let facts = Sent::of(&headers);
     let body = body.filter(|b| !b.is_end_stream());
     let origin_started = Instant::now();
     let origin_active = GaugeGuard::new(&vhost.stats, Gauge::OriginActive);
@@ -966,7 +979,20 @@ async fn pass(
     match sent {
         Ok(resp) => {
             let (mut p, body) = resp.into_parts();
+            let reqinfo = match leg {
+                Leg::Bypass { private: true, .. } => "PrivateBypass",
+                Leg::Bypass { .. } => "Bypass",
+                Leg::Cache => "",
+            };
+            let log = origin_log(
+                vhost,
+                (&parts.method, pq),
+                (&facts, req_head),
+                &p,
+                (reqinfo, conn.id),
+            );
             let leg = OriginLeg {
+                log,
                 status: p.status.as_u16(),
                 started: origin_started,
                 time_res: origin_started.elapsed(),
@@ -1100,6 +1126,76 @@ fn record_origin_failure(
         started.elapsed(),
         kind,
     );
+}
+
+/// What the origin log needs of a request before it is sent away.
+struct Sent {
+    /// `Range` sent.
+    range: Option<String>,
+    /// Whether compressed content was accepted.
+    accept_encoding: bool,
+}
+
+impl Sent {
+    fn of(headers: &HeaderMap) -> Sent {
+        let text = |h| headers.get(h).and_then(|v| v.to_str().ok());
+        Sent {
+            range: text(header::RANGE).map(str::to_string),
+            accept_encoding: text(header::ACCEPT_ENCODING)
+                .is_some_and(|v| v.contains("gzip") || v.contains("deflate")),
+        }
+    }
+}
+
+/// The origin log line of a transaction whose response head arrived, when the vhost
+/// writes one (`<Log><Origin>`; a loopback origin only with `Local`).
+fn origin_log(
+    vhost: &VhostRt,
+    (method, uri): (&Method, &str),
+    (sent, req_head): (&Sent, u64),
+    resp: &http::response::Parts,
+    (reqinfo, session): (&'static str, u64),
+) -> Option<(
+    Arc<crate::log::writer::Sink>,
+    crate::log::lines::OriginTransaction,
+)> {
+    let sink = &vhost.log.sinks.origin;
+    let info = resp.extensions.get::<super::origin::connect::ConnInfo>();
+    let peer = info.and_then(|i| i.peer);
+    let local_origin = peer.is_some_and(|p| crate::config::is_loopback(p.ip()));
+    if !sink.wanted() || (local_origin && !vhost.log.origin_local) {
+        return None;
+    }
+    let text = |h| {
+        resp.headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let tcount = info.map_or(0, |i| i.next_transaction());
+    let t = crate::log::lines::OriginTransaction {
+        connection: (info.map_or(0, |i| i.id), tcount),
+        local: info.and_then(|i| i.local).map(|a| a.ip()),
+        method: method.to_string(),
+        domain: info.map(|i| i.domain.clone()).unwrap_or_default(),
+        uri: uri.to_string(),
+        origin: peer,
+        status: resp.status.as_u16(),
+        range: sent.range.clone(),
+        content_length: text(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+        heads: (req_head, metered::head_bytes(&resp.headers)),
+        // Only a connection's first transaction paid for connecting.
+        connect: info
+            .filter(|_| tcount == 1)
+            .map_or(Duration::ZERO, |i| i.connect),
+        reqinfo,
+        accept_encoding: sent.accept_encoding,
+        cache_control: text(header::CACHE_CONTROL),
+        content_encoding: text(header::CONTENT_ENCODING),
+        session,
+        ..Default::default()
+    };
+    Some((sink.clone(), t))
 }
 
 /// A 206 whose `Content-Range` is the whole object (`bytes 0-(n-1)/n`, the answer to

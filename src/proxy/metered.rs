@@ -13,8 +13,8 @@ use http_body::{Body as _, Frame, SizeHint};
 use super::body::{Body, BodyError};
 use super::handler::Conn;
 use crate::cache::CacheResult;
-use crate::log::access;
 use crate::log::VhostLog;
+use crate::log::{access, lines};
 use crate::stats::counter::Side;
 use crate::stats::dirs::Dir;
 use crate::stats::{Counting, Exchange, GaugeGuard, VhostStats};
@@ -44,19 +44,31 @@ pub struct OriginLeg {
     pub head: u64,
     /// Keeps the vhost's `OriginActiveSession` up until the body ends.
     pub active: GaugeGuard,
+    /// The origin log line in the making, when the vhost's origin log wants it.
+    pub log: Option<(Arc<crate::log::writer::Sink>, lines::OriginTransaction)>,
 }
 
 impl OriginLeg {
-    /// Records the origin exchange with `received` body bytes, ended now.
+    /// Records the origin exchange with `received` body bytes, ended now, and writes
+    /// its origin log line.
     pub fn record(self, stats: &VhostStats, received: u64, completed: bool) {
+        let taken = self.started.elapsed();
         stats.record(&Exchange {
             side: Side::Origin,
             status: self.status,
             parts: [self.req_head, self.req_body, self.head, received],
             completed,
             time_res: self.time_res,
-            time_complete: self.started.elapsed(),
+            time_complete: taken,
         });
+        if let Some((sink, mut t)) = self.log {
+            t.bytes = received;
+            t.broken = !completed;
+            t.taken = taken;
+            t.first_byte = self.time_res.saturating_sub(t.connect);
+            t.complete = taken.saturating_sub(self.time_res);
+            sink.send(lines::origin(chrono::Local::now(), &t));
+        }
     }
 }
 

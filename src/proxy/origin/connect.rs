@@ -23,6 +23,34 @@ use crate::stats::counter::{Gauge, OriginEvent};
 use crate::stats::system::CONNECTIONS;
 use crate::stats::{GaugeGuard, VhostStats};
 
+/// Facts of one origin connection, handed to every response it carries (hyper's
+/// connection extras) for the origin log.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The connection's id (`cs-sid`), from 1 in the process.
+    pub id: u64,
+    /// kura's end (`c-ip`).
+    pub local: Option<SocketAddr>,
+    /// The origin's end (`s-ip`, `s-port`).
+    pub peer: Option<SocketAddr>,
+    /// The `Host` its address sends (`s-domain`).
+    pub domain: String,
+    /// Time the connection took to make (`time-connect` of its first transaction).
+    pub connect: Duration,
+    /// Transactions answered so far (`cs-tcount`).
+    transactions: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ConnInfo {
+    /// Counts a transaction on the connection; its number, from 1.
+    pub fn next_transaction(&self) -> u64 {
+        self.transactions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Ids of origin connections (`cs-sid`).
+static NEXT_ORIGIN_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Makes connections for a vhost's requests (`stats` set) or probes (`None`).
 #[derive(Clone)]
 pub struct Connector {
@@ -103,6 +131,7 @@ impl tower_service::Service<http::Uri> for Connector {
             let started = Instant::now();
             let tcp = connecting.await?;
             let peer = tcp.inner().peer_addr().ok();
+            let local = tcp.inner().local_addr().ok();
             let io = if https {
                 let name = named
                     .or_else(|| peer.and_then(|p| server_name(&table, p)))
@@ -128,7 +157,21 @@ impl tower_service::Service<http::Uri> for Connector {
                 CONNECTIONS.connected.fetch_add(1, Ordering::Relaxed);
                 GaugeGuard::new(&stats, Gauge::OriginSessions)
             });
-            Ok(OriginConnection { io, session, open })
+            let domain = peer.and_then(|p| host_of(&table, p)).unwrap_or_default();
+            let info = ConnInfo {
+                id: NEXT_ORIGIN_CONN.fetch_add(1, Ordering::Relaxed),
+                local,
+                peer,
+                domain,
+                connect: started.elapsed(),
+                transactions: Default::default(),
+            };
+            Ok(OriginConnection {
+                io,
+                session,
+                open,
+                info,
+            })
         })
     }
 }
@@ -141,6 +184,16 @@ fn server_name(table: &Weak<OriginTable>, peer: SocketAddr) -> Option<ServerName
         .iter()
         .find(|e| e.ips().iter().any(|ip| ip.addr == peer))?;
     ServerName::try_from(entry.address.host.clone()).ok()
+}
+
+/// The `Host` the table's address of IP `peer` sends.
+fn host_of(table: &Weak<OriginTable>, peer: SocketAddr) -> Option<String> {
+    let table = table.upgrade()?;
+    let entry = table
+        .entries
+        .iter()
+        .find(|e| e.ips().iter().any(|ip| ip.addr == peer))?;
+    entry.host.to_str().ok().map(str::to_string)
 }
 
 /// The open-connection count of the table's IP `peer`.
@@ -170,6 +223,8 @@ pub struct OriginConnection {
     session: Option<GaugeGuard>,
     /// The IP's open-connection count.
     open: Option<Arc<AtomicUsize>>,
+    /// What the origin log says of it.
+    info: ConnInfo,
 }
 
 impl Drop for OriginConnection {
@@ -185,10 +240,11 @@ impl Drop for OriginConnection {
 
 impl Connection for OriginConnection {
     fn connected(&self) -> Connected {
-        match &self.io {
+        let connected = match &self.io {
             Io::Plain(io) => io.connected(),
             Io::Tls(_) => Connected::new(),
-        }
+        };
+        connected.extra(self.info.clone())
     }
 }
 
