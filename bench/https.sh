@@ -103,6 +103,7 @@ $(row "keep-alive hits, req/s (wrk -t1 -c$CONNS)" keepalive)
 $(row "new connection per request, req/s (wrk -t1 -c16, Connection: close)" close)
 $(row "full handshakes/s (openssl s_time -new, 1 client)" stime)
 
+Keep-alive rounds, kura: $(paste -sd' ' "$RUN/kura.keepalive"); nginx: $(paste -sd' ' "$RUN/nginx.keepalive").
 Medians of $ROUNDS interleaved rounds of $SECS s; $(nproc) cores shared by client and servers;
 kurad $($KURAD --version | awk '{print $2}') (a cached hit), $(nginx -v 2>&1 | sed 's/.*\///') (a static file), $(openssl version | awk '{print $1, $2}').
 EOF
