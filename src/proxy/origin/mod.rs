@@ -300,21 +300,8 @@ impl OriginPool {
                 addr: addr.clone(),
                 reason: e.to_string(),
             })?;
-        let timeout = self.policy.receive_timeout;
         let clients = self.clients.load_full();
-        match tokio::time::timeout(timeout, clients.cache.request(req)).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) if e.is_connect() => Err(OriginError::Connect {
-                addr,
-                reason: source_chain(&e),
-                timed_out: timed_out(&e),
-            }),
-            Ok(Err(e)) => Err(OriginError::Http {
-                addr,
-                reason: source_chain(&e),
-            }),
-            Err(_) => Err(OriginError::Timeout { addr, timeout }),
-        }
+        request_within(&clients.cache, req, addr, self.policy.receive_timeout).await
     }
 
     /// One request, with failover, no redirect followed.
@@ -515,30 +502,43 @@ impl OriginPool {
         let addr = ip.addr.to_string();
         ip.in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let result = tokio::time::timeout(timeout, client.request(req)).await;
+        let result = request_within(client, req, addr, timeout).await;
         ip.in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let err = match result {
-            Ok(Ok(resp)) => {
+            Ok(resp) => {
                 ip.errors.succeed(0);
                 return Ok(resp);
             }
-            Ok(Err(e)) if e.is_connect() => OriginError::Connect {
-                addr,
-                reason: source_chain(&e),
-                timed_out: timed_out(&e),
-            },
-            Ok(Err(e)) => OriginError::Http {
-                addr,
-                reason: source_chain(&e),
-            },
-            Err(_) => OriginError::Timeout { addr, timeout },
+            Err(e) => e,
         };
         if ip.errors.fail(self.policy.exclusion) {
             tracing::warn!(vhost = %self.vhost, origin = %ip.addr, error = %err,
                 failures = self.policy.exclusion, "origin excluded");
         }
         Err(err)
+    }
+}
+
+/// `req` on `client`, answered within `timeout`, its failure named after `addr`.
+async fn request_within(
+    client: &Client<Connector, OriginBody>,
+    req: Request<OriginBody>,
+    addr: String,
+    timeout: Duration,
+) -> Result<Response<Incoming>, OriginError> {
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) if e.is_connect() => Err(OriginError::Connect {
+            addr,
+            reason: source_chain(&e),
+            timed_out: timed_out(&e),
+        }),
+        Ok(Err(e)) => Err(OriginError::Http {
+            addr,
+            reason: source_chain(&e),
+        }),
+        Err(_) => Err(OriginError::Timeout { addr, timeout }),
     }
 }
 
