@@ -1108,3 +1108,44 @@ fn the_origin_log_has_a_line_per_origin_transaction() {
     assert_ne!(get["cs-sid"], post["cs-sid"]);
     assert_eq!((get["cs-tcount"], post["cs-tcount"]), ("1", "1"));
 }
+
+#[test]
+fn health_checks_are_written_to_the_origin_log_when_their_log_is_on() {
+    let o = cacheable("o");
+    let server = server_xml("", "<Log><Origin Local=\"ON\">ON</Origin></Log>");
+    let vhost = format!(
+        "  <Vhost Name=\"www.test\"><Listen>127.0.0.1:0</Listen><Origin><Address>{}</Address>\
+         <HealthChecker Cycle=\"1\" Log=\"ON\">/alive</HealthChecker>\
+         <HealthChecker Cycle=\"1\" Log=\"OFF\">/quiet</HealthChecker></Origin></Vhost>\n",
+        o.addr
+    );
+    let k = Kurad::start(conf_dir(&server, &vhosts_xml(&vhost)));
+    let path = k.dir.path().join("logs/www.test/origin.log");
+    let until = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains(" /alive ")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < until, "origin.log: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let f: Vec<&str> = line.split(' ').collect();
+    let names: Vec<&str> = kura::log::lines::ORIGIN_FIELDS.split(' ').collect();
+    let field = |n: &str| f[names.iter().position(|x| *x == n).unwrap()];
+    assert_eq!(
+        (field("cs-method"), field("sc-status"), field("cs-reqinfo")),
+        ("GET", "200", "HealthChecker")
+    );
+    assert_eq!(
+        field("sc-bytes"),
+        "1",
+        "a health check reads the whole answer"
+    );
+    assert!(o.count("/quiet") >= 1, "the quiet checker runs");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains(" /quiet "),
+        "Log=\"OFF\" keeps it out: {text}"
+    );
+}

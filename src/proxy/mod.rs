@@ -128,7 +128,11 @@ impl Runtime {
                 let old = previous.and_then(|p| p.pools.get(&v.name));
                 (
                     v.name.clone(),
-                    OriginPool::new(v, vhost_stats[&v.name].clone(), old.map(Arc::as_ref)),
+                    OriginPool::new(
+                        v,
+                        (vhost_stats[&v.name].clone(), vhost_logs[&v.name].clone()),
+                        old.map(Arc::as_ref),
+                    ),
                 )
             })
             .collect();

@@ -171,15 +171,17 @@ pub struct OriginPool {
     clients: ArcSwap<Clients>,
     /// Its statistics.
     stats: Arc<VhostStats>,
+    /// Its logs, for probe lines in the origin log.
+    pub log: Arc<crate::log::VhostLog>,
 }
 
 impl OriginPool {
-    /// A pool for `vhost`, its connections counted in `stats`, keeping what
+    /// A pool for `vhost`, its connections counted in `stats` and its probes in `log`, keeping what
     /// `previous` (the same vhost's pool before a reload) knew of each IP's health.
     /// Starts the vhost's probes and resolver when called inside a tokio runtime.
     pub fn new(
         vhost: &VhostConfig,
-        stats: Arc<VhostStats>,
+        (stats, log): (Arc<VhostStats>, Arc<crate::log::VhostLog>),
         previous: Option<&OriginPool>,
     ) -> Arc<Self> {
         let policy = vhost.origin.clone();
@@ -196,6 +198,7 @@ impl OriginPool {
             policy,
             table,
             stats,
+            log,
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             probe::start(&pool);

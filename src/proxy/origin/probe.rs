@@ -13,10 +13,13 @@ use http::header::{HOST, USER_AGENT};
 use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Either, Empty};
 
-use super::connect::Connector;
+use super::connect::{ConnInfo, Connector};
 use super::table::{OriginEntry, OriginIp, OriginTable, Verdict};
 use super::OriginPool;
 use crate::config::origin::Probe;
+use crate::log::lines::OriginTransaction;
+use crate::log::VhostLog;
+use crate::proxy::metered::head_bytes;
 
 /// Which judge a probe reports to.
 #[derive(Clone, Copy)]
@@ -80,12 +83,19 @@ async fn probe_loop(pool: Weak<OriginPool>, probe: Probe, judge: Judge) {
             .collect();
         let vhost = pool.vhost.clone();
         let table = Arc::downgrade(&pool.table);
+        let log = probe.log.then(|| pool.log.clone());
         drop(pool);
         let mut probes = tokio::task::JoinSet::new();
         for (ip, host, uri) in targets {
             let (probe, vhost, table) = (probe.clone(), vhost.clone(), table.clone());
+            let log = log.clone();
             probes.spawn(async move {
+                let started = std::time::Instant::now();
                 let outcome = probe_once(&probe, &table, host, &uri).await;
+                if let (Some(log), Ok(answer)) = (&log, &outcome) {
+                    write_probe_line(log, judge, (&uri, started), answer);
+                }
+                let outcome = outcome.map(|a| a.status);
                 let verdict = match judge {
                     Judge::Recovery => &ip.errors,
                     Judge::Checker(i) => &ip.checks[i],
@@ -129,6 +139,70 @@ fn judge_outcome(
     }
 }
 
+/// What a probe got.
+struct Answer {
+    /// The status.
+    status: u16,
+    /// The connection's facts.
+    info: Option<ConnInfo>,
+    /// Request and response head bytes.
+    heads: (u64, u64),
+    /// Body bytes read (none for `<Recovery>`).
+    bytes: u64,
+    /// Time to the response head.
+    first_byte: Duration,
+}
+
+/// The probe's origin log line (`Log="ON"`), `cs-reqinfo` naming the judge.
+fn write_probe_line(
+    log: &VhostLog,
+    judge: Judge,
+    (url, started): (&str, std::time::Instant),
+    a: &Answer,
+) {
+    let sink = &log.sinks.origin;
+    let peer = a.info.as_ref().and_then(|i| i.peer);
+    if !sink.wanted()
+        || (peer.is_some_and(|p| crate::config::is_loopback(p.ip())) && !log.origin_local)
+    {
+        return;
+    }
+    let taken = started.elapsed();
+    let connect = a.info.as_ref().map_or(Duration::ZERO, |i| i.connect);
+    let t = OriginTransaction {
+        connection: a
+            .info
+            .as_ref()
+            .map_or((0, 0), |i| (i.id, i.next_transaction())),
+        local: a.info.as_ref().and_then(|i| i.local).map(|l| l.ip()),
+        method: "GET".into(),
+        domain: a
+            .info
+            .as_ref()
+            .map(|i| i.domain.clone())
+            .unwrap_or_default(),
+        uri: url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.path_and_query().map(|p| p.to_string()))
+            .unwrap_or_default(),
+        origin: peer,
+        status: a.status,
+        heads: a.heads,
+        bytes: a.bytes,
+        taken,
+        connect,
+        first_byte: a.first_byte.saturating_sub(connect),
+        complete: taken.saturating_sub(a.first_byte),
+        reqinfo: match judge {
+            Judge::Recovery => "Recovery",
+            Judge::Checker(_) => "HealthChecker",
+        },
+        ..OriginTransaction::default()
+    };
+    sink.send(crate::log::lines::origin(chrono::Local::now(), &t));
+}
+
 /// One probe: a GET of `url` (an IP's), on a connection of its own, within the
 /// probe's timeout. A `<HealthChecker>` reads the whole body; `<Recovery>` stops at
 /// the status.
@@ -137,7 +211,7 @@ async fn probe_once(
     table: &Weak<OriginTable>,
     host: HeaderValue,
     url: &str,
-) -> Result<u16, String> {
+) -> Result<Answer, String> {
     let client = super::client(
         Connector::new(probe.timeout, None, table.clone()),
         Duration::ZERO,
@@ -150,19 +224,34 @@ async fn probe_once(
         )
         .body(Either::Right(Either::Left(Empty::new())))
         .map_err(|e| e.to_string())?;
+    let req_head = head_bytes(req.headers()) + url.len() as u64;
+    let started = std::time::Instant::now();
     let exchange = async {
         let resp = client
             .request(req)
             .await
             .map_err(|e| super::source_chain(&e))?;
+        let first_byte = started.elapsed();
         let status = resp.status().as_u16();
-        if probe.whole_body {
-            resp.into_body()
+        let info = resp.extensions().get::<ConnInfo>().cloned();
+        let res_head = head_bytes(resp.headers());
+        let bytes = if probe.whole_body {
+            let body = resp
+                .into_body()
                 .collect()
                 .await
                 .map_err(|e| super::source_chain(&e))?;
-        }
-        Ok(status)
+            body.to_bytes().len() as u64
+        } else {
+            0
+        };
+        Ok(Answer {
+            status,
+            info,
+            heads: (req_head, res_head),
+            bytes,
+            first_byte,
+        })
     };
     tokio::time::timeout(probe.timeout, exchange)
         .await
