@@ -170,6 +170,15 @@ pub struct VhostLog {
     targets: [Target; 3],
 }
 
+impl VhostLog {
+    /// Whether a transaction with the origin at `origin` gets an origin log line: the
+    /// log is on, and a loopback origin only with `Local`.
+    pub fn wants_origin_line(&self, origin: Option<std::net::SocketAddr>) -> bool {
+        let local = origin.is_some_and(|o| crate::config::is_loopback(o.ip()));
+        self.sinks.origin.wanted() && (self.origin_local || !local)
+    }
+}
+
 /// Every log of the daemon.
 pub struct Logs {
     /// The writer thread.

@@ -1159,11 +1159,9 @@ fn origin_log(
     Arc<crate::log::writer::Sink>,
     crate::log::lines::OriginTransaction,
 )> {
-    let sink = &vhost.log.sinks.origin;
     let info = resp.extensions.get::<super::origin::connect::ConnInfo>();
     let peer = info.and_then(|i| i.peer);
-    let local_origin = peer.is_some_and(|p| crate::config::is_loopback(p.ip()));
-    if !sink.wanted() || (local_origin && !vhost.log.origin_local) {
+    if !vhost.log.wants_origin_line(peer) {
         return None;
     }
     let text = |h| {
@@ -1195,7 +1193,7 @@ fn origin_log(
         session,
         ..Default::default()
     };
-    Some((sink.clone(), t))
+    Some((vhost.log.sinks.origin.clone(), t))
 }
 
 /// A 206 whose `Content-Range` is the whole object (`bytes 0-(n-1)/n`, the answer to

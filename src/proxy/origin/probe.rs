@@ -160,11 +160,8 @@ fn write_probe_line(
     (url, started): (&str, std::time::Instant),
     a: &Answer,
 ) {
-    let sink = &log.sinks.origin;
     let peer = a.info.as_ref().and_then(|i| i.peer);
-    if !sink.wanted()
-        || (peer.is_some_and(|p| crate::config::is_loopback(p.ip())) && !log.origin_local)
-    {
+    if !log.wants_origin_line(peer) {
         return;
     }
     let taken = started.elapsed();
@@ -200,7 +197,9 @@ fn write_probe_line(
         },
         ..OriginTransaction::default()
     };
-    sink.send(crate::log::lines::origin(chrono::Local::now(), &t));
+    log.sinks
+        .origin
+        .send(crate::log::lines::origin(chrono::Local::now(), &t));
 }
 
 /// One probe: a GET of `url` (an IP's), on a connection of its own, within the
