@@ -586,3 +586,29 @@ fn an_https_origin_is_spoken_to_over_verified_tls() {
     assert_eq!(r.status, 502);
     assert_eq!(origin.count("/refused"), 0);
 }
+
+#[test]
+fn an_ocsp_response_beside_the_certificate_is_stapled() {
+    let ca = TestCa::new();
+    let (stapled, stapled_key) = ca.leaf("stapled", "a.test", &["a.test"], false);
+    let (bare, bare_key) = ca.leaf("bare", "b.test", &["b.test"], false);
+    ca.staple(&stapled);
+    let origin = cacheable_origin();
+    let https = https_block(
+        "Listen=\"127.0.0.1:0\"",
+        &stapled,
+        &stapled_key,
+        Some(&ca.ca()),
+    ) + &https_block("Listen=\"127.0.0.1:0\"", &bare, &bare_key, Some(&ca.ca()));
+    let k = kurad_with(&https, &origin);
+    let addr = k.https()[0];
+    let (ok, text) = s_client(addr, &["-servername", "a.test", "-status"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("OCSP Response Status: successful") && text.contains("Cert Status: good"),
+        "{text}"
+    );
+    let (ok, text) = s_client(addr, &["-servername", "b.test", "-status"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("OCSP response: no response sent"), "{text}");
+}

@@ -182,7 +182,10 @@ fn certified_key(cx: &mut Cx, n: &Node<'_>) -> Option<CertifiedKey> {
                 .map_err(|e| format!("{key_path}: unsupported private key: {e}"))
         })
         .and_then(|signer| {
-            let certified = CertifiedKey::new(chain, signer);
+            let mut certified = CertifiedKey::new(chain, signer);
+            // A DER OCSP response beside the certificate (`<Cert>.ocsp`, HAProxy's
+            // convention) is stapled; refreshing it is the operator's cron job + reload.
+            certified.ocsp = std::fs::read(format!("{cert_path}.ocsp")).ok();
             match certified.keys_match() {
                 Ok(()) => Ok(certified),
                 Err(_) => Err(format!(

@@ -655,6 +655,51 @@ impl TestCa {
         self.dir.path().join("ca.pem")
     }
 
+    /// Writes a `good` OCSP response for `cert` (signed by the CA) to `<cert>.ocsp`.
+    pub fn staple(&self, cert: &Path) {
+        let d = self.dir.path();
+        let serial = Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-in"])
+            .arg(cert)
+            .output()
+            .unwrap();
+        let serial = String::from_utf8_lossy(&serial.stdout);
+        let serial = serial.trim().trim_start_matches("serial=");
+        std::fs::write(
+            d.join("index.txt"),
+            format!("V\t301231235959Z\t\t{serial}\tunknown\t/CN=x\n"),
+        )
+        .unwrap();
+        let cert = cert.display().to_string();
+        openssl(
+            d,
+            &[
+                "ocsp", "-issuer", "ca.pem", "-cert", &cert, "-reqout", "req.der",
+            ],
+        );
+        let out = format!("{cert}.ocsp");
+        openssl(
+            d,
+            &[
+                "ocsp",
+                "-index",
+                "index.txt",
+                "-rsigner",
+                "ca.pem",
+                "-rkey",
+                "ca.key",
+                "-CA",
+                "ca.pem",
+                "-reqin",
+                "req.der",
+                "-respout",
+                &out,
+                "-ndays",
+                "1",
+            ],
+        );
+    }
+
     /// Signs a leaf `<file>.pem` + `<file>.key` with subject `CN=cn` for `dns` names;
     /// `rsa` makes an RSA 2048 key (the guide's), else ECDSA P-256.
     pub fn leaf(&self, file: &str, cn: &str, dns: &[&str], rsa: bool) -> (PathBuf, PathBuf) {
