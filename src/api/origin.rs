@@ -42,7 +42,7 @@ pub fn monitoring(rt: &Runtime, vhost: Option<&str>) -> Option<Value> {
                     .iter()
                     .filter(|e| e.standby == standby)
                     .map(|e| {
-                        let state = if t.in_use(e) { "Active" } else { "Inactive" };
+                        let state = if t.is_in_use(e) { "Active" } else { "Inactive" };
                         pair(e.address.authority(), state.into())
                     })
                     .collect()

@@ -273,12 +273,7 @@ async fn resolve_loop(pool: Weak<OriginPool>, every: Duration) {
 
 /// Resolves domain addresses that have no IP yet (the first requests after a start).
 pub async fn resolve_unresolved(pool: &OriginPool) {
-    for e in pool
-        .table
-        .entries
-        .iter()
-        .filter(|e| e.is_domain() && e.ips().is_empty())
-    {
+    for e in pool.table.entries.iter().filter(|e| e.is_unresolved()) {
         resolve(pool, e).await;
     }
 }

@@ -146,6 +146,11 @@ impl OriginEntry {
         ips.is_empty() || ips.iter().any(|ip| ip.usable())
     }
 
+    /// Whether it is a domain no resolution has answered yet.
+    pub fn is_unresolved(&self) -> bool {
+        self.is_domain() && self.ips.read().is_empty()
+    }
+
     /// Whether its host must be resolved.
     pub fn is_domain(&self) -> bool {
         !self.address.is_ip
@@ -251,44 +256,39 @@ impl OriginTable {
     /// The IPs a request may use, in the order to try them: the usable IPs of usable
     /// `<Address>`es, plus one usable standby per `<Address>` that has none.
     pub fn usable(&self) -> Vec<Target> {
-        let (primary, standby): (Vec<_>, Vec<_>) = self
-            .entries
-            .iter()
-            .enumerate()
-            .partition(|(_, e)| !e.standby);
-        let down = primary.iter().filter(|(_, e)| !e.usable()).count();
-        primary
-            .into_iter()
-            .filter(|(_, e)| e.usable())
-            .chain(standby.into_iter().filter(|(_, e)| e.usable()).take(down))
-            .flat_map(|(entry, e)| {
-                e.ips()
-                    .into_iter()
-                    .filter(|ip| ip.usable())
-                    .map(move |ip| Target {
-                        ip,
-                        host: e.host.clone(),
-                        entry,
-                    })
-            })
-            .collect()
+        let mut targets = Vec::new();
+        for (entry, e) in self.in_use() {
+            let ips = e.ips.read();
+            targets.extend(ips.iter().filter(|ip| ip.usable()).map(|ip| Target {
+                ip: ip.clone(),
+                host: e.host.clone(),
+                entry,
+            }));
+        }
+        targets
     }
 
-    /// Whether a standby address is standing in for a failed one.
-    pub fn in_use(&self, entry: &OriginEntry) -> bool {
-        if !entry.standby {
-            return entry.usable();
-        }
-        let down = self
+    /// The addresses in use, with their index: every usable `<Address>`, and as many
+    /// usable `<Address2>`es, in order, as there are `<Address>`es without a usable IP
+    /// (entries hold the `<Address>`es first).
+    fn in_use(&self) -> impl Iterator<Item = (usize, &OriginEntry)> {
+        let mut down = self
             .entries
             .iter()
             .filter(|e| !e.standby && !e.usable())
             .count();
-        self.entries
-            .iter()
-            .filter(|e| e.standby && e.usable())
-            .take(down)
-            .any(|e| std::ptr::eq(e, entry))
+        self.entries.iter().enumerate().filter(move |(_, e)| {
+            let standing_in = e.standby && down > 0 && e.usable();
+            if standing_in {
+                down -= 1;
+            }
+            standing_in || (!e.standby && e.usable())
+        })
+    }
+
+    /// Whether an address is in use (a standby only while it stands in for a failed one).
+    pub fn is_in_use(&self, entry: &OriginEntry) -> bool {
+        self.in_use().any(|(_, e)| std::ptr::eq(e, entry))
     }
 
     /// Orders `targets` by `<BalanceMode>`, or by the client for `OriginAffinity`:
@@ -427,7 +427,7 @@ mod tests {
         assert!(!first.errors.fail(2));
         assert!(first.errors.fail(2), "the second failure in a row excludes");
         assert_eq!(ports(&t.usable()), [2, 3]);
-        assert!(t.in_use(&t.entries[2]) && !t.in_use(&t.entries[3]));
+        assert!(t.is_in_use(&t.entries[2]) && !t.is_in_use(&t.entries[3]));
         assert!(!first.errors.succeed(5) && !first.errors.succeed(5));
         t.reset();
         assert_eq!(ports(&t.usable()), [1, 2]);
