@@ -154,6 +154,9 @@ pub enum Stop {
     Terminate,
     /// Start again in the same process (the same program and arguments).
     Restart,
+    /// Every cache disk failed and `<Storage OnCrash="selfkill">`: exit with an
+    /// error, so systemd starts kurad again.
+    DisksFailed,
 }
 
 impl Stop {
@@ -162,6 +165,7 @@ impl Stop {
         match self {
             Stop::Terminate => "terminating",
             Stop::Restart => "restarting",
+            Stop::DisksFailed => "every cache disk failed (OnCrash selfkill)",
         }
     }
 }
@@ -202,11 +206,20 @@ impl Daemon {
             Logs::start(options.log_dir.clone(), options.log_queue).map_err(DaemonError::Logs)?;
         logs.install_global(&config);
         report_not_implemented(&config);
-        let store = Store::new(config.server.cache_memory_bytes);
+        let store = {
+            let (storage, memory) = (
+                config.server.storage.clone(),
+                config.server.cache_memory_bytes,
+            );
+            tokio::task::spawn_blocking(move || Store::open(&storage, memory))
+                .await
+                .expect("opening the store does not panic")
+        };
         tracing::info!(
-            bytes = config.server.cache_memory_bytes,
+            memory = config.server.cache_memory_bytes,
+            disks = config.server.storage.disks.len(),
             max_object = store.max_object(),
-            "memory cache"
+            "cache store"
         );
         let stats = Arc::new(Stats::default());
         tokio::spawn(stats.clone().run_ticker());
@@ -249,6 +262,8 @@ impl Daemon {
             Arc::downgrade(&daemon),
             options.monitoring_log_every,
         ));
+        tokio::spawn(storage_watch(Arc::downgrade(&daemon)));
+        tokio::spawn(daily_cleanup(Arc::downgrade(&daemon)));
         Ok(daemon)
     }
 
@@ -336,6 +351,48 @@ impl Daemon {
         }
     }
 
+    /// Flushes the cache disks' pending work and marks them cleanly stopped,
+    /// so the next start trusts their objects without checking them.
+    pub async fn close(&self) {
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+
+    /// The clean-up (`/command/cleanup`, and daily at `<Cleanup><Time>`): drops
+    /// cached objects not hit for `age_days` (none when 0: the quotas evict as
+    /// needed) and configuration archives older than `<ConfigHistory>`.
+    /// Returns the objects and body bytes dropped, and the archives kept.
+    pub fn cleanup(&self, age_days: u32) -> (usize, u64, usize) {
+        let (count, size) = if age_days > 0 {
+            let before = crate::procfs::unix_now().saturating_sub(u64::from(age_days) * 86_400);
+            self.store.drop_idle(before)
+        } else {
+            (0, 0)
+        };
+        let retention = self.runtime().config.server.config_history_days;
+        let mut history = self.history();
+        history.prune(retention);
+        let archives = history.all().len();
+        drop(history);
+        tracing::info!(
+            age = age_days,
+            objects = count,
+            bytes = size,
+            archives,
+            "cleanup"
+        );
+        (count, size, archives)
+    }
+
+    /// Shows each cache disk's state in the monitoring (hwinfo, SNMP diskInfo).
+    pub fn publish_disk_states(&self) {
+        for disk in self.store.disks() {
+            self.stats
+                .disks
+                .set_cache_state(&disk.path, disk.state().as_str());
+        }
+    }
+
     /// The configuration history: archives, newest first.
     pub fn history(&self) -> parking_lot::MutexGuard<'_, ConfHistory> {
         self.history.lock()
@@ -351,6 +408,11 @@ impl Daemon {
         let old = self.runtime();
         if config.server.manager.bind != old.config.server.manager.bind {
             tracing::warn!("a changed <Manager Port> applies at the next restart");
+        }
+        if config.server.storage != old.config.server.storage
+            || config.server.cache_memory_bytes != old.config.server.cache_memory_bytes
+        {
+            tracing::warn!("changed <Storage> or memory ratios apply at the next restart");
         }
         let new = Arc::new(Runtime::new(
             config,
@@ -407,9 +469,14 @@ impl Daemon {
                 .map(|(name, log)| (name.as_str(), log.as_ref())),
         );
         self.stats.install(rt.stats.iter().cloned());
-        self.stats
-            .disks
-            .install(rt.config.server.disks.iter().map(|d| d.path.as_path()));
+        self.stats.disks.install(
+            rt.config
+                .server
+                .storage
+                .disks
+                .iter()
+                .map(|d| d.path.as_path()),
+        );
         let mut opened = Vec::new();
         for ((addr, scheme), l) in fresh {
             let bound = l.local_addr().unwrap_or(addr);
@@ -490,6 +557,49 @@ async fn monitoring_log(daemon: std::sync::Weak<Daemon>, every: std::time::Durat
                     sink.send(line);
                 }
             }
+        }
+    }
+}
+
+/// Follows the cache disks once a second: the store moves off failed disks
+/// (and applies `OnCrash`), and the monitoring shows each disk's state.
+async fn storage_watch(daemon: std::sync::Weak<Daemon>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        ticker.tick().await;
+        let Some(daemon) = daemon.upgrade() else {
+            return;
+        };
+        let store = daemon.store.clone();
+        let event = tokio::task::spawn_blocking(move || store.maintain())
+            .await
+            .ok()
+            .flatten();
+        daemon.publish_disk_states();
+        if event == Some(crate::cache::store::StoreEvent::SelfKill) {
+            tracing::error!("every cache disk failed; OnCrash is selfkill: stopping");
+            daemon.request_stop(Stop::DisksFailed);
+            return;
+        }
+    }
+}
+
+/// Runs the clean-up once a day at `<Cleanup><Time>` (local time), with `<Age>`.
+async fn daily_cleanup(daemon: std::sync::Weak<Daemon>) {
+    use chrono::Timelike;
+    let mut last_day = None;
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(20));
+    loop {
+        ticker.tick().await;
+        let Some(daemon) = daemon.upgrade() else {
+            return;
+        };
+        let now = chrono::Local::now();
+        let cleanup = daemon.runtime().config.server.cleanup;
+        let minute = now.hour() * 60 + now.minute();
+        if minute == cleanup.minute_of_day && last_day != Some(now.date_naive()) {
+            last_day = Some(now.date_naive());
+            daemon.cleanup(cleanup.age_days);
         }
     }
 }

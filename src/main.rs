@@ -199,6 +199,7 @@ async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut stopped = None;
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -218,19 +219,25 @@ async fn wait_for_signals(daemon: Arc<Daemon>) -> anyhow::Result<()> {
             stop = daemon.stopped() => {
                 if stop == Stop::Restart {
                     tracing::info!("kurad restarting");
+                    daemon.close().await;
                     // The new kurad (same PID) sends READY=1 once it serves.
                     notify::send("RELOADING=1");
                     daemon.logs.flush(LOG_FLUSH_LIMIT);
                     return Err(restart());
                 }
+                stopped = Some(stop);
                 break;
             }
         }
     }
     tracing::info!("kurad stopping");
     notify::send("STOPPING=1");
+    daemon.close().await;
     daemon.logs.flush(LOG_FLUSH_LIMIT);
-    Ok(())
+    match stopped {
+        Some(Stop::DisksFailed) => anyhow::bail!(Stop::DisksFailed.as_str()),
+        _ => Ok(()),
+    }
 }
 
 /// How long a stop waits for queued log lines to reach their files.

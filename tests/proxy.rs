@@ -328,6 +328,7 @@ fn a_1_gib_body_streams_in_bounded_memory() {
             body: ReplyBody::Generated {
                 len: 1 << 30,
                 with_length,
+                pace: Duration::ZERO,
             },
             delay: Duration::ZERO,
             reset: false,

@@ -61,12 +61,10 @@ pub fn confirmed(
     reply(StatusCode::OK, &envelope(method, json!(stop.as_str())))
 }
 
-/// `/command/cleanup[?age=days]`: drops cached objects not hit for `age` days
-/// (none when 0: memory is reclaimed by LRU as needed) and configuration
-/// archives older than `<ConfigHistory>`.
+/// `/command/cleanup[?age=days]`: the clean-up, with `age` or else `<Cleanup><Age>`.
 pub fn cleanup(daemon: &Daemon, req: &Request<Incoming>) -> Response<Body> {
     let age = match query_param(req, "age").map(str::parse::<u32>) {
-        None => 0,
+        None => daemon.runtime().config.server.cleanup.age_days,
         Some(Ok(days)) => days,
         Some(Err(_)) => {
             return error(
@@ -76,18 +74,7 @@ pub fn cleanup(daemon: &Daemon, req: &Request<Incoming>) -> Response<Body> {
             )
         }
     };
-    let (count, size) = if age > 0 {
-        let before = crate::procfs::unix_now().saturating_sub(u64::from(age) * 86_400);
-        daemon.store.drop_idle(before)
-    } else {
-        (0, 0)
-    };
-    let retention = daemon.runtime().config.server.config_history_days;
-    let mut history = daemon.history();
-    history.prune(retention);
-    let archives = history.all().len();
-    drop(history);
-    tracing::info!(age, objects = count, bytes = size, archives, "cleanup");
+    let (count, size, archives) = daemon.cleanup(age);
     reply(
         StatusCode::OK,
         &envelope(
@@ -95,4 +82,42 @@ pub fn cleanup(daemon: &Daemon, req: &Request<Incoming>) -> Response<Body> {
             json!({"Count": count, "Size": size, "ConfigArchives": archives}),
         ),
     )
+}
+
+/// `/command/mount?disk=` and `/command/unmount?disk=` (chapter 18 Disk
+/// Hot-Swap): the path exactly as in `<Disk>`. Mounting deletes what the disk
+/// held: its content is invalidated.
+pub async fn disk(daemon: &Daemon, req: &Request<Incoming>, handler: Handler) -> Response<Body> {
+    let method = handler.as_str();
+    let Some(path) = query_param(req, "disk").map(std::path::PathBuf::from) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            method,
+            "disk=<path as in <Disk>> is required",
+        );
+    };
+    let store = daemon.store.clone();
+    let target = path.clone();
+    let done = tokio::task::spawn_blocking(move || match handler {
+        Handler::Mount => store.mount(&target),
+        _ => store.unmount(&target),
+    })
+    .await
+    .ok()
+    .flatten();
+    match done {
+        Some(()) => {
+            daemon.publish_disk_states();
+            tracing::info!(disk = %path.display(), method, "cache disk");
+            reply(
+                StatusCode::OK,
+                &envelope(method, json!(path.display().to_string())),
+            )
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            method,
+            format!("no <Disk> is {}", path.display()),
+        ),
+    }
 }

@@ -81,6 +81,10 @@ pub enum Handler {
     DnsList,
     /// `/command/resetorigin`.
     ResetOrigin,
+    /// `/command/mount`: a cache disk back in service.
+    Mount,
+    /// `/command/unmount` (`umount`): a cache disk out of service.
+    Unmount,
     /// `/monitoring/fileinfo`.
     FileInfo,
     /// `/monitoring/ssl?ciphersuite=`: the suites an expression makes kura offer.
@@ -130,6 +134,8 @@ impl Handler {
             Handler::Origin => "origin",
             Handler::DnsList => "dnslist",
             Handler::ResetOrigin => "resetorigin",
+            Handler::Mount => "mount",
+            Handler::Unmount => "unmount",
             Handler::FileInfo => "fileinfo",
             Handler::Ssl => "ssl",
             Handler::ConfLatest => "latest",
@@ -153,7 +159,7 @@ impl Handler {
 /// issue that brings it (or why it is not planned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
-    /// Disk mount/unmount, cache resource reports (issue 6).
+    /// Cache resource reports (`cacheresource`, `coldfiledist`).
     Storage,
     /// Graphs (RRD-style images).
     Graphs,
@@ -169,7 +175,7 @@ impl Capability {
     /// The name the 501 reply gives.
     pub fn as_str(self) -> &'static str {
         match self {
-            Capability::Storage => "disk storage (mount, cache resources): issue 6",
+            Capability::Storage => "cache resource reports (cacheresource, coldfiledist)",
             Capability::Graphs => "graphs",
             Capability::GeoIp => "GeoIP access control (chapter 14)",
             Capability::Cluster => "clustering (not planned: kura nodes are independent)",
@@ -221,14 +227,9 @@ fn handler_of(path: &PathMatch, method: &str) -> Handler {
             "/command/purge" | "/command/expire" | "/command/expireafter" | "/command/hardpurge",
             _,
         ) => Handler::Purge,
-        (
-            "/command/mount"
-            | "/command/unmount"
-            | "/command/umount"
-            | "/monitoring/cacheresource"
-            | "/monitoring/coldfiledist",
-            _,
-        ) => Handler::Later(C::Storage),
+        ("/command/mount", _) => Handler::Mount,
+        ("/command/unmount" | "/command/umount", _) => Handler::Unmount,
+        ("/monitoring/cacheresource" | "/monitoring/coldfiledist", _) => Handler::Later(C::Storage),
         ("/command/resetorigin", _) => Handler::ResetOrigin,
         ("/monitoring/dnslist", _) => Handler::DnsList,
         ("/monitoring/ssl", _) => Handler::Ssl,

@@ -64,11 +64,15 @@ fn yn(b: bool) -> &'static str {
     }
 }
 
+/// Bodies up to this size count as the guide's small files (kept in one piece).
+const SMALL_FILE: u64 = 1 << 20;
+
 /// The record of one stored object.
 fn record(path: &str, obj: &Object, refs: usize, filling: bool) -> Value {
     let now = crate::procfs::unix_now() as i64;
     let head = &obj.head;
     let h = &head.headers;
+    let file = obj.disk_file();
     let updated = now
         - Instant::now()
             .saturating_duration_since(head.received_at)
@@ -87,10 +91,10 @@ fn record(path: &str, obj: &Object, refs: usize, filling: bool) -> Value {
         "URI": path,
         "Accept-Encoding": yn(h.contains_key(header::CONTENT_ENCODING)),
         "RefCount": refs,
-        "Disk-Index": -1,
+        "Disk-Index": file.map_or(-1, |f| f.disk.index as i64 + 1),
         "Size": obj.len,
         "FID": obj.id,
-        "LocalPath": "-",
+        "LocalPath": file.map_or("-".to_string(), |f| f.disk.object_path(f.number).display().to_string()),
         "File-Opened ": "N",
         "File-Updating": if filling { "Y" } else { "-" },
         "Downloader-Count": u8::from(filling).to_string(),
@@ -105,8 +109,8 @@ fn record(path: &str, obj: &Object, refs: usize, filling: bool) -> Value {
         "ETag": h.get(header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or("").trim_matches('"'),
         "CustomTTL": 0,
         "NoMoreExist": "N",
-        "LocalFileExist": "N",
-        "SmallFile": yn(obj.body.len() == 1),
+        "LocalFileExist": yn(file.is_some()),
+        "SmallFile": yn(obj.len <= SMALL_FILE),
         "State": "Cached",
         "Deleted": "N",
         "AddedSize": "Y",

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
+use crate::cache::disk::Disk;
 use crate::daemon::Daemon;
 use crate::procfs;
 use crate::stats::catalog::{self, PROM_BUCKETS};
@@ -181,6 +182,7 @@ pub fn render(daemon: &Daemon) -> String {
         "1 while an origin IP is usable, 0 while error detection or a health checker excludes it.",
         origins,
     );
+    storage(&mut out, daemon);
     let [user, system] = procfs::process_cpu_ticks();
     let cpu = (user + system) as f64 / procfs::clock_ticks_per_second() as f64;
     family(
@@ -247,4 +249,104 @@ pub fn render(daemon: &Daemon) -> String {
         per_dev(|d| d.2),
     );
     out
+}
+
+/// Per-disk cache figures: one row per family, read from each [`Disk`].
+type DiskFigure = (&'static str, &'static str, &'static str, fn(&Disk) -> u64);
+
+/// The disk families, in output order.
+const DISK_FIGURES: [DiskFigure; 8] = [
+    (
+        "kura_disk_up",
+        "gauge",
+        "1 while a cache disk is in service (Normal).",
+        |d| u64::from(d.is_normal()),
+    ),
+    (
+        "kura_disk_capacity_bytes",
+        "gauge",
+        "Bytes of objects a cache disk may hold (Quota, or the file system less a reserve).",
+        |d| d.capacity(),
+    ),
+    (
+        "kura_disk_objects",
+        "gauge",
+        "Objects stored on a cache disk.",
+        |d| d.objects.load(Ordering::Relaxed),
+    ),
+    (
+        "kura_disk_object_bytes",
+        "gauge",
+        "Bytes of the object files on a cache disk.",
+        |d| d.bytes.load(Ordering::Relaxed),
+    ),
+    (
+        "kura_disk_writes_total",
+        "counter",
+        "Object files written to a cache disk.",
+        |d| d.counters.writes.load(Ordering::Relaxed),
+    ),
+    (
+        "kura_disk_written_bytes_total",
+        "counter",
+        "Bytes of object files written to a cache disk.",
+        |d| d.counters.written_bytes.load(Ordering::Relaxed),
+    ),
+    (
+        "kura_disk_read_bytes_total",
+        "counter",
+        "Body bytes read from a cache disk.",
+        |d| d.counters.read_bytes.load(Ordering::Relaxed),
+    ),
+    (
+        "kura_disk_errors_total",
+        "counter",
+        "I/O errors of a cache disk (DiskFailCount counts them within DiskFailSec).",
+        |d| d.counters.errors.load(Ordering::Relaxed),
+    ),
+];
+
+/// The cache disks and the memory tier.
+fn storage(out: &mut String, daemon: &Daemon) {
+    let disks = daemon.store.disks();
+    for (name, kind, help, read) in DISK_FIGURES {
+        let samples = disks.iter().map(|d| {
+            (
+                format!("disk=\"{}\"", label(&d.path.display().to_string())),
+                read(d).to_string(),
+            )
+        });
+        family(out, name, kind, help, samples);
+    }
+    let (objects, bytes) = daemon.store.usage();
+    family(
+        out,
+        "kura_cache_objects",
+        "gauge",
+        "Objects in the cache (memory and disks).",
+        [(String::new(), objects.to_string())],
+    );
+    family(
+        out,
+        "kura_cache_bytes",
+        "gauge",
+        "Bytes the cached objects take: memory in Memory-Only mode, object files with disks.",
+        [(String::new(), bytes.to_string())],
+    );
+    if let Some((bodies, bytes)) = daemon.store.memory_tier() {
+        family(
+            out,
+            "kura_memory_tier_bodies",
+            "gauge",
+            "Bodies of disk objects held in memory.",
+            [(String::new(), bodies.to_string())],
+        );
+        family(
+            out,
+            "kura_memory_tier_bytes",
+            "gauge",
+            "Bytes of disk objects' bodies held in memory.",
+            [(String::new(), bytes.to_string())],
+        );
+    }
 }

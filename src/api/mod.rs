@@ -255,6 +255,7 @@ async fn route(
                 None => error(StatusCode::NOT_FOUND, method, "no such vhost"),
             }
         }
+        Handler::Mount | Handler::Unmount => command::disk(daemon, &req, endpoint.handler).await,
         Handler::Metrics => text_reply(metrics::render(daemon), metrics::CONTENT_TYPE),
         Handler::LogTrace => {
             let name = path.trim_start_matches("/monitoring/logtrace/");

@@ -107,6 +107,11 @@ pub fn variant<'a>(
     k
 }
 
+/// The base key a [`variant`] key was made from (the key itself when it is not one).
+pub fn variant_base(key: &str) -> &str {
+    key.find("\0\u{1}").map_or(key, |i| &key[..i])
+}
+
 /// The acceptable codings of `Accept-Encoding`, sorted and comma-joined
 /// (`q=0` excluded), so equivalent headers share a key.
 fn accepted_codings(req: &HeaderMap) -> String {

@@ -1,6 +1,13 @@
-//! The memory store: cached objects in sharded LRU lists bounded in bytes,
+//! The object index: cached objects in sharded LRU lists bounded in bytes,
 //! and the fills in progress, under the same shard lock so a lookup sees
 //! either the object or its fill, never neither (no duplicate origin fetch).
+//!
+//! In Memory-Only mode (no `<Disk>`) bodies live in the objects and each shard
+//! has an equal part of the memory budget. With disks, each shard has a home
+//! disk (weighted rendezvous over the disks in service), every stored body is
+//! written there before it is indexed, a disk over its quota evicts the least
+//! recently used objects of its shards in turn, and the memory tier
+//! ([`HotBodies`]) keeps the bodies clients ask for in RAM.
 
 use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
@@ -16,8 +23,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use super::disk::{Disk, DiskFile, DiskState};
 use super::fill::{BodyEnd, Fill, HeadOutcome};
+use super::hot::{Chunks, HotBodies};
 use super::policy::Freshness;
+use super::read::{BodyReader, Part, Source};
+use crate::config::{OnCrash, StorageConfig};
 
 /// Shards of the store; a power of two well above the core count.
 const SHARDS: usize = 64;
@@ -88,13 +99,22 @@ impl Head {
     }
 }
 
+/// Where a cached body lives.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// In memory (Memory-Only mode), in one chunk unless it is large.
+    Memory(Chunks),
+    /// In a file on a cache disk.
+    Disk(Arc<DiskFile>),
+}
+
 /// A complete cached response.
 #[derive(Debug)]
 pub struct Object {
     /// Status, headers and freshness.
     pub head: Arc<Head>,
-    /// The body, in one chunk unless it is large.
-    pub body: Vec<Bytes>,
+    /// The body.
+    pub body: Stored,
     /// Body length in bytes.
     pub len: u64,
     /// Object id (`fileinfo` FID), unique in this process.
@@ -110,7 +130,7 @@ impl Object {
         Object {
             head: tests::head(60),
             len: body.iter().map(|c| c.len() as u64).sum(),
-            body,
+            body: Stored::Memory(body.into()),
             id: 0,
             last_access: AtomicU64::new(0),
         }
@@ -140,7 +160,25 @@ impl Object {
         self.last_access.load(Ordering::Relaxed)
     }
 
+    /// The disk file holding the body, if any.
+    pub fn disk_file(&self) -> Option<&Arc<DiskFile>> {
+        match &self.body {
+            Stored::Memory(_) => None,
+            Stored::Disk(f) => Some(f),
+        }
+    }
+
+    /// Whether the body can be read: always in memory, on a disk in service.
+    fn servable(&self) -> bool {
+        self.disk_file().is_none_or(|f| f.disk.is_normal())
+    }
+
+    /// What the object costs its shard: memory for a memory object (body, head
+    /// and index entry), the file for a disk object.
     fn charge(&self, key: &str) -> u64 {
+        if let Some(f) = self.disk_file() {
+            return f.size();
+        }
         let headers: usize = self
             .head
             .headers
@@ -149,6 +187,13 @@ impl Object {
             .sum();
         self.len + (headers + key.len() + 256) as u64
     }
+
+    /// Writes a new head through to the object's file, if it has one.
+    fn persist_head(&self, key: &str) {
+        if let Some(f) = self.disk_file() {
+            f.rewrite_head(key, &self.head);
+        }
+    }
 }
 
 struct Shard {
@@ -156,11 +201,101 @@ struct Shard {
     objects: LruCache<String, (Arc<Object>, u64)>,
     /// Bytes charged for `objects`.
     bytes: u64,
+    /// Bytes `objects` may be charged.
+    budget: u64,
+    /// The disk new objects of this shard are written to; `None` in Memory-Only
+    /// mode, or when no disk is in service.
+    home: Option<Arc<Disk>>,
     /// Fills in progress by key.
     filling: HashMap<String, Arc<Fill>>,
     /// The `Vary` fields of each base key whose responses vary: its variants are
     /// stored under [`super::key::variant`] keys, one per combination of values.
     vary: LruCache<String, Vec<HeaderName>>,
+}
+
+impl Shard {
+    /// Indexes `obj` under `key`, replacing any object there, then evicts the
+    /// least recently used past the budget.
+    fn keep(&mut self, key: String, obj: Arc<Object>, hot: Option<&HotBodies>) {
+        let charge = obj.charge(&key);
+        if charge > self.budget || !obj.servable() {
+            discard(&obj, hot);
+            return;
+        }
+        if let Some(f) = obj.disk_file() {
+            f.disk.objects.fetch_add(1, Ordering::Relaxed);
+            f.disk.bytes.fetch_add(f.size(), Ordering::Relaxed);
+        }
+        if let Some((_, (old, old_charge))) = self.objects.push(key, (obj, charge)) {
+            // `push` hands back the replaced entry (same key) or an evicted one.
+            self.bytes -= old_charge;
+            release(&old, hot);
+        }
+        self.bytes += charge;
+        self.evict(hot);
+    }
+
+    /// Drops least recently used objects until the budget holds.
+    fn evict(&mut self, hot: Option<&HotBodies>) {
+        while self.bytes > self.budget {
+            match self.objects.pop_lru() {
+                Some((_, (obj, charge))) => {
+                    self.bytes -= charge;
+                    release(&obj, hot);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Takes `key` out of the index.
+    fn forget(&mut self, key: &str, hot: Option<&HotBodies>) -> Option<Arc<Object>> {
+        let (obj, charge) = self.objects.pop(key)?;
+        self.bytes -= charge;
+        release(&obj, hot);
+        Some(obj)
+    }
+}
+
+/// An object left the index: its disk is no longer charged for it, and it is
+/// discarded.
+fn release(obj: &Object, hot: Option<&HotBodies>) {
+    if let Some(f) = obj.disk_file() {
+        f.disk.objects.fetch_sub(1, Ordering::Relaxed);
+        f.disk.bytes.fetch_sub(f.size(), Ordering::Relaxed);
+    }
+    discard(obj, hot);
+}
+
+/// An object that is not (or no longer) indexed: its file goes once nobody
+/// reads it, and its body leaves the memory tier.
+fn discard(obj: &Object, hot: Option<&HotBodies>) {
+    if let Some(f) = obj.disk_file() {
+        f.doom();
+        if let Some(hot) = hot {
+            hot.remove(f.number);
+        }
+    }
+}
+
+/// The key an object with `head` fetched for `base` is stored under: the
+/// variant its `Vary` values name.
+fn stored_key(base: &str, head: &Head) -> String {
+    if head.vary.is_empty() {
+        base.to_string()
+    } else {
+        super::key::variant(base, head.vary.iter().map(|(_, v)| v.as_ref()))
+    }
+}
+
+/// Weighted rendezvous score of disk `disk` for shard `shard`: the highest wins,
+/// and a disk's chance is proportional to its capacity.
+fn rendezvous(shard: usize, disk: &Disk) -> f64 {
+    let mut h = DefaultHasher::new();
+    (shard, &disk.path).hash(&mut h);
+    // A uniform draw in (0, 1) from the hash's top 53 bits.
+    let u = ((h.finish() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    -(disk.capacity() as f64) / u.ln()
 }
 
 /// What a lookup found.
@@ -196,42 +331,331 @@ pub enum Invalidate {
     HardPurge,
 }
 
-/// The memory object store.
+/// The object store.
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
-    /// Byte budget of each shard.
-    shard_capacity: u64,
+    /// The `<Disk>`s in order; empty in Memory-Only mode.
+    disks: Vec<Arc<Disk>>,
+    /// The configured quotas, to size a disk again when it comes back.
+    quotas: Vec<Option<u64>>,
+    /// Which disks the shards' homes were chosen among.
+    homed_on: Mutex<Vec<bool>>,
+    /// The memory tier over the disks (disk mode only).
+    hot: Option<Arc<HotBodies>>,
+    /// Memory the store may use for bodies.
+    memory: u64,
     /// Largest body kept.
-    max_object: u64,
+    max_object: AtomicU64,
+    /// What to do when every disk is out.
+    on_crash: OnCrash,
     /// Bumped by [`Store::clear`]: a fill started before a clear does not store
     /// what it fetched, so nothing from before the clear survives it.
     generation: AtomicU64,
+    /// Number of the next object stored (`fileinfo` FID, and its file name).
+    next_id: AtomicU64,
+}
+
+/// What [`Store::maintain`] asks of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Every disk failed and `OnCrash` is `selfkill`: exit.
+    SelfKill,
+}
+
+/// An object file found on a disk at start.
+struct Loaded {
+    disk: Arc<Disk>,
+    clean: bool,
+    found: super::disk::Found,
 }
 
 impl Store {
-    /// A store holding about `capacity` bytes; objects over 1/16 of it are not kept.
-    pub fn new(capacity: u64) -> Arc<Store> {
+    fn with_shards(
+        memory: u64,
+        disks: Vec<Arc<Disk>>,
+        quotas: Vec<Option<u64>>,
+        on_crash: OnCrash,
+    ) -> Store {
+        // With disks, the disks' quotas bound the shards (see `trim`).
+        let budget = if disks.is_empty() {
+            (memory / SHARDS as u64).max(1)
+        } else {
+            u64::MAX
+        };
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
                     objects: LruCache::unbounded(),
                     bytes: 0,
+                    budget,
+                    home: None,
                     filling: HashMap::new(),
                     vary: LruCache::new(NonZeroUsize::new(VARY_SPECS).expect("non-zero")),
                 })
             })
             .collect();
-        Arc::new(Store {
+        Store {
             shards,
-            shard_capacity: (capacity / SHARDS as u64).max(1),
-            max_object: capacity / 16,
+            hot: (!disks.is_empty()).then(|| Arc::new(HotBodies::new(memory))),
+            homed_on: Mutex::new(vec![false; disks.len()]),
+            disks,
+            quotas,
+            memory,
+            max_object: AtomicU64::new(memory / 16),
+            on_crash,
             generation: AtomicU64::new(0),
-        })
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A Memory-Only store holding about `capacity` bytes; objects over 1/16 of
+    /// it are not kept.
+    pub fn new(capacity: u64) -> Arc<Store> {
+        Arc::new(Store::with_shards(
+            capacity,
+            Vec::new(),
+            Vec::new(),
+            OnCrash::Hang,
+        ))
+    }
+
+    /// The store `<Storage>` describes, with `memory` bytes for bodies: opens the
+    /// disks and indexes the objects they hold (blocking; one thread per disk).
+    pub fn open(storage: &StorageConfig, memory: u64) -> Arc<Store> {
+        if storage.disks.is_empty() {
+            return Store::new(memory);
+        }
+        let started = Instant::now();
+        let opened: Vec<(Arc<Disk>, bool)> = storage
+            .disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Disk::open(i, &d.path, storage.fail_window, storage.fail_count))
+            .collect();
+        let scans: Vec<Vec<super::disk::Found>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = opened
+                .iter()
+                .map(|(disk, _)| {
+                    scope.spawn(move || {
+                        if disk.is_normal() {
+                            disk.scan()
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut loaded = Vec::new();
+        for (((disk, clean), found), conf) in opened.iter().zip(scans).zip(&storage.disks) {
+            disk.size(conf.quota, found.iter().map(|f| f.footer.file_len()).sum());
+            loaded.extend(found.into_iter().map(|found| Loaded {
+                disk: disk.clone(),
+                clean: *clean,
+                found,
+            }));
+        }
+        let store = Store::with_shards(
+            memory,
+            opened.into_iter().map(|(d, _)| d).collect(),
+            storage.disks.iter().map(|d| d.quota).collect(),
+            storage.on_crash,
+        );
+        let count = loaded.len();
+        store.index(loaded);
+        store.rehome();
+        let (objects, bytes) = store.usage();
+        tracing::info!(
+            found = count,
+            objects,
+            bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "cache disks indexed"
+        );
+        Arc::new(store)
+    }
+
+    /// Indexes objects found on the disks, oldest first, so the newest copy of
+    /// a key wins and the least recent are evicted first when over budget.
+    fn index(&self, mut loaded: Vec<Loaded>) {
+        loaded.sort_by_key(|l| (l.found.head.received_at, l.found.number));
+        let next = loaded.iter().map(|l| l.found.number + 1).max().unwrap_or(1);
+        self.next_id.store(next, Ordering::Relaxed);
+        let now = crate::procfs::unix_now();
+        let hot = self.hot.as_deref();
+        for Loaded { disk, clean, found } in loaded {
+            let key = found.key;
+            let obj = Object {
+                len: found.footer.body_len,
+                id: found.number,
+                body: Stored::Disk(Arc::new(DiskFile::new(
+                    disk,
+                    found.number,
+                    found.footer,
+                    clean,
+                ))),
+                head: Arc::new(found.head),
+                last_access: AtomicU64::new(now),
+            };
+            let mut shard = self.shard(&key).lock();
+            if !obj.head.vary.is_empty() {
+                let names = obj.head.vary.iter().map(|(n, _)| n.clone()).collect();
+                shard
+                    .vary
+                    .put(super::key::variant_base(&key).to_string(), names);
+            }
+            shard.keep(key, Arc::new(obj), hot);
+        }
+    }
+
+    /// Picks each shard's home among the disks in service (weighted rendezvous:
+    /// a disk gets shards in proportion to its capacity, and a disk leaving
+    /// moves only its own shards), drops objects whose disk is out of service,
+    /// and brings every disk within its quota.
+    fn rehome(&self) {
+        let live: Vec<&Arc<Disk>> = self
+            .disks
+            .iter()
+            .filter(|d| d.is_normal() && d.capacity() > 0)
+            .collect();
+        *self.homed_on.lock() = self.disks.iter().map(|d| d.is_normal()).collect();
+        let homes: Vec<Option<Arc<Disk>>> = (0..SHARDS)
+            .map(|s| {
+                live.iter()
+                    .max_by(|a, b| rendezvous(s, a).total_cmp(&rendezvous(s, b)))
+                    .map(|d| Arc::clone(d))
+            })
+            .collect();
+        let hot = self.hot.as_deref();
+        for (shard, home) in self.shards.iter().zip(homes) {
+            let mut shard = shard.lock();
+            shard.home = home;
+            let gone: Vec<String> = shard
+                .objects
+                .iter()
+                .filter(|(_, (o, _))| !o.servable())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in gone {
+                shard.forget(&key, hot);
+            }
+        }
+        for (i, disk) in live.iter().enumerate() {
+            self.trim(disk, i);
+        }
+        // A fill holds the body in memory until it is written, and one object
+        // should not flush a disk.
+        let smallest = live.iter().map(|d| d.capacity() / 8).min().unwrap_or(0);
+        self.max_object
+            .store(smallest.min(self.memory / 16), Ordering::Relaxed);
+    }
+
+    /// Evicts objects of `disk` until it is within its quota: the least
+    /// recently used of each shard in turn, from shard `start` on (an
+    /// approximation of one LRU list per disk without a lock over all shards).
+    fn trim(&self, disk: &Disk, start: usize) {
+        let hot = self.hot.as_deref();
+        let mut shard_no = start;
+        let mut empty_in_a_row = 0;
+        while disk.bytes.load(Ordering::Relaxed) > disk.capacity() && empty_in_a_row < SHARDS {
+            let mut shard = self.shards[shard_no % SHARDS].lock();
+            shard_no += 1;
+            let victim = shard
+                .objects
+                .iter()
+                .rev()
+                .find(|(_, (o, _))| o.disk_file().is_some_and(|f| std::ptr::eq(&*f.disk, disk)))
+                .map(|(k, _)| k.clone());
+            match victim {
+                Some(key) => {
+                    shard.forget(&key, hot);
+                    empty_in_a_row = 0;
+                }
+                None => empty_in_a_row += 1,
+            }
+        }
+    }
+
+    /// Follows the disks' states (called once a second): moves shards off disks
+    /// that failed or were unmounted, and applies `OnCrash` when none is left.
+    pub fn maintain(&self) -> Option<StoreEvent> {
+        if self.disks.is_empty() {
+            return None;
+        }
+        for (disk, quota) in self.disks.iter().zip(&self.quotas) {
+            disk.retry_prepare(*quota);
+        }
+        if !self.disks.iter().any(|d| d.is_normal()) {
+            let failed = self
+                .disks
+                .iter()
+                .filter(|d| d.state() == DiskState::Invalid && d.is_prepared());
+            match self.on_crash {
+                OnCrash::SelfKill => return Some(StoreEvent::SelfKill),
+                // "Put all the excluded disks back to work."
+                OnCrash::Hang => failed.for_each(|d| {
+                    tracing::warn!(disk = %d.path.display(), "every disk failed (OnCrash hang): back in service");
+                    d.set_state(DiskState::Normal);
+                }),
+                // Requests go to the origin until a disk works again.
+                OnCrash::Bypass => failed.filter(|d| d.probe()).for_each(|d| {
+                    tracing::warn!(disk = %d.path.display(), "cache disk works again: back in service");
+                    d.set_state(DiskState::Normal);
+                }),
+            }
+        }
+        let normal: Vec<bool> = self.disks.iter().map(|d| d.is_normal()).collect();
+        if *self.homed_on.lock() != normal {
+            self.rehome();
+        }
+        None
+    }
+
+    /// Bodies and bytes in the memory tier (`None` in Memory-Only mode).
+    pub fn memory_tier(&self) -> Option<(usize, u64)> {
+        self.hot.as_ref().map(|h| h.usage())
+    }
+
+    /// The cache disks in `<Disk>` order.
+    pub fn disks(&self) -> &[Arc<Disk>] {
+        &self.disks
+    }
+
+    /// Takes the disk configured as `path` out of service (`/command/unmount`);
+    /// its objects are forgotten. `None` when no disk has that path.
+    pub fn unmount(&self, path: &std::path::Path) -> Option<()> {
+        let disk = self.disks.iter().find(|d| d.path == path)?;
+        disk.set_state(DiskState::Unmounted);
+        self.rehome();
+        Some(())
+    }
+
+    /// Puts the disk configured as `path` back in service (`/command/mount`)
+    /// after deleting what it held (blocking). `None` when no disk has that path.
+    pub fn mount(&self, path: &std::path::Path) -> Option<()> {
+        let i = self.disks.iter().position(|d| d.path == path)?;
+        let disk = &self.disks[i];
+        disk.wipe();
+        disk.size(self.quotas[i], 0);
+        disk.set_state(DiskState::Normal);
+        self.rehome();
+        Some(())
+    }
+
+    /// Flushes the disks' pending work and marks them cleanly stopped (blocking).
+    pub fn close(&self) {
+        for d in &self.disks {
+            d.close();
+        }
     }
 
     /// Largest body the store keeps.
     pub fn max_object(&self) -> u64 {
-        self.max_object
+        self.max_object.load(Ordering::Relaxed)
     }
 
     /// Number of shards, for callers that walk the store shard by shard.
@@ -262,13 +686,20 @@ impl Store {
         };
         let key = key.as_ref();
         let mut stale = None;
+        let mut unservable = false;
         if let Some((obj, _)) = shard.objects.get(key) {
-            if obj.head.vary_matches(request) {
+            if !obj.servable() {
+                unservable = true;
+            } else if obj.head.vary_matches(request) {
                 if obj.head.is_fresh(now) {
                     return Lookup::Fresh(obj.clone());
                 }
                 stale = Some(obj.clone());
             }
+        }
+        if unservable {
+            // Its disk just went out of service; `maintain` drops the rest.
+            shard.forget(key, self.hot.as_deref());
         }
         if let Some(fill) = shard.filling.get(key) {
             return Lookup::Join {
@@ -288,6 +719,81 @@ impl Store {
                 generation: self.generation.load(Ordering::Acquire),
             },
             stale,
+        }
+    }
+
+    /// [`Store::lookup`], after checking the body of a disk object found after
+    /// an unclean stop: a torn one is dropped and never served.
+    pub async fn lookup_checked(
+        self: &Arc<Self>,
+        base: &str,
+        request: &HeaderMap,
+        now: Instant,
+    ) -> Lookup {
+        loop {
+            let lookup = self.lookup(base, request, now);
+            let obj = match &lookup {
+                Lookup::Fresh(o)
+                | Lookup::Join { stale: Some(o), .. }
+                | Lookup::Fetch { stale: Some(o), .. } => o.clone(),
+                _ => return lookup,
+            };
+            let Some(file) = obj.disk_file().filter(|f| !f.verified()).cloned() else {
+                return lookup;
+            };
+            let whole = tokio::task::spawn_blocking(move || file.verify())
+                .await
+                .unwrap_or(false);
+            if whole {
+                return lookup;
+            }
+            let key = self.variant_key(base, request);
+            {
+                let mut shard = self.shard(base).lock();
+                if shard
+                    .objects
+                    .peek(&key)
+                    .is_some_and(|(o, _)| Arc::ptr_eq(o, &obj))
+                {
+                    shard.forget(&key, self.hot.as_deref());
+                }
+            }
+            match lookup {
+                Lookup::Fresh(_) => continue,
+                Lookup::Join { fill, .. } => return Lookup::Join { fill, stale: None },
+                Lookup::Fetch { fill, .. } => return Lookup::Fetch { fill, stale: None },
+            }
+        }
+    }
+
+    /// A reader sending `parts` of `obj`'s body: from memory when the body is
+    /// there, else from its file (a whole body read enters the memory tier).
+    pub fn reader(&self, obj: &Object, parts: std::collections::VecDeque<Part>) -> BodyReader {
+        match &obj.body {
+            Stored::Memory(chunks) => {
+                BodyReader::new(Source::Resident(chunks.clone()), parts, None)
+            }
+            Stored::Disk(file) => {
+                let hot = self
+                    .hot
+                    .as_ref()
+                    .expect("disk objects only exist with disks");
+                if let Some(chunks) = hot.get(file.number) {
+                    return BodyReader::new(Source::Resident(chunks), parts, None);
+                }
+                let whole = parts.len() == 1
+                    && parts[0]
+                        == (Part::Body {
+                            from: 0,
+                            to: obj.len,
+                        })
+                    && obj.len <= hot.max_body();
+                BodyReader::new(
+                    Source::File(file.clone()),
+                    parts,
+                    whole.then(|| hot.clone()),
+                )
+            }
         }
     }
 
@@ -315,6 +821,7 @@ impl Store {
         if let Some((cur, _)) = shard.objects.peek_mut(key) {
             if Arc::ptr_eq(cur, old) {
                 *cur = new.clone();
+                new.persist_head(key);
             }
         }
         new
@@ -331,7 +838,6 @@ impl Store {
         now: Instant,
     ) -> (usize, u64) {
         let mut shard = self.shards[shard].lock();
-        let shard = &mut *shard;
         let mut done = (0, 0);
         let mut gone = Vec::new();
         for (key, (obj, _)) in shard.objects.iter_mut().filter(|(k, _)| select(k)) {
@@ -341,14 +847,15 @@ impl Store {
             done.0 += 1;
             done.1 += obj.len;
             match change {
-                Some(head) => *obj = Arc::new(obj.with_head(head)),
+                Some(head) => {
+                    *obj = Arc::new(obj.with_head(head));
+                    obj.persist_head(key);
+                }
                 None => gone.push(key.clone()),
             }
         }
         for key in gone {
-            if let Some((_, charge)) = shard.objects.pop(&key) {
-                shard.bytes -= charge;
-            }
+            shard.forget(&key, self.hot.as_deref());
         }
         done
     }
@@ -364,12 +871,11 @@ impl Store {
             None => false,
             Some(Some(head)) => {
                 *obj = Arc::new(obj.with_head(head));
+                obj.persist_head(key);
                 true
             }
             Some(None) => {
-                if let Some((_, charge)) = shard.objects.pop(key) {
-                    shard.bytes -= charge;
-                }
+                shard.forget(key, self.hot.as_deref());
                 true
             }
         }
@@ -408,18 +914,17 @@ impl Store {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in gone {
-                if let Some((_, charge)) = shard.objects.pop(&key) {
-                    shard.bytes -= charge;
+                if let Some(obj) = shard.forget(&key, self.hot.as_deref()) {
                     dropped.0 += 1;
-                    dropped.1 += charge;
+                    dropped.1 += obj.len;
                 }
             }
         }
         dropped
     }
 
-    /// Number of stored objects and bytes charged for them.
-    #[cfg(test)]
+    /// Number of stored objects and bytes charged for them (bodies, heads and
+    /// entries in Memory-Only mode; object files with disks).
     pub fn usage(&self) -> (usize, u64) {
         self.shards.iter().fold((0, 0), |(n, b), s| {
             let s = s.lock();
@@ -440,32 +945,24 @@ impl Store {
         if shard.filling.get(key).is_some_and(|f| Arc::ptr_eq(f, fill)) {
             shard.filling.remove(key);
         }
-        let cleared = self.generation.load(Ordering::Acquire) != generation;
-        if let Some(obj) = stored.filter(|_| !cleared) {
-            let vary = &obj.head.vary;
-            let key = if vary.is_empty() {
-                shard.vary.pop(base);
-                base.to_string()
-            } else {
-                let names = vary.iter().map(|(n, _)| n.clone()).collect();
-                shard.vary.put(base.to_string(), names);
-                super::key::variant(base, vary.iter().map(|(_, v)| v.as_ref()))
-            };
-            let key = key.as_str();
-            let charge = obj.charge(key);
-            if charge > self.shard_capacity {
-                return;
-            }
-            if let Some((_, old)) = shard.objects.put(key.to_string(), (Arc::new(obj), charge)) {
-                shard.bytes -= old;
-            }
-            shard.bytes += charge;
-            while shard.bytes > self.shard_capacity {
-                match shard.objects.pop_lru() {
-                    Some((_, (_, c))) => shard.bytes -= c,
-                    None => break,
-                }
-            }
+        let Some(obj) = stored else { return };
+        if self.generation.load(Ordering::Acquire) != generation {
+            discard(&obj, self.hot.as_deref());
+            return;
+        }
+        let vary = &obj.head.vary;
+        if vary.is_empty() {
+            shard.vary.pop(base);
+        } else {
+            let names = vary.iter().map(|(n, _)| n.clone()).collect();
+            shard.vary.put(base.to_string(), names);
+        }
+        let key = stored_key(base, &obj.head);
+        let disk = obj.disk_file().map(|f| f.disk.clone());
+        shard.keep(key, Arc::new(obj), self.hot.as_deref());
+        drop(shard);
+        if let Some(disk) = disk {
+            self.trim(&disk, Self::shard_of(base));
         }
     }
 }
@@ -540,29 +1037,69 @@ impl FillGuard {
     }
 
     /// Ends the body; a complete, retained body is stored under the key.
+    ///
+    /// With disks the body is written to the shard's home disk first (on the
+    /// blocking pool); until it is committed the fill stays advertised, so
+    /// clients arriving meanwhile stream it from memory.
     pub fn finish(mut self, head: Arc<Head>, end: BodyEnd) {
-        let stored = self.fill.finish(end).map(|chunks| {
-            let len = chunks.iter().map(|c| c.len() as u64).sum();
-            let body = if chunks.len() > 1 && len as usize <= COALESCE_LIMIT {
-                vec![Bytes::from(chunks.concat())]
-            } else {
-                chunks
-            };
-            static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-            let now = crate::procfs::unix_now();
-            Object {
-                head,
-                body,
-                len,
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                last_access: AtomicU64::new(now),
-            }
-        });
-        if self.registered || stored.is_some() {
-            self.store
-                .unregister((&self.key, &self.base), &self.fill, stored, self.generation);
-        }
+        let Some(chunks) = self.fill.finish(end) else {
+            self.unregister();
+            return;
+        };
+        let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        let body: Chunks = if chunks.len() > 1 && len as usize <= COALESCE_LIMIT {
+            vec![Bytes::from(chunks.concat())].into()
+        } else {
+            chunks.into()
+        };
+        let store = self.store.clone();
+        let id = store.next_id.fetch_add(1, Ordering::Relaxed);
+        let object = move |head: Arc<Head>, body: Stored| Object {
+            head,
+            body,
+            len,
+            id,
+            last_access: AtomicU64::new(crate::procfs::unix_now()),
+        };
+        let names = (
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.base),
+        );
+        let (fill, generation) = (self.fill.clone(), self.generation);
         self.registered = false;
+        let home = store.shard(&names.0).lock().home.clone();
+        let (hot, home) = match (&store.hot, home) {
+            (Some(hot), Some(home)) if home.is_normal() => (hot.clone(), home),
+            // Memory-Only mode; or no disk in service (`OnCrash` bypass, or
+            // the home just failed): nothing is stored.
+            (hot, _) => {
+                let stored = hot.is_none().then(|| object(head, Stored::Memory(body)));
+                store.unregister((&names.0, &names.1), &fill, stored, generation);
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            let key = stored_key(&names.1, &head);
+            let written = {
+                let (home, body, head) = (home.clone(), body.clone(), head.clone());
+                tokio::task::spawn_blocking(move || home.write(id, &key, &head, &body)).await
+            };
+            let stored = match written {
+                Ok(Ok(file)) => {
+                    hot.insert(id, body, len);
+                    Some(object(head, Stored::Disk(Arc::new(file))))
+                }
+                Ok(Err(e)) => {
+                    // A refusal of a disk taken out meanwhile is no new failure.
+                    if home.is_normal() {
+                        home.error("write", &e);
+                    }
+                    None
+                }
+                Err(_) => None,
+            };
+            store.unregister((&names.0, &names.1), &fill, stored, generation);
+        });
     }
 }
 
@@ -619,7 +1156,10 @@ mod tests {
             .push(Bytes::from_static(b"body"), store.max_object());
         g.finish(head(60), BodyEnd::Complete);
         match store.lookup("k", &HeaderMap::new(), Instant::now()) {
-            Lookup::Fresh(o) => assert_eq!(o.body.concat(), b"body"),
+            Lookup::Fresh(o) => match &o.body {
+                Stored::Memory(chunks) => assert_eq!(chunks.concat(), b"body"),
+                Stored::Disk(_) => panic!("a memory store keeps bodies in memory"),
+            },
             _ => panic!("expected a hit"),
         }
     }

@@ -230,7 +230,8 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
     };
 
     let cache = server.child("Cache");
-    let disks = read_disks(cx, &cache.child("Storage"));
+    let storage = read_storage(cx, &cache.child("Storage"));
+    let cleanup = read_cleanup(cx, &cache.child("Cleanup"));
     let mut listen_ips = Vec::new();
     for el in cache.list("Listen") {
         let v = Node::new(Some(el), None, "Server/Cache/Listen").value();
@@ -282,7 +283,8 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         listen_ips,
         cache_memory_bytes: crate::procfs::physical_memory() / 100 * system_ratio / 100
             * content_ratio,
-        disks,
+        storage,
+        cleanup,
         config_history_days,
         purge_hard: cx.get(
             cache.child("Purge").value(),
@@ -296,9 +298,8 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
     }
 }
 
-/// `<Storage><Disk>` paths in file order. Their `Quota` and `<Storage>`'s own
-/// attributes stay unread, so they are reported as not implemented.
-fn read_disks(cx: &mut Cx, storage: &Node<'_>) -> Vec<DiskConfig> {
+/// `<Storage>`: its failure policy and the `<Disk>` directories in file order.
+fn read_storage(cx: &mut Cx, storage: &Node<'_>) -> StorageConfig {
     let elements = storage.list("Disk");
     let mut disks: Vec<DiskConfig> = Vec::new();
     for el in &elements {
@@ -320,17 +321,40 @@ fn read_disks(cx: &mut Cx, storage: &Node<'_>) -> Vec<DiskConfig> {
                 .push(n.error(format!("{} is listed twice", path.display())));
             continue;
         }
-        disks.push(DiskConfig { path });
+        let quota = cx.get(n.attr("Quota"), |s| value::gigabytes(s).map(Some), None);
+        disks.push(DiskConfig { path, quota });
     }
-    if let Some(first) = elements.first() {
-        // The directories are read (and monitored) but nothing is cached in them
-        // yet: one report entry says so rather than letting <Disk> look implemented.
-        cx.partial.push(Unused {
-            path: "Server/Cache/Storage/Disk (monitored only; objects are cached in memory)".into(),
-            place: first.loc.to_string(),
-        });
+    StorageConfig {
+        disks,
+        fail_window: Duration::from_secs(cx.get(
+            storage.attr("DiskFailSec"),
+            value::int_in(1u64, 86_400),
+            60,
+        )),
+        fail_count: cx.get(
+            storage.attr("DiskFailCount"),
+            value::int_in(1u32, 1_000_000),
+            10,
+        ),
+        on_crash: cx.get(
+            storage.attr("OnCrash"),
+            |s| match s.trim().to_ascii_lowercase().as_str() {
+                "hang" => Ok(OnCrash::Hang),
+                "bypass" => Ok(OnCrash::Bypass),
+                "selfkill" => Ok(OnCrash::SelfKill),
+                _ => Err(format!("unknown value \"{s}\" (hang, bypass or selfkill)")),
+            },
+            OnCrash::Hang,
+        ),
     }
-    disks
+}
+
+/// `<Cleanup><Time><Age>`.
+fn read_cleanup(cx: &mut Cx, cleanup: &Node<'_>) -> CleanupConfig {
+    CleanupConfig {
+        minute_of_day: cx.get(cleanup.child("Time").value(), value::time_of_day, 120),
+        age_days: cx.get(cleanup.child("Age").value(), value::int_in(0u32, 36_500), 0),
+    }
 }
 
 /// Reads one vhost; with `own == None` it reads `<VHostDefault>` alone.

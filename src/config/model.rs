@@ -134,9 +134,10 @@ pub struct ServerSettings {
     /// Bytes of memory the object cache may hold
     /// (RAM x `SystemMemoryRatio` x `ContentMemoryRatio`).
     pub cache_memory_bytes: u64,
-    /// `<Cache><Storage><Disk>` in file order: position + 1 is the SNMP `diskIndex`.
-    /// Monitored only; objects are still cached in memory.
-    pub disks: Vec<DiskConfig>,
+    /// `<Cache><Storage>`: the cache disks and what happens when they fail.
+    pub storage: StorageConfig,
+    /// `<Cache><Cleanup>`: the daily clean-up.
+    pub cleanup: CleanupConfig,
     /// `<Cache><ConfigHistory>`: days configuration archives are kept.
     pub config_history_days: u32,
     /// `<InfoLog>`, `<DenyLog>`, `<OriginErrorLog>` (chapter 12).
@@ -147,11 +148,60 @@ pub struct ServerSettings {
     pub https: Vec<super::https::HttpsConfig>,
 }
 
+/// `<Cache><Storage>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// `<Disk>` in file order: position + 1 is the SNMP `diskIndex`. Empty is
+    /// Memory-Only mode (2.5.16 edition).
+    pub disks: Vec<DiskConfig>,
+    /// `DiskFailSec`: the window in which a disk's I/O errors are counted.
+    pub fail_window: Duration,
+    /// `DiskFailCount`: errors within the window past which a disk is taken out.
+    pub fail_count: u32,
+    /// `OnCrash`: what happens once every disk is out.
+    pub on_crash: OnCrash,
+}
+
+/// `<Storage OnCrash>`: what kurad does when every disk has failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnCrash {
+    /// Put every failed disk back to work (the guide's default).
+    Hang,
+    /// Pass every request to the origin until a disk is back.
+    Bypass,
+    /// Exit (systemd restarts kurad).
+    SelfKill,
+}
+
+impl OnCrash {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnCrash::Hang => "hang",
+            OnCrash::Bypass => "bypass",
+            OnCrash::SelfKill => "selfkill",
+        }
+    }
+}
+
 /// One `<Disk>`: a cache directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskConfig {
     /// The directory as written (reported as is, so NMS labels match the file).
     pub path: PathBuf,
+    /// `Quota` in bytes (written in GB, decimals allowed); `None` keeps the file
+    /// system from filling instead.
+    pub quota: Option<u64>,
+}
+
+/// `<Cache><Cleanup>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupConfig {
+    /// `<Time>`: minutes after local midnight when the daily clean-up runs.
+    pub minute_of_day: u32,
+    /// `<Age>`: content not hit for this many days is deleted (0: only what the
+    /// quotas evict).
+    pub age_days: u32,
 }
 
 /// `<Vhost Status>`.

@@ -29,6 +29,29 @@ where
     }
 }
 
+/// A size in GB (decimals allowed: `0.5` is 500 MB), as bytes; more than zero.
+pub fn gigabytes(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(gb) if gb > 0.0 && gb < 1e9 => Ok((gb * 1e9) as u64),
+        _ => Err(format!("\"{}\" is not a size in GB above zero", s.trim())),
+    }
+}
+
+/// `HH:MM` on a 24-hour clock, as minutes after midnight.
+pub fn time_of_day(s: &str) -> Result<u32, String> {
+    let bad = || {
+        format!(
+            "\"{}\" is not a time of day (HH:MM, 24-hour clock)",
+            s.trim()
+        )
+    };
+    let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
+    match (h.parse::<u32>(), m.parse::<u32>()) {
+        (Ok(hh), Ok(mm)) if hh < 24 && mm < 60 && m.len() == 2 => Ok(hh * 60 + mm),
+        _ => Err(bad()),
+    }
+}
+
 /// A time: seconds, or numbers with units as the guide writes them
 /// (`1800`, `30 min`, `1 day 12 hours`, `7 weeks`).
 pub fn duration(s: &str) -> Result<Duration, String> {

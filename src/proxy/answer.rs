@@ -2,10 +2,8 @@
 //! ranges (RFC 9110 14), so a revalidating browser gets a 304 and a video
 //! player its byte ranges without the origin.
 
-use std::collections::VecDeque;
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
@@ -136,25 +134,6 @@ fn parse_ranges(value: &str, len: u64) -> Option<Vec<(u64, u64)>> {
     Some(out)
 }
 
-/// The body bytes `first..=last` of an object, without copying.
-pub fn slice(obj: &Object, first: u64, last: u64) -> VecDeque<Bytes> {
-    let mut out = VecDeque::new();
-    let mut offset = 0u64;
-    for chunk in &obj.body {
-        let end = offset + chunk.len() as u64;
-        if end > first && offset <= last {
-            let from = first.saturating_sub(offset) as usize;
-            let to = ((last + 1).min(end) - offset) as usize;
-            out.push_back(chunk.slice(from..to));
-        }
-        offset = end;
-        if offset > last {
-            break;
-        }
-    }
-    out
-}
-
 /// Fields a 304 carries from the stored response (RFC 9110 15.4.5).
 pub const NOT_MODIFIED_FIELDS: [header::HeaderName; 6] = [
     header::CACHE_CONTROL,
@@ -184,18 +163,5 @@ mod tests {
         assert_eq!(parse_ranges("bytes=5-1", 10), None);
         assert_eq!(parse_ranges("items=0-1", 10), None);
         assert_eq!(parse_ranges("bytes=a-b", 10), None);
-    }
-
-    #[test]
-    fn slices_cross_chunks() {
-        let obj = Object::for_tests(vec![
-            Bytes::from_static(b"abc"),
-            Bytes::from_static(b"def"),
-            Bytes::from_static(b"gh"),
-        ]);
-        let got: Vec<u8> = slice(&obj, 2, 6).iter().flatten().copied().collect();
-        assert_eq!(got, b"cdefg");
-        let got: Vec<u8> = slice(&obj, 7, 7).iter().flatten().copied().collect();
-        assert_eq!(got, b"h");
     }
 }

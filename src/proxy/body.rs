@@ -1,7 +1,6 @@
 //! The one response body type: no boxing, no copy on hits.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -9,7 +8,7 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::cache::fill::FillReader;
-use crate::cache::store::Object;
+use crate::cache::read::BodyReader;
 
 /// Why a response body stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +20,9 @@ pub enum BodyError {
     /// The origin connection failed while streaming.
     #[error("origin body: {0}")]
     Origin(#[from] hyper::Error),
+    /// A cache disk failed while the body was read from it.
+    #[error("cache disk: {0}")]
+    Disk(#[from] std::io::Error),
 }
 
 /// A response body.
@@ -30,15 +32,8 @@ pub enum Body {
     Empty,
     /// A small body made here (error pages, API replies).
     Full(Option<Bytes>),
-    /// A cached object, chunk by chunk.
-    Object {
-        /// The object.
-        obj: Arc<Object>,
-        /// Next chunk to send.
-        next: usize,
-    },
-    /// Slices of a cached object (ranges), sent in order.
-    Chunks(std::collections::VecDeque<Bytes>),
+    /// A cached object's body, whole or in ranges, from memory or its disk.
+    Stored(BodyReader),
     /// A body still arriving from the origin, shared with other clients.
     Fill(FillReader),
     /// A body streamed straight from the origin (not cached).
@@ -51,11 +46,6 @@ impl Body {
     /// A body with the given bytes.
     pub fn full(b: impl Into<Bytes>) -> Self {
         Body::Full(Some(b.into()))
-    }
-
-    /// A cached object's body.
-    pub fn object(obj: Arc<Object>) -> Self {
-        Body::Object { obj, next: 0 }
     }
 }
 
@@ -70,12 +60,9 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Body::Object { obj, next } => {
-                let chunk = obj.body.get(*next).cloned();
-                *next += 1;
-                Poll::Ready(chunk.map(|c| Ok(Frame::data(c))))
-            }
-            Body::Chunks(c) => Poll::Ready(c.pop_front().map(|c| Ok(Frame::data(c)))),
+            Body::Stored(r) => r
+                .poll_chunk(cx)
+                .map(|c| c.map(|c| c.map(Frame::data).map_err(BodyError::Disk))),
             Body::Fill(r) => r
                 .poll_chunk(cx)
                 .map(|c| c.map(|c| c.map(Frame::data).map_err(|_| BodyError::Truncated))),
@@ -88,8 +75,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
-            Body::Object { obj, next } => *next >= obj.body.len(),
-            Body::Chunks(c) => c.is_empty(),
+            Body::Stored(r) => r.is_end(),
             Body::Fill(r) => r.is_end(),
             Body::Origin(inc) => inc.is_end_stream(),
             Body::Stream(_) => false,
@@ -100,10 +86,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::Object { obj, next } => {
-                SizeHint::with_exact(obj.body.iter().skip(*next).map(|c| c.len() as u64).sum())
-            }
-            Body::Chunks(c) => SizeHint::with_exact(c.iter().map(|c| c.len() as u64).sum()),
+            Body::Stored(r) => SizeHint::with_exact(r.remaining()),
             Body::Fill(_) | Body::Stream(_) => SizeHint::default(),
             Body::Origin(inc) => inc.size_hint(),
         }

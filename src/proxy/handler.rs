@@ -21,6 +21,7 @@ use super::origin::{Leg, OriginError, SendBody};
 use super::{Runtime, VhostRt};
 use crate::cache::fill::{BodyEnd, HeadOutcome};
 use crate::cache::policy;
+use crate::cache::read::Part;
 use crate::cache::store::{FillGuard, Head, Invalidate, Lookup, Object, Store};
 use crate::cache::{self, CacheResult};
 use crate::config::headers::Side;
@@ -288,7 +289,7 @@ async fn serve_cached(
         let variant = store.variant_key(&key, &parts.headers);
         store.invalidate_key(&variant, Invalidate::Expire, now);
     }
-    let lookup = store.lookup(&key, &parts.headers, now);
+    let lookup = store.lookup_checked(&key, &parts.headers, now).await;
     // Built only when the origin is asked: hits never copy the request.
     let request = move || FetchRequest {
         key,
@@ -313,13 +314,18 @@ async fn serve_cached(
             } else {
                 CacheResult::Hit
             };
-            from_store(vhost, &parts.method, &parts.headers, &obj, result)
+            from_store(vhost, store, &parts.method, &parts.headers, &obj, result)
         }
         Lookup::Join {
             stale: Some(old), ..
-        } if serves_stale_now(caching, &old, now) => {
-            from_store(vhost, &parts.method, &parts.headers, &old, CacheResult::Hit)
-        }
+        } if serves_stale_now(caching, &old, now) => from_store(
+            vhost,
+            store,
+            &parts.method,
+            &parts.headers,
+            &old,
+            CacheResult::Hit,
+        ),
         Lookup::Join { fill, .. } => match fill.head().await {
             HeadOutcome::Shared(head) if head.vary_matches(&parts.headers) => match fill.reader() {
                 Some(reader) => {
@@ -337,7 +343,7 @@ async fn serve_cached(
                 None => pass(vhost, conn, parts, None, (CacheResult::Miss, Leg::Cache)).await,
             },
             HeadOutcome::Stored(obj, result) => {
-                from_store(vhost, &parts.method, &parts.headers, &obj, result)
+                from_store(vhost, store, &parts.method, &parts.headers, &obj, result)
             }
             HeadOutcome::Shared(_) | HeadOutcome::Pass => {
                 pass(vhost, conn, parts, None, (CacheResult::Miss, Leg::Cache)).await
@@ -360,7 +366,14 @@ async fn serve_cached(
                 fill,
                 Some(old.clone()),
             ));
-            from_store(vhost, &parts.method, &parts.headers, &old, CacheResult::Hit)
+            from_store(
+                vhost,
+                store,
+                &parts.method,
+                &parts.headers,
+                &old,
+                CacheResult::Hit,
+            )
         }
         Lookup::Fetch {
             fill,
@@ -417,6 +430,7 @@ fn stale_on_error(old: &Object, extension: Duration, now: Instant) -> Option<Dur
 /// Answers from a stored object: whole, 304, ranges or 416.
 fn from_store(
     vhost: &VhostRt,
+    store: &Store,
     method: &Method,
     request: &HeaderMap,
     obj: &Arc<Object>,
@@ -436,7 +450,13 @@ fn from_store(
             let body = if head_only {
                 Body::Empty
             } else {
-                Body::object(obj.clone())
+                Body::Stored(store.reader(
+                    obj,
+                    VecDeque::from([Part::Body {
+                        from: 0,
+                        to: obj.len,
+                    }]),
+                ))
             };
             respond(head, result, client, body)
         }
@@ -481,14 +501,17 @@ fn from_store(
                     HeaderValue::from_str(&format!("bytes {first}-{last}/{}", obj.len))
                         .expect("ASCII"),
                 );
-                answer::slice(obj, first, last)
+                VecDeque::from([Part::Body {
+                    from: first,
+                    to: last + 1,
+                }])
             } else {
                 multipart(&mut headers, obj, &ranges)
             };
             let body = if head_only {
                 Body::Empty
             } else {
-                Body::Chunks(body)
+                Body::Stored(store.reader(obj, body))
             };
             finish_response(
                 StatusCode::PARTIAL_CONTENT,
@@ -504,7 +527,7 @@ fn from_store(
 }
 
 /// A `multipart/byteranges` body (RFC 9110 14.6); sets the Content-Type.
-fn multipart(headers: &mut HeaderMap, obj: &Object, ranges: &[(u64, u64)]) -> VecDeque<Bytes> {
+fn multipart(headers: &mut HeaderMap, obj: &Object, ranges: &[(u64, u64)]) -> VecDeque<Part> {
     let boundary = format!("KURA_BYTERANGES_{:016x}", obj.id);
     let part_type = headers
         .get(header::CONTENT_TYPE)
@@ -518,13 +541,18 @@ fn multipart(headers: &mut HeaderMap, obj: &Object, ranges: &[(u64, u64)]) -> Ve
     );
     let mut body = VecDeque::new();
     for &(first, last) in ranges {
-        body.push_back(Bytes::from(format!(
+        body.push_back(Part::Literal(Bytes::from(format!(
             "\r\n--{boundary}\r\n{part_type}Content-Range: bytes {first}-{last}/{}\r\n\r\n",
             obj.len
-        )));
-        body.extend(answer::slice(obj, first, last));
+        ))));
+        body.push_back(Part::Body {
+            from: first,
+            to: last + 1,
+        });
     }
-    body.push_back(Bytes::from(format!("\r\n--{boundary}--\r\n")));
+    body.push_back(Part::Literal(Bytes::from(format!(
+        "\r\n--{boundary}--\r\n"
+    ))));
     body
 }
 
@@ -676,6 +704,7 @@ async fn fetch(
             guard.serve_stored(obj.clone(), CacheResult::RefreshHit);
             return from_store(
                 &vhost,
+                &store,
                 req.method(),
                 &req.headers,
                 &obj,
@@ -857,7 +886,7 @@ fn keep_stale(
     };
     let obj = store.refresh(&req.key, old, old.head.with_lifetime(lifetime, false));
     guard.serve_stored(obj.clone(), result);
-    from_store(vhost, req.method(), &req.headers, &obj, result)
+    from_store(vhost, store, req.method(), &req.headers, &obj, result)
 }
 
 /// The origin failed and no stored copy may stand in: the error is answered, and

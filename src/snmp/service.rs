@@ -178,7 +178,13 @@ impl Service {
             (config.server.name.clone(), config.server.admin.clone()),
             vhosts,
             views,
-            config.server.disks.iter().map(|d| d.path.clone()).collect(),
+            config
+                .server
+                .storage
+                .disks
+                .iter()
+                .map(|d| d.path.clone())
+                .collect(),
             confs,
         )));
     }

@@ -115,9 +115,9 @@ pub struct DiskUsage {
     /// Bytes an unprivileged writer may still use (`df` Avail); `used + free` falls
     /// short of `total` by the root reserve.
     pub free_bytes: u64,
-    /// `Normal`, or `Invalid` when the directory is missing or unreadable. The
-    /// guide's `Unmounted` (taken out by the administrator) is never produced:
-    /// there is no command to take a disk out yet.
+    /// `Normal`; `Invalid` when the directory is missing or unreadable or the
+    /// cache took the disk out after errors; `Unmounted` when the administrator
+    /// did (`/command/unmount`).
     pub status: &'static str,
 }
 
@@ -159,6 +159,9 @@ struct Disk {
     path: PathBuf,
     /// The latest usage.
     usage: DiskUsage,
+    /// The cache's word on the disk (`None` while it has none: Memory-Only
+    /// monitoring, or before the first report).
+    cache_state: Option<&'static str>,
     /// The device and its cumulative counters at the last sample; `None` before
     /// the first, which only sets this baseline.
     last: Option<(Option<Dev>, Counters)>,
@@ -175,6 +178,7 @@ impl Disk {
         Disk {
             path: path.to_path_buf(),
             usage,
+            cache_state: None,
             last: None,
             last_sec: None,
             seconds: Ring::new(1, 60, false),
@@ -268,8 +272,23 @@ impl DiskStats {
     }
 
     /// Disk `index0`'s latest usage and state; `None` when there is no such disk.
+    /// A directory that cannot be read is Invalid whatever the cache says.
     pub fn usage(&self, index0: usize) -> Option<DiskUsage> {
-        self.disks.lock().get(index0).map(|d| d.usage.clone())
+        self.disks.lock().get(index0).map(|d| {
+            let mut usage = d.usage.clone();
+            if let (Some(state), "Normal") = (d.cache_state, usage.status) {
+                usage.status = state;
+            }
+            usage
+        })
+    }
+
+    /// Records the cache's state of the disk configured as `path` (its
+    /// `Normal`, `Invalid` or `Unmounted`).
+    pub fn set_cache_state(&self, path: &Path, state: &'static str) {
+        if let Some(d) = self.disks.lock().iter_mut().find(|d| d.path == path) {
+            d.cache_state = Some(state);
+        }
     }
 }
 

@@ -31,10 +31,12 @@ pub struct Reply {
 
 pub enum ReplyBody {
     Bytes(Vec<u8>),
-    /// `n` bytes generated in 64 KiB chunks, without Content-Length unless `with_length`.
+    /// `n` bytes generated in 64 KiB chunks, without Content-Length unless `with_length`,
+    /// `pace` apart (blocking one of the origin's own threads: a slow origin).
     Generated {
         len: u64,
         with_length: bool,
+        pace: Duration,
     },
 }
 
@@ -188,7 +190,11 @@ fn render(reply: Reply) -> hyper::Response<Boxed> {
     }
     let body: Boxed = match reply.body {
         ReplyBody::Bytes(v) => Full::new(Bytes::from(v)).boxed(),
-        ReplyBody::Generated { len, with_length } => {
+        ReplyBody::Generated {
+            len,
+            with_length,
+            pace,
+        } => {
             if with_length {
                 b = b.header("content-length", len.to_string());
             }
@@ -200,6 +206,7 @@ fn render(reply: Reply) -> hyper::Response<Boxed> {
                 }
                 let n = left.min(chunk.len() as u64);
                 left -= n;
+                std::thread::sleep(pace);
                 Some(Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))))
             });
             StreamBody::new(stream).boxed()

@@ -1,0 +1,108 @@
+//! The memory tier over the disks: bodies of disk objects kept in RAM, least
+//! recently used first out, within `ContentMemoryRatio` of the memory
+//! `SystemMemoryRatio` grants. A body enters when it is stored and when it is
+//! read whole from its disk, so what clients ask for again is served from memory.
+
+use bytes::Bytes;
+use lru::LruCache;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// Shards of the tier (object numbers spread evenly over them).
+const SHARDS: usize = 16;
+
+/// A body held in memory.
+pub type Chunks = Arc<[Bytes]>;
+
+struct Shard {
+    /// Bodies by object number, with their length.
+    bodies: LruCache<u64, (Chunks, u64)>,
+    /// Bytes held.
+    bytes: u64,
+}
+
+/// Disk objects' bodies in memory.
+pub struct HotBodies {
+    shards: Box<[Mutex<Shard>]>,
+    /// Byte budget of each shard.
+    shard_capacity: u64,
+}
+
+impl std::fmt::Debug for HotBodies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (bodies, bytes) = self.usage();
+        f.debug_struct("HotBodies")
+            .field("bodies", &bodies)
+            .field("bytes", &bytes)
+            .finish()
+    }
+}
+
+impl HotBodies {
+    /// A tier holding about `capacity` bytes.
+    pub fn new(capacity: u64) -> HotBodies {
+        HotBodies {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        bodies: LruCache::unbounded(),
+                        bytes: 0,
+                    })
+                })
+                .collect(),
+            shard_capacity: (capacity / SHARDS as u64).max(1),
+        }
+    }
+
+    /// Largest body the tier keeps.
+    pub fn max_body(&self) -> u64 {
+        self.shard_capacity / 2
+    }
+
+    fn shard(&self, number: u64) -> &Mutex<Shard> {
+        &self.shards[(number as usize) % SHARDS]
+    }
+
+    /// The body of object `number`, if it is in memory (counts as a use).
+    pub fn get(&self, number: u64) -> Option<Chunks> {
+        self.shard(number)
+            .lock()
+            .bodies
+            .get(&number)
+            .map(|(c, _)| c.clone())
+    }
+
+    /// Keeps the body of object `number` of `len` bytes, evicting older bodies.
+    pub fn insert(&self, number: u64, body: Chunks, len: u64) {
+        if len > self.max_body() {
+            return;
+        }
+        let mut shard = self.shard(number).lock();
+        if let Some((_, old)) = shard.bodies.put(number, (body, len)) {
+            shard.bytes -= old;
+        }
+        shard.bytes += len;
+        while shard.bytes > self.shard_capacity {
+            match shard.bodies.pop_lru() {
+                Some((_, (_, n))) => shard.bytes -= n,
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets the body of object `number` (it left the cache).
+    pub fn remove(&self, number: u64) {
+        let mut shard = self.shard(number).lock();
+        if let Some((_, n)) = shard.bodies.pop(&number) {
+            shard.bytes -= n;
+        }
+    }
+
+    /// Bodies and bytes held.
+    pub fn usage(&self) -> (usize, u64) {
+        self.shards.iter().fold((0, 0), |(n, b), s| {
+            let s = s.lock();
+            (n + s.bodies.len(), b + s.bytes)
+        })
+    }
+}

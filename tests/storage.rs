@@ -1,0 +1,479 @@
+//! Cache storage (issue 6): real kurad processes with temporary directories as
+//! `<Disk>`s, restarted cleanly and with `kill -9`, disks filled past their quota,
+//! broken under load, unmounted and mounted, and Memory-Only mode bounded.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A server.xml whose `<Storage>` has these attributes and disks (path, Quota GB).
+fn storage_xml(attrs: &str, disks: &[(&Path, Option<&str>)], cache: &str) -> String {
+    let disks: String = disks
+        .iter()
+        .map(|(p, q)| match q {
+            Some(q) => format!("      <Disk Quota=\"{q}\">{}</Disk>\n", p.display()),
+            None => format!("      <Disk>{}</Disk>\n", p.display()),
+        })
+        .collect();
+    server_xml(cache, "").replace(
+        "<Storage />",
+        &format!("<Storage {attrs}>\n{disks}    </Storage>"),
+    )
+}
+
+/// An origin answering every path with `len` bytes derived from the path,
+/// cacheable for an hour.
+fn origin(len: usize) -> Origin {
+    Origin::start(move |s| {
+        Reply::ok(&body_of(&s.path, len)).header("cache-control", "max-age=3600")
+    })
+}
+
+/// The body the origin sends for `path`.
+fn body_of(path: &str, len: usize) -> String {
+    path.chars().cycle().take(len).collect()
+}
+
+/// Starts kurad on a fresh configuration directory.
+fn start(server: &str, origin: &Origin) -> Kurad {
+    Kurad::start(conf_dir(
+        server,
+        &vhosts_xml(&vhost("www.test", origin.addr, "")),
+    ))
+}
+
+/// Every object file under a disk, with its size.
+fn object_files(disk: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(disk.join("objects")) else {
+        return out;
+    };
+    for dir in dirs.flatten() {
+        for f in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            out.push((f.path(), f.metadata().unwrap().len()));
+        }
+    }
+    out
+}
+
+/// Waits until `cond` holds (stores happen just after the response).
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < until, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops kurad with `signal` and waits for it to exit; returns its exit status.
+fn stop(mut k: Kurad, signal: &str) -> std::process::ExitStatus {
+    k.signal(signal);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = k.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < until, "kurad did not exit on {signal}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn api(k: &Kurad, path: &str) -> Value {
+    let r = curl(&format!("http://{}{path}", k.manager), &[]);
+    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("{path}: {}", r.text()))
+}
+
+/// `(Path, Status)` of each `System.Storage.Disk[]` entry.
+fn disk_states(k: &Kurad) -> Vec<(String, String)> {
+    let json = api(k, "/monitoring/realtime");
+    json["Host"]["System"]["Storage"]["Disk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["Path"].as_str().unwrap().to_string(),
+                d["Status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn objects_cached_before_a_restart_or_a_kill_9_are_hits_after_it() {
+    let disk = tempfile::tempdir().unwrap();
+    let origin = origin(5000);
+    let server = storage_xml("", &[(disk.path(), None)], "");
+    let k = start(&server, &origin);
+    let paths = ["/a.txt", "/b.txt", "/dir/c.txt"];
+    for p in paths {
+        assert_eq!(get(k.http(), "www.test", p).text(), body_of(p, 5000));
+    }
+    eventually("three object files", || {
+        object_files(disk.path()).len() == 3
+    });
+    let info = api(&k, "/monitoring/fileinfo?url=www.test/a.txt");
+    let record = &info["result"][0];
+    assert_eq!(record["Disk-Index"], 1, "{info}");
+    assert!(
+        Path::new(record["LocalPath"].as_str().unwrap()).is_file(),
+        "{info}"
+    );
+    assert!(stop(k, "TERM").success());
+    assert!(disk.path().join("clean").exists(), "a clean stop is marked");
+
+    let k = start(&server, &origin);
+    assert!(
+        !disk.path().join("clean").exists(),
+        "the mark is taken at start"
+    );
+    for p in paths {
+        let r = get(k.http(), "www.test", p);
+        assert_eq!((r.status, r.text()), (200, body_of(p, 5000)));
+        assert_eq!(origin.count(p), 1, "{p} served from disk after a restart");
+    }
+    stop(k, "KILL");
+    let k = start(&server, &origin);
+    for p in paths {
+        assert_eq!(get(k.http(), "www.test", p).text(), body_of(p, 5000));
+        assert_eq!(origin.count(p), 1, "{p} served from disk after kill -9");
+    }
+}
+
+#[test]
+fn a_torn_object_is_never_served_and_is_fetched_again() {
+    let disk = tempfile::tempdir().unwrap();
+    let origin = origin(100_000);
+    let server = storage_xml("", &[(disk.path(), None)], "");
+    let k = start(&server, &origin);
+    for p in ["/torn", "/short"] {
+        get(k.http(), "www.test", p);
+    }
+    eventually("two object files", || object_files(disk.path()).len() == 2);
+    let path_of = |k: &Kurad, url: &str| {
+        let info = api(k, &format!("/monitoring/fileinfo?url=www.test{url}"));
+        PathBuf::from(info["result"][0]["LocalPath"].as_str().unwrap())
+    };
+    let (torn, short) = (path_of(&k, "/torn"), path_of(&k, "/short"));
+    // A power loss: no clean-stop mark, a body block that never reached the disk,
+    // and a file cut short.
+    stop(k, "KILL");
+    let mut bytes = std::fs::read(&torn).unwrap();
+    bytes[50_000..54_096].fill(0);
+    std::fs::write(&torn, bytes).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&short)
+        .unwrap();
+    f.set_len(60_000).unwrap();
+    drop(f);
+
+    let k = start(&server, &origin);
+    assert!(
+        !short.exists(),
+        "a file shorter than its footer says is deleted at start"
+    );
+    for p in ["/torn", "/short"] {
+        let r = get(k.http(), "www.test", p);
+        assert_eq!((r.status, r.text()), (200, body_of(p, 100_000)), "{p}");
+        assert_eq!(origin.count(p), 2, "{p} fetched again");
+    }
+    assert!(k.wait_log("torn object"), "{}", k.log());
+}
+
+#[test]
+fn kill_9_during_a_100_mib_fill_leaves_nothing_partial() {
+    const LEN: u64 = 100 << 20;
+    let disk = tempfile::tempdir().unwrap();
+    // 1600 chunks of 64 KiB, 2 ms apart: the fill takes over 3 s.
+    let origin = Origin::start(|_| Reply {
+        status: 200,
+        headers: vec![("cache-control".into(), "max-age=3600".into())],
+        body: ReplyBody::Generated {
+            len: LEN,
+            with_length: true,
+            pace: Duration::from_millis(2),
+        },
+        delay: Duration::ZERO,
+        reset: false,
+    });
+    let server = storage_xml("", &[(disk.path(), None)], "");
+    let k = start(&server, &origin);
+    let url = format!("http://{}/big", k.http());
+    let client = std::thread::spawn(move || {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download}",
+                "-H",
+                "Host: www.test",
+            ])
+            .arg(url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .parse::<u64>()
+            .unwrap_or(0)
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    stop(k, "KILL");
+    let got = client.join().unwrap();
+    assert!(
+        got < LEN,
+        "the kill came during the fill ({got} bytes sent)"
+    );
+
+    let k = start(&server, &origin);
+    let count = |dir: &str| std::fs::read_dir(disk.path().join(dir)).unwrap().count();
+    assert_eq!(count("tmp"), 0, "no partial file is kept");
+    assert!(object_files(disk.path()).is_empty());
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "%{http_code}", "-H", "Host: www.test"])
+        .arg(format!("http://{}/big", k.http()))
+        .output()
+        .unwrap();
+    let (body, code) = out.stdout.split_at(out.stdout.len() - 3);
+    assert_eq!(code, b"200");
+    assert_eq!(body.len() as u64, LEN);
+    assert!(body.iter().all(|b| *b == b'x'));
+    assert_eq!(origin.count("/big"), 2, "refetched from the origin");
+    eventually("the object stored whole", || {
+        object_files(disk.path()).iter().any(|(_, n)| *n > LEN)
+    });
+}
+
+#[test]
+fn a_disk_stays_within_its_quota_under_ten_times_as_many_unique_objects() {
+    let disk = tempfile::tempdir().unwrap();
+    let origin = origin(20_000);
+    // 2 MB: 1000 objects of 20 kB are ten times that.
+    let server = storage_xml("", &[(disk.path(), Some("0.002"))], "");
+    let k = start(&server, &origin);
+    for i in 0..1000 {
+        let r = get(k.http(), "www.test", &format!("/u/{i}"));
+        assert_eq!(r.status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let files = object_files(disk.path());
+    let total: u64 = files.iter().map(|(_, n)| n).sum();
+    eprintln!("{} objects kept, {total} bytes", files.len());
+    assert!(total <= 2_000_000, "{total} bytes on a 2 MB quota");
+    assert!(files.len() > 50, "the quota is used: {}", files.len());
+    // The most recent objects are the ones kept.
+    get(k.http(), "www.test", "/u/999");
+    assert_eq!(origin.count("/u/999"), 1);
+}
+
+#[test]
+fn a_failing_disk_is_taken_out_and_the_others_keep_serving() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let origin = origin(1000);
+    let server = storage_xml(
+        "DiskFailSec=\"60\" DiskFailCount=\"2\"",
+        &[(d1.path(), None), (d2.path(), None)],
+        "",
+    )
+    .replace("</Host>", "<SNMP Port=\"0\" Status=\"Active\" /></Host>");
+    let k = start(&server, &origin);
+    eventually("both disks Normal", || {
+        disk_states(&k).iter().all(|(_, s)| s == "Normal")
+    });
+    // Writes on disk 1 now fail (its tmp/ is a file), while the directory
+    // itself looks fine to `df`.
+    std::fs::remove_dir_all(d1.path().join("tmp")).unwrap();
+    std::fs::write(d1.path().join("tmp"), "not a directory").unwrap();
+    for i in 0..60 {
+        let p = format!("/f/{i}");
+        assert_eq!(get(k.http(), "www.test", &p).text(), body_of(&p, 1000));
+    }
+    eventually("disk 1 Invalid, disk 2 Normal", || {
+        disk_states(&k)
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .eq(["Invalid", "Normal"])
+    });
+    // New objects go to disk 2 and are hits.
+    let before = object_files(d2.path()).len();
+    for i in 100..120 {
+        let p = format!("/f/{i}");
+        get(k.http(), "www.test", &p);
+    }
+    eventually("all on disk 2", || {
+        object_files(d2.path()).len() == before + 20
+    });
+    for i in 100..120 {
+        let p = format!("/f/{i}");
+        assert_eq!(get(k.http(), "www.test", &p).text(), body_of(&p, 1000));
+        assert_eq!(origin.count(&p), 1, "{p} is a hit");
+    }
+    // The NMS sees it too: diskInfoStatus.1 and .2.
+    for (index, want) in [(1, "Invalid"), (2, "Normal")] {
+        let out = std::process::Command::new("snmpget")
+            .args(["-v2c", "-c", "public", "-Oqv"])
+            .arg(format!("udp:{}", k.snmp()))
+            .arg(format!("1.3.6.1.4.1.40001.1.2.18.1.8.{index}"))
+            .output()
+            .expect("snmpget (apt-get install snmp)");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .trim_matches('"'),
+            want
+        );
+    }
+}
+
+#[test]
+fn every_disk_failing_with_selfkill_stops_kurad_with_an_error() {
+    let disk = tempfile::tempdir().unwrap();
+    let origin = origin(100);
+    let server = storage_xml(
+        "DiskFailCount=\"1\" OnCrash=\"selfkill\"",
+        &[(disk.path(), None)],
+        "",
+    );
+    let mut k = start(&server, &origin);
+    std::fs::remove_dir_all(disk.path().join("tmp")).unwrap();
+    for i in 0..3 {
+        let p = format!("/s/{i}");
+        assert_eq!(
+            get(k.http(), "www.test", &p).status,
+            200,
+            "served meanwhile"
+        );
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = k.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "kurad kept running:\n{}", k.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "systemd restarts a failed kurad");
+}
+
+#[test]
+fn unmount_takes_a_disk_out_and_mount_puts_it_back_empty() {
+    let disk = tempfile::tempdir().unwrap();
+    let origin = origin(1000);
+    let server = storage_xml("", &[(disk.path(), None)], "");
+    let k = start(&server, &origin);
+    get(k.http(), "www.test", "/m");
+    eventually("stored", || object_files(disk.path()).len() == 1);
+    let target = disk.path().display().to_string();
+    let r = api(&k, &format!("/command/unmount?disk={target}"));
+    assert_eq!(r["result"], target, "{r}");
+    eventually("Unmounted", || disk_states(&k)[0].1 == "Unmounted");
+    get(k.http(), "www.test", "/m");
+    assert_eq!(origin.count("/m"), 2, "its content is gone from the cache");
+    assert_eq!(
+        curl(
+            &format!("http://{}/command/mount?disk=/nowhere", k.manager),
+            &[]
+        )
+        .status,
+        404
+    );
+    api(&k, &format!("/command/mount?disk={target}"));
+    eventually("Normal", || disk_states(&k)[0].1 == "Normal");
+    assert!(
+        object_files(disk.path()).is_empty(),
+        "mounting invalidates the old content"
+    );
+    get(k.http(), "www.test", "/m");
+    get(k.http(), "www.test", "/m");
+    assert_eq!(origin.count("/m"), 3, "cached again");
+}
+
+#[test]
+fn memory_only_mode_stays_within_its_memory() {
+    let origin = origin(1 << 20);
+    // 1% of RAM, half of it for bodies.
+    let k = start(
+        &server_xml("<SystemMemoryRatio>1</SystemMemoryRatio>", ""),
+        &origin,
+    );
+    let budget_mib = {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let kib: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib / 1024 / 100 / 2
+    };
+    // Three times the budget in unique 1 MiB objects.
+    for i in 0..budget_mib * 3 {
+        assert_eq!(get(k.http(), "www.test", &format!("/mem/{i}")).status, 200);
+    }
+    let peak = k.peak_rss_kib() / 1024;
+    eprintln!("peak RSS {peak} MiB for a {budget_mib} MiB body budget");
+    assert!(peak < budget_mib + 128, "{peak} MiB");
+}
+
+#[test]
+fn bodies_read_from_disk_serve_whole_and_in_ranges() {
+    const LEN: usize = 5_000_000;
+    let disk = tempfile::tempdir().unwrap();
+    let origin = origin(LEN);
+    // 1% of RAM: the memory tier takes bodies of a few MB at most, so a 5 MB
+    // body is streamed from its file; a 5 kB one enters the tier.
+    let server = storage_xml(
+        "",
+        &[(disk.path(), None)],
+        "<SystemMemoryRatio>1</SystemMemoryRatio>",
+    );
+    let k = start(&server, &origin);
+    let big = "/video.bin";
+    assert_eq!(get(k.http(), "www.test", big).body.len(), LEN);
+    eventually("stored", || object_files(disk.path()).len() == 1);
+    stop(k, "TERM");
+    let k = start(&server, &origin);
+    let want = body_of(big, LEN);
+    let url = format!("http://{}{big}", k.http());
+    for _ in 0..2 {
+        let whole = curl(&url, &["-H", "Host: www.test"]);
+        assert_eq!((whole.status, whole.text() == want), (200, true));
+    }
+    let r = curl(&url, &["-H", "Host: www.test", "-r", "4000000-4000009"]);
+    assert_eq!(
+        (r.status, r.text()),
+        (206, want[4_000_000..4_000_010].to_string())
+    );
+    let multi = curl(&url, &["-H", "Host: www.test", "-r", "0-4,4999995-4999999"]);
+    assert_eq!(multi.status, 206);
+    let text = multi.text();
+    assert!(
+        text.contains(&want[..5]) && text.contains(&want[4_999_995..]),
+        "{text}"
+    );
+    assert!(text.contains("Content-Range: bytes 4999995-4999999/5000000"));
+    assert_eq!(origin.count(big), 1, "all from the disk");
+    let metrics = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(
+        value("kura_disk_read_bytes_total") >= 2 * LEN as u64,
+        "read twice from the file (too big for the memory tier):\n{metrics}"
+    );
+    assert_eq!(value("kura_disk_objects"), 1);
+    assert_eq!(value("kura_disk_up"), 1);
+}
