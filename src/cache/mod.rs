@@ -5,6 +5,7 @@
 //! talks to a socket. The proxy decides what to fetch; the cache decides what
 //! is kept, for how long, and who shares a fetch.
 
+pub mod admission;
 pub mod disk;
 pub mod fill;
 pub mod hot;
