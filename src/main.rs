@@ -88,7 +88,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // What must reach the disks and the logs was flushed by `run`; freeing a
+    // store of millions of objects one by one would only delay the exit.
+    std::mem::forget(runtime);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

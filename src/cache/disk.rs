@@ -356,34 +356,53 @@ impl Disk {
         Ok(Bytes::from(buf))
     }
 
-    /// Lists every object file (blocking); files that are not whole objects are
+    /// Lists every object file (blocking), reading the 256 directories on as
+    /// many threads as there are cores; files that are not whole objects are
     /// deleted.
     pub fn scan(&self) -> Vec<Found> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        (0..=255u8)
+                            .filter(|i| usize::from(*i) % threads == t)
+                            .flat_map(|i| self.scan_dir(i))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    /// The object files of `objects/XX`.
+    fn scan_dir(&self, i: u8) -> Vec<Found> {
+        let dir = self.path.join("objects").join(format!("{i:02x}"));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
         let mut found = Vec::new();
-        for i in 0..=255u8 {
-            let dir = self.path.join("objects").join(format!("{i:02x}"));
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let number = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| u64::from_str_radix(n, 16).ok());
-                match number.and_then(|n| {
-                    read_object(&path).map(|(key, head, footer)| (n, key, head, footer))
-                }) {
-                    Some((number, key, head, footer)) => found.push(Found {
-                        number,
-                        key,
-                        head,
-                        footer,
-                    }),
-                    None => {
-                        tracing::warn!(file = %path.display(), "not a whole cached object; deleted");
-                        let _ = std::fs::remove_file(&path);
-                    }
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let number = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| u64::from_str_radix(n, 16).ok());
+            let object = number.and_then(|n| read_object(&path).map(|o| (n, o)));
+            match object {
+                Some((number, (key, head, footer))) => found.push(Found {
+                    number,
+                    key,
+                    head,
+                    footer,
+                }),
+                None => {
+                    tracing::warn!(file = %path.display(), "not a whole cached object; deleted");
+                    let _ = std::fs::remove_file(&path);
                 }
             }
         }
@@ -451,7 +470,7 @@ fn read_object(path: &Path) -> Option<(String, Head, Footer)> {
     if crc32fast::hash(&rec) != footer.head_crc {
         return None;
     }
-    let (key, head) = record::decode_head(&rec)?;
+    let (key, head) = record::decode_head(&Bytes::from(rec))?;
     Some((key, head, footer))
 }
 

@@ -38,8 +38,9 @@ const SHARDS: usize = 64;
 /// forgotten: their next request is a miss that learns them again).
 const VARY_SPECS: usize = 4096;
 
-/// Bodies up to this size are joined into one buffer when stored.
-const COALESCE_LIMIT: usize = 1 << 20;
+/// Stored bodies are regrouped into pieces of about this size: a hit is then
+/// sent in few large writes, not in the origin's small frames.
+const PIECE: usize = 1 << 20;
 
 /// A stored response head.
 #[derive(Debug)]
@@ -84,6 +85,34 @@ impl Head {
             },
             vary: self.vary.clone(),
             purged,
+        }
+    }
+
+    /// A copy to keep in the cache: the headers in one buffer of their own. An
+    /// origin's headers point into the connection's read buffer; kept as they
+    /// are, each cached object would pin kilobytes of it.
+    pub fn compacted(&self) -> Head {
+        let total: usize = self.headers.values().map(|v| v.len()).sum();
+        let mut buf = bytes::BytesMut::with_capacity(total);
+        for v in self.headers.values() {
+            buf.extend_from_slice(v.as_bytes());
+        }
+        let buf = buf.freeze();
+        let mut headers = HeaderMap::with_capacity(self.headers.len());
+        let mut at = 0;
+        for (name, v) in self.headers.iter() {
+            let value = HeaderValue::from_maybe_shared(buf.slice(at..at + v.len()))
+                .expect("the bytes of a valid value");
+            headers.append(name.clone(), value);
+            at += v.len();
+        }
+        Head {
+            status: self.status,
+            headers: Arc::new(headers),
+            received_at: self.received_at,
+            freshness: self.freshness,
+            vary: self.vary.clone(),
+            purged: self.purged,
         }
     }
 
@@ -289,6 +318,29 @@ fn stored_key(base: &str, head: &Head) -> String {
     } else {
         super::key::variant(base, head.vary.iter().map(|(_, v)| v.as_ref()))
     }
+}
+
+/// Joins consecutive chunks into pieces of at least [`PIECE`] bytes (one copy
+/// when the object is stored, saved on every hit).
+fn regroup(chunks: Vec<Bytes>) -> Chunks {
+    if chunks.len() <= 1 || chunks.iter().all(|c| c.len() >= PIECE / 2) {
+        return chunks.into();
+    }
+    let mut left: usize = chunks.iter().map(|c| c.len()).sum();
+    let mut out = Vec::new();
+    let mut piece: Vec<u8> = Vec::with_capacity(left.min(PIECE));
+    for c in chunks {
+        piece.extend_from_slice(&c);
+        left -= c.len();
+        if piece.len() >= PIECE {
+            out.push(Bytes::from(std::mem::take(&mut piece)));
+            piece.reserve(left.min(PIECE));
+        }
+    }
+    if !piece.is_empty() || out.is_empty() {
+        out.push(Bytes::from(piece));
+    }
+    out.into()
 }
 
 /// The hash of a key in the admission sketch.
@@ -683,8 +735,15 @@ impl Store {
 
     /// Flushes the disks' pending work and marks them cleanly stopped (blocking).
     pub fn close(&self) {
+        let started = Instant::now();
         for d in &self.disks {
             d.close();
+        }
+        if !self.disks.is_empty() {
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "cache disks closed"
+            );
         }
     }
 
@@ -1089,11 +1148,8 @@ impl FillGuard {
             self.unregister();
             return;
         }
-        let body: Chunks = if chunks.len() > 1 && len as usize <= COALESCE_LIMIT {
-            vec![Bytes::from(chunks.concat())].into()
-        } else {
-            chunks.into()
-        };
+        let body = regroup(chunks);
+        let head = Arc::new(head.compacted());
         let store = self.store.clone();
         let id = store.next_id.fetch_add(1, Ordering::Relaxed);
         let object = move |head: Arc<Head>, body: Stored| Object {

@@ -305,6 +305,9 @@ async fn serve_cached(
         head_only: parts.method == Method::HEAD,
         post,
     };
+    let answer = |obj: &Arc<Object>, result| {
+        from_store(vhost, store, &parts.method, &parts.headers, obj, result)
+    };
     match lookup {
         Lookup::Fresh(obj) => {
             obj.touch(crate::procfs::unix_now());
@@ -314,18 +317,11 @@ async fn serve_cached(
             } else {
                 CacheResult::Hit
             };
-            from_store(vhost, store, &parts.method, &parts.headers, &obj, result)
+            answer(&obj, result)
         }
         Lookup::Join {
             stale: Some(old), ..
-        } if serves_stale_now(caching, &old, now) => from_store(
-            vhost,
-            store,
-            &parts.method,
-            &parts.headers,
-            &old,
-            CacheResult::Hit,
-        ),
+        } if serves_stale_now(caching, &old, now) => answer(&old, CacheResult::Hit),
         Lookup::Join { fill, .. } => match fill.head().await {
             HeadOutcome::Shared(head) if head.vary_matches(&parts.headers) => match fill.reader() {
                 Some(reader) => {
@@ -342,9 +338,7 @@ async fn serve_cached(
                 }
                 None => pass(vhost, conn, parts, None, (CacheResult::Miss, Leg::Cache)).await,
             },
-            HeadOutcome::Stored(obj, result) => {
-                from_store(vhost, store, &parts.method, &parts.headers, &obj, result)
-            }
+            HeadOutcome::Stored(obj, result) => answer(&obj, result),
             HeadOutcome::Shared(_) | HeadOutcome::Pass => {
                 pass(vhost, conn, parts, None, (CacheResult::Miss, Leg::Cache)).await
             }
@@ -366,14 +360,7 @@ async fn serve_cached(
                 fill,
                 Some(old.clone()),
             ));
-            from_store(
-                vhost,
-                store,
-                &parts.method,
-                &parts.headers,
-                &old,
-                CacheResult::Hit,
-            )
+            answer(&old, CacheResult::Hit)
         }
         Lookup::Fetch {
             fill,
