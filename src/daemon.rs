@@ -393,6 +393,26 @@ impl Daemon {
         }
     }
 
+    /// Publishes what the cache holds to the stats core (SNMP `contents`): by
+    /// vhost (a facade shows its target's objects), and for the host, whose
+    /// memory includes the memory tier over the disks.
+    pub fn publish_contents(&self) {
+        use crate::stats::contents::ContentsSnapshot;
+        let by_cache = self.store.contents();
+        let mut snapshot = ContentsSnapshot::default();
+        for c in by_cache.values() {
+            snapshot.host.merge(c);
+        }
+        if let Some((_, bytes)) = self.store.memory_tier() {
+            snapshot.host.memory += bytes;
+        }
+        for v in &self.runtime().config.vhosts {
+            let c = by_cache.get(v.cache_name()).copied().unwrap_or_default();
+            snapshot.vhosts.insert(v.name.clone(), c);
+        }
+        self.stats.contents.publish(snapshot);
+    }
+
     /// The configuration history: archives, newest first.
     pub fn history(&self) -> parking_lot::MutexGuard<'_, ConfHistory> {
         self.history.lock()
@@ -576,6 +596,7 @@ async fn storage_watch(daemon: std::sync::Weak<Daemon>) {
             .ok()
             .flatten();
         daemon.publish_disk_states();
+        daemon.publish_contents();
         if event == Some(crate::cache::store::StoreEvent::SelfKill) {
             tracing::error!("every cache disk failed; OnCrash is selfkill: stopping");
             daemon.request_stop(Stop::DisksFailed);

@@ -479,3 +479,53 @@ fn bodies_read_from_disk_serve_whole_and_in_ranges() {
     assert_eq!(value("kura_disk_objects"), 1);
     assert_eq!(value("kura_disk_up"), 1);
 }
+
+#[test]
+fn snmp_contents_count_what_the_cache_holds() {
+    let sizes = [("/small", 500), ("/mid", 5000), ("/big", 2_000_000)];
+    let origin = Origin::start(move |s| {
+        let len = sizes
+            .iter()
+            .find(|(p, _)| *p == s.path)
+            .map_or(1, |(_, n)| *n);
+        Reply::ok(&"x".repeat(len)).header("cache-control", "max-age=3600")
+    });
+    let server =
+        server_xml("", "").replace("</Host>", "<SNMP Port=\"0\" Status=\"Active\" /></Host>");
+    let k = start(&server, &origin);
+    for (p, _) in sizes {
+        get(k.http(), "www.test", p);
+    }
+    let contents = "1.3.6.1.4.1.40001.1.4.1.10";
+    let vhost = "1.3.6.1.4.1.40001.1.4.3.1.10";
+    let query = |oids: &[String]| -> Vec<u64> {
+        let out = std::process::Command::new("snmpget")
+            .args(["-v2c", "-c", "public", "-Oqv"])
+            .arg(format!("udp:{}", k.snmp()))
+            .args(oids)
+            .output()
+            .expect("snmpget (apt-get install snmp)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().parse().unwrap_or(u64::MAX))
+            .collect()
+    };
+    // memory KB, files, size MB, and the classes under 1 KB, 8 KB and 2 MB.
+    let columns = [1, 2, 3, 10, 13, 21];
+    let want = [2_005_500 / 1024, 3, 2_005_500 >> 20, 1, 1, 1];
+    eventually("published within a second", || {
+        query(&columns.map(|c| format!("{contents}.{c}"))) == want
+    });
+    let per_vhost = query(&columns.map(|c| format!("{vhost}.{c}.1")));
+    assert_eq!(per_vhost, want, "the only vhost holds it all");
+    let classes = query(
+        &(10..36)
+            .map(|c| format!("{contents}.{c}"))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        classes.iter().sum::<u64>(),
+        3,
+        "one class per object: {classes:?}"
+    );
+}

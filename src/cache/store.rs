@@ -30,6 +30,7 @@ use super::hot::{Chunks, HotBodies};
 use super::policy::Freshness;
 use super::read::{BodyReader, Part, Source};
 use crate::config::{OnCrash, StorageConfig};
+use crate::stats::contents::Contents;
 
 /// Shards of the store; a power of two well above the core count.
 const SHARDS: usize = 64;
@@ -243,6 +244,8 @@ struct Shard {
     vary: LruCache<String, Vec<HeaderName>>,
     /// How often this shard's keys were asked for lately (TinyLFU admission).
     sketch: Sketch,
+    /// What the shard holds, by vhost (its cache name).
+    contents: HashMap<String, Contents>,
 }
 
 impl Shard {
@@ -254,14 +257,13 @@ impl Shard {
             discard(&obj, hot);
             return;
         }
-        if let Some(f) = obj.disk_file() {
-            f.disk.objects.fetch_add(1, Ordering::Relaxed);
-            f.disk.bytes.fetch_add(f.size(), Ordering::Relaxed);
-        }
+        self.account(&key, &obj, true);
+        let name = key.clone();
         if let Some((_, (old, old_charge))) = self.objects.push(key, (obj, charge)) {
             // `push` hands back the replaced entry (same key) or an evicted one.
             self.bytes -= old_charge;
-            release(&old, hot);
+            self.account(&name, &old, false);
+            discard(&old, hot);
         }
         self.bytes += charge;
         self.evict(hot);
@@ -271,9 +273,10 @@ impl Shard {
     fn evict(&mut self, hot: Option<&HotBodies>) {
         while self.bytes > self.budget {
             match self.objects.pop_lru() {
-                Some((_, (obj, charge))) => {
+                Some((key, (obj, charge))) => {
                     self.bytes -= charge;
-                    release(&obj, hot);
+                    self.account(&key, &obj, false);
+                    discard(&obj, hot);
                 }
                 None => break,
             }
@@ -284,19 +287,39 @@ impl Shard {
     fn forget(&mut self, key: &str, hot: Option<&HotBodies>) -> Option<Arc<Object>> {
         let (obj, charge) = self.objects.pop(key)?;
         self.bytes -= charge;
-        release(&obj, hot);
+        self.account(key, &obj, false);
+        discard(&obj, hot);
         Some(obj)
     }
-}
 
-/// An object left the index: its disk is no longer charged for it, and it is
-/// discarded.
-fn release(obj: &Object, hot: Option<&HotBodies>) {
-    if let Some(f) = obj.disk_file() {
-        f.disk.objects.fetch_sub(1, Ordering::Relaxed);
-        f.disk.bytes.fetch_sub(f.size(), Ordering::Relaxed);
+    /// Counts an object entering (`add`) or leaving the index: its disk's
+    /// objects and bytes, and its vhost's contents.
+    fn account(&mut self, key: &str, obj: &Object, add: bool) {
+        let in_memory = match &obj.body {
+            Stored::Memory(_) => obj.len,
+            Stored::Disk(f) => {
+                let (objects, bytes) = (&f.disk.objects, &f.disk.bytes);
+                if add {
+                    objects.fetch_add(1, Ordering::Relaxed);
+                    bytes.fetch_add(f.size(), Ordering::Relaxed);
+                } else {
+                    objects.fetch_sub(1, Ordering::Relaxed);
+                    bytes.fetch_sub(f.size(), Ordering::Relaxed);
+                }
+                0
+            }
+        };
+        let vhost = super::key::split(key).0;
+        match self.contents.get_mut(vhost) {
+            Some(c) => c.count(obj.len, in_memory, add),
+            None if add => {
+                let mut c = Contents::default();
+                c.count(obj.len, in_memory, true);
+                self.contents.insert(vhost.to_string(), c);
+            }
+            None => {}
+        }
     }
-    discard(obj, hot);
 }
 
 /// An object that is not (or no longer) indexed: its file goes once nobody
@@ -457,6 +480,7 @@ impl Store {
                     filling: HashMap::new(),
                     vary: LruCache::new(NonZeroUsize::new(VARY_SPECS).expect("non-zero")),
                     sketch: Sketch::new(1024),
+                    contents: HashMap::new(),
                 })
             })
             .collect();
@@ -680,6 +704,19 @@ impl Store {
             self.rehome();
         }
         None
+    }
+
+    /// What the cache holds, by vhost cache name: objects, body bytes, bytes in
+    /// memory (Memory-Only objects; the memory tier is not split by vhost) and
+    /// size classes.
+    pub fn contents(&self) -> HashMap<String, Contents> {
+        let mut out: HashMap<String, Contents> = HashMap::new();
+        for shard in self.shards.iter() {
+            for (vhost, c) in &shard.lock().contents {
+                out.entry(vhost.clone()).or_default().merge(c);
+            }
+        }
+        out
     }
 
     /// Bodies and bytes in the memory tier (`None` in Memory-Only mode).

@@ -16,10 +16,13 @@ use super::ber::{
     self, DecodeError, ErrorStatus, PduType, Request, ResponseWriter, Value, VarBinds, Version,
 };
 use super::oid::Oid;
-use super::tree::{self, Binding, DiskSpace, Entity, Missing, Number, Shape, SnmpCounter, Text};
+use super::tree::{
+    self, Binding, ContentField, DiskSpace, Entity, Missing, Number, Shape, SnmpCounter, Text,
+};
 use crate::config::history::ConfRecord;
 use crate::config::snmp::{Community, SnmpConfig};
 use crate::stats::catalog;
+use crate::stats::contents::Contents;
 use crate::stats::system::SYS_N;
 use crate::stats::{Sample, Stats, VhostStats, Window};
 
@@ -525,6 +528,34 @@ impl<'a> Cx<'a> {
                     .entry(minute)
                     .or_insert_with(|| stats.system.window(window(minute)));
                 int(catalog::evaluate_in(source, sample, 0, div))
+            }
+            Binding::Contents { entity, field } => {
+                let snapshot = self.stats.contents.get();
+                let contents = match entity {
+                    Entity::Host => Some(snapshot.host),
+                    Entity::Vhost => m
+                        .vhosts
+                        .get(&index)
+                        .and_then(|v| snapshot.vhosts.get(&v.name))
+                        .copied(),
+                    Entity::View => m.views.get(&index).map(|v| {
+                        let mut sum = Contents::default();
+                        for c in v.members.iter().filter_map(|n| snapshot.vhosts.get(n)) {
+                            sum.merge(c);
+                        }
+                        sum
+                    }),
+                };
+                let Some(c) = contents else {
+                    return Value::Integer(0); // A padded row (SNMP.md 12).
+                };
+                let v = match field {
+                    ContentField::MemoryKb => c.memory / 1024,
+                    ContentField::Files => c.files,
+                    ContentField::SizeMb => c.bytes >> 20,
+                    ContentField::SizeClass(i) => c.by_size[i],
+                };
+                int(i64::try_from(v).unwrap_or(i64::MAX))
             }
             Binding::DiskPerf(field) => {
                 let disk = index.saturating_sub(1) as usize;

@@ -233,6 +233,13 @@ pub enum Binding {
     },
     /// A disk I/O figure (column `n` of `diskPerf`, from 0) over the `[diskMin]` window.
     DiskPerf(usize),
+    /// What the cache holds now (`contents`), for the host, a vhost or a view.
+    Contents {
+        /// Host, vhost or view.
+        entity: Entity,
+        /// Which figure.
+        field: ContentField,
+    },
     /// A text.
     Text(Text),
     /// A number.
@@ -243,6 +250,20 @@ pub enum Binding {
     SysObjectId,
     /// An agent counter.
     Snmp(SnmpCounter),
+}
+
+/// A `contents` figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentField {
+    /// `memory`: body bytes held in memory, in KB.
+    MemoryKb,
+    /// `filesTotalCount`: objects.
+    Files,
+    /// `filesTotalSize`: their body bytes, in MB.
+    SizeMb,
+    /// `filesCountU1KB` .. `filesCountO16GB`: objects of size class `n`
+    /// (see [`crate::stats::contents::Contents::by_size`]).
+    SizeClass(usize),
 }
 
 /// One object of the tree.
@@ -661,16 +682,24 @@ fn bind(section: &str, name: &str, description: &str, arc: u32) -> Option<Bindin
                 return None;
             };
             let rest = section.split_once('.')?.1.split_once('.')?.1;
-            let source = if rest == "contents" {
-                // Object counts and sizes of the store: docs/snmp-gaps.tsv.
-                Source::NotCollected
-            } else {
-                let group = rest.strip_prefix("traffic")?.trim_start_matches('.');
-                catalog::snmp_traffic(group, base)?
-            };
+            if rest == "contents" {
+                // Columns .1-.3, then the size classes from .10 on.
+                let field = match arc {
+                    1 => ContentField::MemoryKb,
+                    2 => ContentField::Files,
+                    3 => ContentField::SizeMb,
+                    n => ContentField::SizeClass(
+                        usize::try_from(n.checked_sub(10)?)
+                            .ok()
+                            .filter(|i| *i < crate::stats::contents::SIZE_CLASSES)?,
+                    ),
+                };
+                return Some(Binding::Contents { entity, field });
+            }
+            let group = rest.strip_prefix("traffic")?.trim_start_matches('.');
             Binding::Traffic {
                 entity,
-                source,
+                source: catalog::snmp_traffic(group, base)?,
                 div,
             }
         }
@@ -694,7 +723,9 @@ fn view_column(mut c: Column) -> Column {
         };
     }
     match &mut c.binding {
-        Binding::Traffic { entity, .. } => *entity = Entity::View,
+        Binding::Traffic { entity, .. } | Binding::Contents { entity, .. } => {
+            *entity = Entity::View
+        }
         Binding::Number(Number::EntityUptime) | Binding::Text(_) => {}
         other => unreachable!("vhost row bound to {other:?}"),
     }

@@ -10,6 +10,7 @@
 //! rings, so every export reads the same numbers.
 
 pub mod catalog;
+pub mod contents;
 pub mod counter;
 pub mod dirs;
 pub mod disk;
@@ -592,6 +593,8 @@ pub struct Stats {
     pub system: system::SystemStats,
     /// Per-`<Disk>` figures, in configuration order.
     pub disks: disk::DiskStats,
+    /// What the cache holds, published by the daemon once a second.
+    pub contents: contents::ContentsBoard,
 }
 
 impl Stats {
