@@ -9,7 +9,7 @@
 #   edit     -> server.xml SNMP Status="Active" (an edited conffile), reload as
 #               ExecReload does (RELOADING=1, READY=1), snmpget KURA-MIB::kuraMetaVersion
 #   upgrade  -> a 0.1.0-2 .deb from the same staged binaries: the edited conffile,
-#               the cache and the state survive, and kurad serves again
+#               the cached objects and the state survive, and kurad serves them as hits
 #   remove   -> data and conffiles kept;  purge -> all gone but the kura user
 #
 # Needs target/dist from packaging/build.sh, and: curl, python3, snmp, strace,
@@ -200,9 +200,11 @@ for f in $families; do
 done
 
 step "cache and state before the upgrade"
-# kura caches in memory today; a file in the cache directory stands for its content.
-install -o kura -g kura -m 0640 /dev/null /var/cache/kura/marker
-echo "cached before the upgrade" >/var/cache/kura/marker
+# /hello.txt was fetched above: its object file is in the cache disk.
+(cd /var/cache/kura && find objects -type f -exec sha256sum {} + | sort -k2) >"$work/cache.before"
+[[ -s "$work/cache.before" ]] || fail "no object file in /var/cache/kura"
+[[ -e /var/cache/kura/clean ]] || fail "a clean stop leaves /var/cache/kura/clean"
+cat "$work/cache.before"
 ls -l /var/lib/kura /var/lib/kura/conf
 (cd /var/lib/kura && find . -type f -exec sha256sum {} + | sort -k2) >"$work/state.before"
 [[ -s "$work/state.before" ]] || fail "kurad left no state in /var/lib/kura"
@@ -216,16 +218,19 @@ dpkg-query -W -f='${Package} ${Version} ${Status}\n' kura
 grep -q 'Status="Active"' /etc/kura/server.xml || fail "the edited conffile was replaced"
 [[ ! -e /etc/kura/server.xml.dpkg-new && ! -e /etc/kura/server.xml.dpkg-dist ]] || fail "dpkg-new/dist left"
 echo "edited conffile kept: $(grep -o '<SNMP [^>]*>' /etc/kura/server.xml)"
-grep -q "cached before the upgrade" /var/cache/kura/marker || fail "the cache was lost"
+(cd /var/cache/kura && find objects -type f -exec sha256sum {} + | sort -k2) >"$work/cache.after"
+cmp -s "$work/cache.before" "$work/cache.after" || fail "the cache was lost or changed in the upgrade"
 (cd /var/lib/kura && find . -type f -exec sha256sum {} + | sort -k2) >"$work/state.after"
 missing="$(comm -23 "$work/state.before" "$work/state.after")"
 [[ -z "$missing" ]] || fail "state lost or changed in the upgrade: $missing"
-echo "cache marker and $(wc -l <"$work/state.before") state files kept"
+echo "$(wc -l <"$work/cache.before") cached objects and $(wc -l <"$work/state.before") state files kept"
 
 step "the upgraded kurad serves with the kept configuration"
 start_kurad
 wait_for '[ "$(notified READY=1)" -ge 3 ]' 30
-curl -si http://127.0.0.1/hello.txt | grep -i '^x-cache'
+h3="$(curl -si -H 'Host: any.example' http://127.0.0.1/hello.txt)"
+echo "$h3" | grep -i '^x-cache'
+echo "$h3" | grep -qi '^x-cache: HIT' || fail "the object cached before the upgrade is not a hit: $h3"
 snmpget -v2c -c public "${mibs[@]}" 127.0.0.1 KURA-MIB::kuraMetaVersion
 kuractl conf history
 stop_kurad
@@ -234,10 +239,10 @@ step "remove: the cache, state, logs and conffiles stay"
 dpkg -r kura
 [[ ! -e /usr/sbin/kurad ]] || fail "kurad still installed"
 dpkg-query -W -f='${Status}\n' kura | grep -q "config-files" || fail "not in config-files state"
-for f in /etc/kura/server.xml /var/cache/kura/marker /var/lib/kura/conf /var/log/kura/info.log; do
+for f in /etc/kura/server.xml /var/cache/kura/objects /var/lib/kura/conf /var/log/kura/info.log; do
     [[ -e "$f" ]] || fail "$f removed by dpkg -r"
 done
-echo "kept: /etc/kura/server.xml /var/cache/kura/marker /var/lib/kura/conf /var/log/kura/info.log"
+echo "kept: /etc/kura/server.xml /var/cache/kura/objects /var/lib/kura/conf /var/log/kura/info.log"
 
 step "purge: everything goes but the kura user"
 dpkg -P kura
