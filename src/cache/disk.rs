@@ -233,6 +233,9 @@ impl Disk {
             }
             Err(_) => 0,
         });
+        if capacity == 0 && self.is_normal() {
+            tracing::warn!(disk = %self.path.display(), "cache disk has no room (its file system is within 5 % of full): nothing is stored on it");
+        }
         self.capacity.store(capacity, Ordering::Relaxed);
     }
 
