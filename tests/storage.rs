@@ -476,6 +476,7 @@ fn bodies_read_from_disk_serve_whole_and_in_ranges() {
         value("kura_disk_read_bytes_total") >= 2 * LEN as u64,
         "read twice from the file (too big for the memory tier):\n{metrics}"
     );
+    assert!(value("kura_disk_reads_total") >= 2 * (LEN as u64).div_ceil(256 * 1024));
     assert_eq!(value("kura_disk_objects"), 1);
     assert_eq!(value("kura_disk_up"), 1);
 }

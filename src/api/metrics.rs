@@ -255,7 +255,7 @@ pub fn render(daemon: &Daemon) -> String {
 type DiskFigure = (&'static str, &'static str, &'static str, fn(&Disk) -> u64);
 
 /// The disk families, in output order.
-const DISK_FIGURES: [DiskFigure; 8] = [
+const DISK_FIGURES: [DiskFigure; 9] = [
     (
         "kura_disk_up",
         "gauge",
@@ -291,6 +291,12 @@ const DISK_FIGURES: [DiskFigure; 8] = [
         "counter",
         "Bytes of object files written to a cache disk.",
         |d| d.counters.written_bytes.load(Ordering::Relaxed),
+    ),
+    (
+        "kura_disk_reads_total",
+        "counter",
+        "Body reads from a cache disk (up to 256 KiB each).",
+        |d| d.counters.reads.load(Ordering::Relaxed),
     ),
     (
         "kura_disk_read_bytes_total",
