@@ -538,6 +538,11 @@ async fn accept_loop(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if !admitted(&daemon, peer.ip()) {
+                    // Closed before a byte is read: the client sees a reset or EOF.
+                    drop(stream);
+                    continue;
+                }
                 let d = daemon.clone();
                 let store = daemon.store.clone();
                 tokio::spawn(proxy::serve_connection(
@@ -554,6 +559,26 @@ async fn accept_loop(
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
+        }
+    }
+}
+
+/// `<ServiceAccess>` for a new client connection (chapter 14): counted either way,
+/// a refusal written to the deny log with the condition that refused it.
+fn admitted(daemon: &Daemon, ip: std::net::IpAddr) -> bool {
+    use crate::config::access::Verdict;
+    use std::sync::atomic::Ordering::Relaxed;
+    let rt = daemon.runtime();
+    let connections = &crate::stats::system::CONNECTIONS;
+    match rt.config.server.service_access.decide(ip) {
+        (Verdict::Allow, _) => {
+            connections.service_allowed.fetch_add(1, Relaxed);
+            true
+        }
+        (Verdict::Deny, condition) => {
+            connections.service_denied.fetch_add(1, Relaxed);
+            crate::log::deny(ip, condition);
+            false
         }
     }
 }

@@ -599,3 +599,106 @@ fn monitoring_log_writes_the_vhosts_five_minute_averages() {
         |o: &serde_json::Value| -> Vec<String> { o.as_object().unwrap().keys().cloned().collect() };
     assert_eq!(keys(&v), keys(vh));
 }
+
+/// `<ServiceAccess>` (chapter 14): a refused client's connection is closed before any
+/// request and written to the deny log with the rule that refused it; the counts reach
+/// `/monitoring/realtime` and `/metrics`; a reload applies new rules to new connections
+/// and a bad rule is rejected with its place. The management port is not affected.
+#[test]
+fn service_access_refuses_clients_and_writes_the_deny_log() {
+    let origin = origin();
+    let with_access = |access: &str| {
+        server_xml("", "").replace(
+            "</Host>",
+            &format!("<SNMP Port=\"0\" Status=\"Active\" />\n{access}\n  </Host>"),
+        )
+    };
+    let k = Kurad::start(conf_dir(
+        &with_access(
+            r#"<ServiceAccess Default="Allow">
+      <Allow>127.0.0.2</Allow>
+      <Deny>127.0.0.0/8</Deny>
+    </ServiceAccess>"#,
+        ),
+        &vhosts_xml(&vhost("a.test", origin.addr, "")),
+    ));
+    let url = format!("http://{}/hit/a.jpg", k.http());
+    let from = |ip: &str| curl(&url, &["-H", "Host: a.test", "--interface", ip]).status;
+    assert_eq!(from("127.0.0.1"), 0, "127.0.0.1 is denied by 127.0.0.0/8");
+    assert_eq!(from("127.0.0.2"), 200, "the earlier <Allow> wins");
+    assert_eq!(from("127.0.0.3"), 0);
+    assert_eq!(origin.count("/hit/a.jpg"), 1);
+
+    let lines = wait_lines(&log_dir(&k).join("deny.log"), 3);
+    assert_eq!(
+        lines[0],
+        format!("#Fields: {}", kura::log::lines::DENY_FIELDS)
+    );
+    for (line, ip) in lines[1..].iter().zip(["127.0.0.1", "127.0.0.3"]) {
+        let f: Vec<&str> = line.split(' ').collect();
+        chrono::NaiveDateTime::parse_from_str(&format!("{} {}", f[0], f[1]), "%Y.%m.%d %H:%M:%S")
+            .unwrap();
+        assert_eq!(&f[2..], [ip, "127.0.0.0/8"], "{line}");
+    }
+    let metrics = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+    for sample in [
+        "kura_service_access_total{result=\"allow\"} 1",
+        "kura_service_access_total{result=\"deny\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == sample), "{sample}\n{metrics}");
+    }
+    // The last second's counts: realtime shows a second the refusals fell in.
+    wait_for("ServiceAccess.Deny in realtime", || {
+        let realtime: serde_json::Value = serde_json::from_slice(
+            &curl(&format!("http://{}/monitoring/realtime", k.manager), &[]).body,
+        )
+        .unwrap();
+        let counts = &realtime["Host"]["System"]["ServiceAccess"];
+        (counts["Deny"].as_u64() >= Some(1)).then_some(())
+    });
+    // SNMP ServiceAccess.Deny for minute 0 (the last second), from the same counts.
+    let agent = k.snmp().to_string();
+    wait_for("ServiceAccess.Deny by snmpget", || {
+        let out = std::process::Command::new("snmpget")
+            .args(["-v2c", "-c", "public", "-On", "-Oqv", "-t", "1", "-r", "0"])
+            .args([agent.as_str(), ".1.3.6.1.4.1.40001.1.3.31.0"])
+            .output()
+            .expect("snmpget (apt-get install snmp)");
+        let value: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        (value >= 1).then_some(())
+    });
+
+    // Default="Deny" turns the list into a whitelist, from the reload on.
+    std::fs::write(
+        k.conf_path().join("server.xml"),
+        with_access(
+            r#"<ServiceAccess Default="Deny">
+      <Allow>127.0.0.2</Allow>
+    </ServiceAccess>"#,
+        ),
+    )
+    .unwrap();
+    let reload = format!("http://{}/conf/reload", k.manager);
+    assert_eq!(curl(&reload, &[]).status, 200);
+    assert_eq!(from("127.0.0.2"), 200);
+    assert_eq!(from("127.0.0.1"), 0);
+    let lines = wait_lines(&log_dir(&k).join("deny.log"), 4);
+    assert!(lines[3].ends_with(" 127.0.0.1 Default"), "{}", lines[3]);
+
+    // A rule that is no address is refused with its place; the whitelist stays.
+    std::fs::write(
+        k.conf_path().join("server.xml"),
+        with_access("<ServiceAccess>\n<Deny>127.0.0.300</Deny>\n</ServiceAccess>"),
+    )
+    .unwrap();
+    let r = curl(&reload, &[]);
+    assert_eq!(r.status, 500);
+    let reply: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let error = reply["errors"][0].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("server.xml:6: <Deny>: \"127.0.0.300\" is not an IP"),
+        "{reply}"
+    );
+    assert_eq!(from("127.0.0.1"), 0);
+    assert_eq!(from("127.0.0.2"), 200);
+}

@@ -228,6 +228,23 @@ pub fn render(daemon: &Daemon) -> String {
         "Log lines dropped because the log writer's queue was full.",
         dropped,
     );
+    let access = &crate::stats::system::CONNECTIONS;
+    family(
+        &mut out,
+        "kura_service_access_total",
+        "counter",
+        "Client connections let through (allow) or refused (deny) by <ServiceAccess>.",
+        [
+            ("allow", &access.service_allowed),
+            ("deny", &access.service_denied),
+        ]
+        .map(|(result, n)| {
+            (
+                format!("result=\"{result}\""),
+                n.load(Ordering::Relaxed).to_string(),
+            )
+        }),
+    );
     let net = procfs::network_bytes();
     let per_dev = |pick: fn(&(String, u64, u64)) -> u64| {
         net.iter()

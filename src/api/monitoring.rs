@@ -657,6 +657,8 @@ mod tests {
             (Sys::TcpTimewait, 7),
             (Sys::TcpAlloc, 52),
             (Sys::TcpMem, 9),
+            (Sys::ServiceAllow, 60),
+            (Sys::ServiceDeny, 2),
             (Sys::Load1, 42),
             (Sys::Load5, 35),
             (Sys::Load15, 30),

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::node::{Node, Unused};
+use super::node::Node;
 use super::value;
 use super::Cx;
 
@@ -114,13 +114,6 @@ pub struct VhostLogs {
 /// Reads `<InfoLog>`, `<DenyLog>` and `<OriginErrorLog>` of `<Cache>`.
 pub(super) fn read_global(cx: &mut Cx, cache: &Node<'_>) -> GlobalLogs {
     let deny = cache.child("DenyLog");
-    if let Some(loc) = deny.loc() {
-        // Nothing is denied until <ServiceAccess> exists, so the file stays empty.
-        cx.partial.push(Unused {
-            path: "Server/Cache/DenyLog (ready, but nothing denies clients until <ServiceAccess> exists)".into(),
-            place: loc.to_string(),
-        });
-    }
     GlobalLogs {
         info: settings(cx, &cache.child("InfoLog"), true),
         deny: settings(cx, &deny, true),

@@ -5,6 +5,7 @@
 //! `<VHostDefault>`, then the guide's documented default from the element
 //! table, except where kura deliberately differs (documented on the field).
 
+pub mod access;
 pub mod bypass;
 mod caching;
 pub mod ciphers;
@@ -273,6 +274,7 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
         name,
         admin,
         snmp: snmp::read_snmp(cx, &host),
+        service_access: access::read(cx, &host),
         manager: ManagerConfig {
             bind: SocketAddr::new(bind_ip, port),
             role,

@@ -129,6 +129,8 @@ pub struct ServerSettings {
     pub snmp: super::snmp::SnmpConfig,
     /// `<Host><Manager>`.
     pub manager: ManagerConfig,
+    /// `<Host><ServiceAccess>`: who may connect to the service ports.
+    pub service_access: super::access::ServiceAccess,
     /// `<Cache><Listen>`: the addresses `*:port` stands for (all when empty).
     pub listen_ips: Vec<IpAddr>,
     /// Bytes of memory the object cache may hold

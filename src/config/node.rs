@@ -79,9 +79,20 @@ impl<'a> Node<'a> {
     /// Every element `name` of the most specific scope that has any: lists such as
     /// `<Alias>` or `<Address>` are replaced as a whole, not merged.
     pub fn list(&self, name: &str) -> Vec<&'a Element> {
+        self.ordered(&[name])
+    }
+
+    /// Every element named one of `names`, in file order, of the most specific scope
+    /// that has any (`<Allow>`/`<Deny>` lists, where order decides).
+    pub fn ordered(&self, names: &[&str]) -> Vec<&'a Element> {
         let of = |e: Option<&'a Element>| -> Vec<&'a Element> {
-            e.map(|e| e.children_named(name).collect())
-                .unwrap_or_default()
+            e.map(|e| {
+                e.children
+                    .iter()
+                    .filter(|c| names.contains(&c.name.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
         };
         let mut found = of(self.own);
         if found.is_empty() {

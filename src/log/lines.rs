@@ -1,8 +1,20 @@
-//! OriginError log lines (chapter 12), field by field as the guide lists them.
+//! Deny and OriginError log lines (chapter 12), field by field as the guide lists them.
 
 use std::time::Duration;
 
 use super::roll::Time;
+
+/// The deny log's fields.
+pub const DENY_FIELDS: &str = "date time c-ip deny";
+
+/// One deny line: `date time c-ip condition` (IPv4-mapped IPv6 clients as IPv4).
+pub fn deny(at: Time, ip: std::net::IpAddr, condition: &str) -> String {
+    format!(
+        "{} {} {condition}",
+        at.format("%Y.%m.%d %H:%M:%S"),
+        ip.to_canonical()
+    )
+}
 
 /// The originerror log's fields.
 pub const ORIGIN_ERROR_FIELDS: &str =

@@ -98,6 +98,16 @@ impl<S: Subscriber> Layer<S> for FileLayer {
     }
 }
 
+/// Writes a deny log line (chapter 12): the client at `ip` was refused by
+/// `<ServiceAccess>` under `condition` (the rule as written, or `Default`).
+pub fn deny(ip: std::net::IpAddr, condition: &str) {
+    let Some(g) = GLOBAL.load_full() else { return };
+    if g.deny.wanted() {
+        g.deny
+            .send(lines::deny(chrono::Local::now(), ip, condition));
+    }
+}
+
 /// Writes an originerror line (chapter 12) for a failed origin request of `vhost`;
 /// `origin` is the address tried (`host:port`), `request` the method and URI.
 pub fn origin_error(
@@ -293,9 +303,10 @@ impl Logs {
         sys.on = true;
         self.global.info.set_target(global(&g.info, None));
         self.global.sys.set_target(global(&sys, None));
-        self.global
-            .deny
-            .set_target(global(&g.deny, Some("#Fields: date time c-ip deny")));
+        self.global.deny.set_target(global(
+            &g.deny,
+            Some(&format!("#Fields: {}", lines::DENY_FIELDS)),
+        ));
         self.global.origin_error.set_target(global(
             &g.origin_error,
             Some(&format!("#Fields: {}", lines::ORIGIN_ERROR_FIELDS)),

@@ -219,6 +219,13 @@ pub fn system() -> &'static [(&'static str, Vec<Field>)] {
                 ],
             ),
             group(
+                "ServiceAccess",
+                &[
+                    ("Allow", ServiceAllow, "count"),
+                    ("Deny", ServiceDeny, "count"),
+                ],
+            ),
+            group(
                 "SystemLoadAverage",
                 &[
                     ("Min1", Load1, "0.01"),
@@ -762,10 +769,10 @@ pub fn snmp_system(name: &str) -> Option<Source> {
         "ClientSocket.Established" => ClientEstablished,
         "ClientSocket.Accepted" => ClientConnected,
         "ClientSocket.Closed" => ClientClosed,
-        // STON's event queues, write queue and ServiceAccess: see docs/snmp-gaps.tsv.
-        "EQ" | "RQ" | "waitingFiles2Write" | "ServiceAccess.Allow" | "ServiceAccess.Deny" => {
-            return Some(Source::NotCollected)
-        }
+        "ServiceAccess.Allow" => ServiceAllow,
+        "ServiceAccess.Deny" => ServiceDeny,
+        // STON's event queues and write queue: see docs/snmp-gaps.tsv.
+        "EQ" | "RQ" | "waitingFiles2Write" => return Some(Source::NotCollected),
         _ => return None,
     };
     Some(Source::Rate(v as usize))

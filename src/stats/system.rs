@@ -64,6 +64,10 @@ pub enum Sys {
     TcpAlloc,
     /// Pages of memory used by TCP.
     TcpMem,
+    /// Client connections `<ServiceAccess>` let through in the second.
+    ServiceAllow,
+    /// Client connections `<ServiceAccess>` refused in the second.
+    ServiceDeny,
     /// 1-minute load average, 0.01.
     Load1,
     /// 5-minute load average, 0.01.
@@ -116,6 +120,10 @@ pub struct Connections {
     pub tls_failed: AtomicU64,
     /// TLS connections ended after their handshake.
     pub tls_closed: AtomicU64,
+    /// Client connections `<ServiceAccess>` let through.
+    pub service_allowed: AtomicU64,
+    /// Client connections `<ServiceAccess>` refused (closed at once).
+    pub service_denied: AtomicU64,
 }
 
 /// kurad's connection events (one daemon per process).
@@ -127,6 +135,8 @@ pub static CONNECTIONS: Connections = Connections {
     tls_handshakes: AtomicU64::new(0),
     tls_failed: AtomicU64::new(0),
     tls_closed: AtomicU64::new(0),
+    service_allowed: AtomicU64::new(0),
+    service_denied: AtomicU64::new(0),
 };
 
 /// Cumulative CPU ticks from /proc/stat and /proc/self/stat.
@@ -205,8 +215,9 @@ struct State {
     last_cpu: Option<CpuTicks>,
     /// Network totals at the last sample ([`net_totals`]).
     last_net: Option<[u64; 4]>,
-    /// accepted, closed, connected, disconnected, TLS handshakes, failed, closed at the last sample.
-    last_events: [u64; 7],
+    /// accepted, closed, connected, disconnected, TLS handshakes, failed, closed,
+    /// service access allowed, denied at the last sample.
+    last_events: [u64; 9],
     /// Dropped log lines at the last sample ([`crate::log::DROPPED`]).
     last_dropped: u64,
     last_sec: Option<u64>,
@@ -226,7 +237,7 @@ impl Default for SystemStats {
             state: Mutex::new(State {
                 last_cpu: None,
                 last_net: None,
-                last_events: [0; 7],
+                last_events: [0; 9],
                 last_dropped: 0,
                 last_sec: None,
                 seconds: Ring::new(1, 60, false),
@@ -248,6 +259,8 @@ impl SystemStats {
             &CONNECTIONS.tls_handshakes,
             &CONNECTIONS.tls_failed,
             &CONNECTIONS.tls_closed,
+            &CONNECTIONS.service_allowed,
+            &CONNECTIONS.service_denied,
         ]
         .map(|a| a.load(Ordering::Relaxed));
         let net = net_totals(&read("/proc/net/dev"));
@@ -310,6 +323,8 @@ impl SystemStats {
         v[Sys::SslHandshakes as usize] = events[4] - st.last_events[4];
         v[Sys::SslHandshakeErrors as usize] = events[5] - st.last_events[5];
         v[Sys::SslSessions as usize] = events[4].saturating_sub(events[6]);
+        v[Sys::ServiceAllow as usize] = events[7] - st.last_events[7];
+        v[Sys::ServiceDeny as usize] = events[8] - st.last_events[8];
         v[Sys::TcpEstablished as usize] = tcp_established();
         v[Sys::TcpTimewait as usize] = sockstat("tw");
         v[Sys::TcpOrphan as usize] = sockstat("orphan");
