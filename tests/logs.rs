@@ -518,17 +518,15 @@ fn origin_errors_are_logged_and_forwarded_to_syslog() {
 fn logtrace_streams_recent_then_live_lines() {
     let origin = origin();
     let k = a_test(&origin, r#"<Log><Access Local="ON">OFF</Access></Log>"#);
-    // The info log's recent lines include kurad's start.
-    let info = curl(
-        &format!("http://{}/monitoring/logtrace/info?follow=OFF", k.manager),
-        &[],
-    );
-    assert_eq!(info.status, 200);
-    assert!(
-        info.text().contains("[INFO] kurad ready"),
-        "{}",
-        info.text()
-    );
+    // The info log's recent lines include kurad's start (once the writer took it).
+    wait_for("kurad ready in the info log's recent lines", || {
+        let info = curl(
+            &format!("http://{}/monitoring/logtrace/info?follow=OFF", k.manager),
+            &[],
+        );
+        assert_eq!(info.status, 200);
+        info.text().contains("[INFO] kurad ready").then_some(())
+    });
     let r = curl(
         &format!("http://{}/monitoring/logtrace/access", k.manager),
         &[],

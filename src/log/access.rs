@@ -271,8 +271,33 @@ fn resinfo(x: &Exchange) -> Option<String> {
 }
 
 /// The fields `ston` and `iis` share, from `date time` to `cs(User-Agent)`.
-fn w3c_common(out: &mut String, x: &Exchange, date_time: impl std::fmt::Display, xff: Xff) {
-    let _ = write!(out, "{date_time} {} {} ", x.local.ip(), x.method);
+/// Writes `at` as `fmt` says, formatted once per second and thread: parsing a strftime
+/// format costs more than the rest of an access line.
+fn stamp(out: &mut String, at: &Time, fmt: &'static str, utc: bool) {
+    thread_local! {
+        /// The last second written, its format and clock, and its text.
+        static LAST: std::cell::RefCell<(i64, &'static str, bool, String)> =
+            const { std::cell::RefCell::new((i64::MIN, "", false, String::new())) };
+    }
+    LAST.with_borrow_mut(|(second, format, in_utc, text)| {
+        let now = at.timestamp();
+        if (*second, *in_utc) != (now, utc) || !std::ptr::eq(*format, fmt) {
+            text.clear();
+            let _ = if utc {
+                write!(text, "{}", at.naive_utc().format(fmt))
+            } else {
+                write!(text, "{}", at.format(fmt))
+            };
+            (*second, *format, *in_utc) = (now, fmt, utc);
+        }
+        out.push_str(text);
+    });
+}
+
+/// The fields `ston` and `iis` share: the date and time as `(format, utc)` say, then ours.
+fn w3c_common(out: &mut String, x: &Exchange, at: (&Time, &'static str, bool), xff: Xff) {
+    stamp(out, at.0, at.1, at.2);
+    let _ = write!(out, " {} {} ", x.local.ip(), x.method);
     w3c(out, Some(x.uri.path()));
     out.push(' ');
     w3c(out, x.uri.query());
@@ -285,7 +310,7 @@ fn w3c_common(out: &mut String, x: &Exchange, date_time: impl std::fmt::Display,
 }
 
 fn ston(out: &mut String, x: &Exchange, end: &Ended, xff: Xff) {
-    w3c_common(out, x, end.at.format("%Y.%m.%d %H:%M:%S"), xff);
+    w3c_common(out, x, (&end.at, "%Y.%m.%d %H:%M:%S", false), xff);
     let _ = write!(
         out,
         " {} {} {} ",
@@ -320,7 +345,7 @@ fn ston(out: &mut String, x: &Exchange, end: &Ended, xff: Xff) {
 }
 
 fn iis(out: &mut String, x: &Exchange, end: &Ended, xff: Xff) {
-    w3c_common(out, x, end.at.naive_utc().format("%Y-%m-%d %H:%M:%S"), xff);
+    w3c_common(out, x, (&end.at, "%Y-%m-%d %H:%M:%S", true), xff);
     out.push(' ');
     w3c(out, req(x, header::REFERER));
     let _ = write!(out, " {} 0 0 {}", x.status, end.elapsed.as_millis());
@@ -359,7 +384,9 @@ fn request_line(x: &Exchange) -> String {
 fn apache(out: &mut String, x: &Exchange, end: &Ended, xff: Xff) {
     let _ = write!(out, "{} - ", client_ip(x, xff));
     out.push_str(username(x).as_deref().unwrap_or("-"));
-    let _ = write!(out, " [{}] ", end.at.format("%d/%b/%Y:%H:%M:%S %z"));
+    out.push_str(" [");
+    stamp(out, &end.at, "%d/%b/%Y:%H:%M:%S %z", false);
+    out.push_str("] ");
     quoted(out, Some(&request_line(x)));
     let _ = write!(out, " {} ", x.status);
     if end.sent == 0 {

@@ -225,8 +225,13 @@ impl LogFile {
     }
 
     /// Whether the open file holds lines (more than its header).
-    fn has_lines(o: &Open, header: Option<&String>) -> bool {
-        o.size > header.map_or(0, |h| h.len() as u64 + 1)
+    fn has_lines(o: &Open, header_len: u64) -> bool {
+        o.size > header_len
+    }
+
+    /// Bytes of the header line at the top of each file.
+    fn header_len(header: &Option<String>) -> u64 {
+        header.as_ref().map_or(0, |h| h.len() as u64 + 1)
     }
 
     /// Rolls the live file when its period ended at `now` (called once a second too,
@@ -239,7 +244,7 @@ impl LogFile {
         if o.next_roll.is_none_or(|t| now < t) {
             return Ok(None);
         }
-        if !Self::has_lines(o, self.header.as_ref()) {
+        if !Self::has_lines(o, Self::header_len(&self.header)) {
             o.started = now;
             o.next_roll = Some(next_boundary(now, unit));
             return Ok(None);
@@ -250,11 +255,11 @@ impl LogFile {
     /// Writes one line (without its newline), rolling first when it is due.
     pub fn write(&mut self, line: &str, now: Time) -> io::Result<Option<Rolled>> {
         let mut rolled = self.tick(now)?;
-        let header = self.header.clone();
         let limit = self.rolling.bytes;
+        let header_len = Self::header_len(&self.header);
         let o = self.open(now)?;
         let len = line.len() as u64 + 1;
-        if limit.is_some_and(|max| o.size + len > max) && Self::has_lines(o, header.as_ref()) {
+        if limit.is_some_and(|max| o.size + len > max) && Self::has_lines(o, header_len) {
             rolled = Some(self.roll()?);
         }
         let o = self.open(now)?;

@@ -1,12 +1,15 @@
-//! The log writer: one thread owns every open log file, fed by one bounded
-//! queue of formatted lines.
+//! The log writer: one thread owns every open log file; each log ([`Sink`])
+//! gathers its formatted lines in a bounded buffer the thread takes whole.
 //!
-//! The request path formats its line and hands it over with a non-blocking
-//! `try_send`; when the queue is full the line is dropped and counted
-//! ([`Sink::dropped`], [`DROPPED`]), so a slow or stuck disk never stalls
-//! serving. The thread also feeds log trace (the last lines and a broadcast of
-//! new ones) and syslog, rolls files on time even when idle, and reopens every
-//! file on SIGUSR1.
+//! The request path formats its line and appends it to its sink's buffer under
+//! a short lock; when the buffer holds its capacity of lines the line is dropped
+//! and counted ([`Sink::dropped`], [`DROPPED`]), so a slow or stuck disk never
+//! stalls serving. The thread takes every buffer once per [`GATHER`] while lines
+//! come, and sleeps on its control channel when none do (the first line after
+//! that wakes it): no wake-up and no cross-thread allocation per line, which is
+//! what a queue of `String`s cost. The thread also feeds log trace (the last
+//! lines and a broadcast of new ones) and syslog, rolls files on time even when
+//! idle, and reopens every file on SIGUSR1.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
@@ -29,7 +32,7 @@ pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Lines log trace replays to a new follower before the live ones.
 pub const RECENT_LINES: usize = 100;
 
-/// Default capacity of the writer's queue, in lines.
+/// Default capacity of each log's buffer, in lines.
 pub const DEFAULT_QUEUE: usize = 65_536;
 
 /// Which log a sink is: its file stem, its log trace name and its syslog tag.
@@ -132,10 +135,25 @@ pub struct Sink {
     trace: broadcast::Sender<Arc<str>>,
     /// The last [`RECENT_LINES`] lines, replayed to a new follower.
     recent: Mutex<VecDeque<Arc<str>>>,
-    /// Lines dropped because the queue was full.
+    /// Lines dropped because the buffer was full.
     pub dropped: AtomicU64,
-    /// The writer's queue.
-    queue: SyncSender<Msg>,
+    /// Lines waiting for the writer.
+    pending: Mutex<Pending>,
+    /// Lines `pending` holds at most.
+    capacity: usize,
+    /// The writer's flags and control channel, to wake it when it sleeps.
+    shared: Arc<Shared>,
+    /// The writer's control channel.
+    control: SyncSender<Msg>,
+}
+
+/// A sink's lines not taken by the writer yet.
+#[derive(Default)]
+struct Pending {
+    /// The lines, each ended by a newline.
+    text: String,
+    /// How many.
+    lines: usize,
 }
 
 impl Sink {
@@ -148,17 +166,31 @@ impl Sink {
             || self.trace.receiver_count() > 0
     }
 
-    /// Hands a formatted line (without newline) to the writer; never blocks.
-    pub fn send(self: &Arc<Self>, line: String) {
-        match self.queue.try_send(Msg::Line(self.clone(), line)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+    /// Hands a formatted line (without newline) to the writer; never blocks
+    /// longer than an append.
+    pub fn send(&self, line: String) {
+        {
+            let mut p = self.pending.lock();
+            if p.lines >= self.capacity {
+                drop(p);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 DROPPED.fetch_add(1, Ordering::Relaxed);
+                return;
             }
-            // The writer is gone (the process is stopping).
-            Err(TrySendError::Disconnected(_)) => {}
+            p.text.push_str(&line);
+            p.text.push('\n');
+            p.lines += 1;
         }
+        // Only the first line after the writer went to sleep wakes it.
+        let idle = &self.shared.idle;
+        if idle.load(Ordering::Relaxed) && idle.swap(false, Ordering::SeqCst) {
+            let _ = self.control.try_send(Msg::Wake);
+        }
+    }
+
+    /// Takes the lines waiting (the writer).
+    fn take(&self) -> Pending {
+        std::mem::take(&mut *self.pending.lock())
     }
 
     /// Replaces where the lines go.
@@ -175,26 +207,36 @@ impl Sink {
         (recent.iter().cloned().collect(), rx)
     }
 
-    /// Gives a written line to log trace; under the `recent` lock, so a new
-    /// follower sees each line once, either replayed or live.
-    fn publish(&self, line: &str) {
-        let line: Arc<str> = Arc::from(line);
+    /// Gives written lines to log trace; under the `recent` lock, so a new
+    /// follower sees each line once, either replayed or live. Without followers
+    /// only the last [`RECENT_LINES`] are kept.
+    fn publish(&self, batch: &Pending) {
+        let live = self.trace.receiver_count() > 0;
+        let first_recent = batch.lines.saturating_sub(RECENT_LINES);
         let mut recent = self.recent.lock();
-        if recent.len() == RECENT_LINES {
-            recent.pop_front();
+        for (i, line) in batch.text.split_terminator('\n').enumerate() {
+            if !live && i < first_recent {
+                continue;
+            }
+            let line: Arc<str> = Arc::from(line);
+            if i >= first_recent {
+                if recent.len() == RECENT_LINES {
+                    recent.pop_front();
+                }
+                recent.push_back(line.clone());
+            }
+            if live {
+                let _ = self.trace.send(line);
+            }
         }
-        recent.push_back(line.clone());
-        let _ = self.trace.send(line);
     }
 }
 
-/// What the writer thread receives.
+/// What the writer thread receives on its control channel.
 enum Msg {
-    /// A line for a sink.
-    Line(Arc<Sink>, String),
-    /// Look at the reopen flag now.
+    /// Look at the sinks and the reopen flag now.
     Wake,
-    /// Answer once every line queued before this one is written and flushed.
+    /// Answer once every line sent before this is written and flushed.
     Flush(SyncSender<()>),
 }
 
@@ -202,51 +244,77 @@ enum Msg {
 struct Shared {
     /// Set by SIGUSR1: close every file, reopen on the next line.
     reopen: AtomicBool,
+    /// The writer sleeps on its control channel until a sink wakes it.
+    idle: AtomicBool,
     /// `<Host><Name>`, the syslog HOSTNAME.
     host: ArcSwap<String>,
+    /// Every sink made, until it is dropped (a vhost removed).
+    sinks: Mutex<Vec<Weak<Sink>>>,
+}
+
+impl Shared {
+    /// The sinks still in use, forgetting the dropped ones.
+    fn live_sinks(&self) -> Vec<Arc<Sink>> {
+        let mut sinks = self.sinks.lock();
+        sinks.retain(|s| s.strong_count() > 0);
+        sinks.iter().filter_map(Weak::upgrade).collect()
+    }
 }
 
 /// The handle to the writer thread.
 pub struct Writer {
-    /// The queue.
-    queue: SyncSender<Msg>,
+    /// The control channel.
+    control: SyncSender<Msg>,
     /// Flags and names the thread reads.
     shared: Arc<Shared>,
+    /// Lines each sink holds for the thread at most.
+    capacity: usize,
 }
 
 impl Writer {
-    /// Starts the writer thread with a queue of `capacity` lines.
+    /// Starts the writer thread; each sink holds at most `capacity` lines for it.
     pub fn start(capacity: usize) -> std::io::Result<Writer> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(capacity.max(1));
+        let (control, rx) = std::sync::mpsc::sync_channel(16);
         let shared = Arc::new(Shared {
             reopen: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
             host: ArcSwap::from_pointee(String::from("localhost")),
+            sinks: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         std::thread::Builder::new()
             .name("kura-log".into())
             .spawn(move || run(rx, &s))?;
-        Ok(Writer { queue: tx, shared })
+        Ok(Writer {
+            control,
+            shared,
+            capacity: capacity.max(1),
+        })
     }
 
     /// A new sink writing nowhere until its target is set.
     pub fn sink(&self, kind: LogKind, vhost: Option<String>) -> Arc<Sink> {
-        Arc::new(Sink {
+        let sink = Arc::new(Sink {
             kind,
             vhost,
             target: ArcSwap::from_pointee(Target::none()),
             trace: broadcast::channel(1024).0,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_LINES)),
             dropped: AtomicU64::new(0),
-            queue: self.queue.clone(),
-        })
+            pending: Mutex::new(Pending::default()),
+            capacity: self.capacity,
+            shared: self.shared.clone(),
+            control: self.control.clone(),
+        });
+        self.shared.sinks.lock().push(Arc::downgrade(&sink));
+        sink
     }
 
     /// Closes every file; each is opened again by its next line (logrotate's SIGUSR1).
     pub fn reopen(&self) {
         self.shared.reopen.store(true, Ordering::Relaxed);
-        // When the queue is full the thread is busy and sees the flag after its batch.
-        let _ = self.queue.try_send(Msg::Wake);
+        // A busy thread sees the flag after its batch anyway.
+        let _ = self.control.try_send(Msg::Wake);
     }
 
     /// Waits until every line queued so far is on disk, at most `limit` (kurad
@@ -256,7 +324,7 @@ impl Writer {
         let (done, wait) = std::sync::mpsc::sync_channel(1);
         let mut msg = Msg::Flush(done);
         loop {
-            match self.queue.try_send(msg) {
+            match self.control.try_send(msg) {
                 Ok(()) => break,
                 Err(TrySendError::Full(m)) if Instant::now() < deadline => {
                     msg = m;
@@ -296,19 +364,44 @@ impl Slot {
     }
 }
 
-/// Lines handled between flushes at most, so a busy queue still reaches the disk.
-const BATCH: usize = 4096;
+/// How long the thread lets lines gather while they come: one wake-up and one `write`
+/// per log per interval (a wake-up per line cost about as much CPU as the request it
+/// logged). Lines reach the file and log trace at most this much later.
+pub const GATHER: Duration = Duration::from_millis(20);
 
 fn run(rx: Receiver<Msg>, shared: &Shared) {
     let mut slots: HashMap<usize, Slot> = HashMap::new();
     let mut syslog = Syslog::default();
     let mut last_tick = Instant::now();
+    let mut busy = false;
     loop {
-        let first = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
+        let mut first = None;
+        if busy {
+            std::thread::sleep(GATHER);
+        } else {
+            shared.idle.store(true, Ordering::SeqCst);
+            // A line sent before the flag was up did not wake us: look once more.
+            let waiting = shared
+                .live_sinks()
+                .iter()
+                .any(|s| s.pending.lock().lines > 0);
+            if !waiting {
+                first = match rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+            }
+            shared.idle.store(false, Ordering::SeqCst);
+        }
+        let flushes: Vec<SyncSender<()>> = first
+            .into_iter()
+            .chain(rx.try_iter())
+            .filter_map(|m| match m {
+                Msg::Flush(done) => Some(done),
+                Msg::Wake => None,
+            })
+            .collect();
         if shared.reopen.swap(false, Ordering::Relaxed) {
             for s in slots.values_mut() {
                 if let Err(e) = s.file.reopen() {
@@ -319,12 +412,12 @@ fn run(rx: Receiver<Msg>, shared: &Shared) {
         }
         let now = Time::from(std::time::SystemTime::now());
         let host = shared.host.load();
-        let mut waiting = Vec::new();
-        for msg in first.into_iter().chain(rx.try_iter().take(BATCH)) {
-            match msg {
-                Msg::Line(sink, line) => write(&mut slots, &mut syslog, &host, &sink, &line, now),
-                Msg::Flush(done) => waiting.push(done),
-                Msg::Wake => {}
+        busy = false;
+        for sink in shared.live_sinks() {
+            let batch = sink.take();
+            if batch.lines > 0 {
+                busy = true;
+                write(&mut slots, &mut syslog, &host, &sink, &batch, now);
             }
         }
         for s in slots.values_mut() {
@@ -332,7 +425,7 @@ fn run(rx: Receiver<Msg>, shared: &Shared) {
                 s.report("write", &e);
             }
         }
-        for done in waiting {
+        for done in flushes {
             let _ = done.send(());
         }
         if last_tick.elapsed() >= Duration::from_secs(1) {
@@ -352,19 +445,21 @@ fn run(rx: Receiver<Msg>, shared: &Shared) {
     }
 }
 
-/// Writes one line to its file, syslog and log trace.
+/// Writes a sink's lines to its file, syslog and log trace.
 fn write(
     slots: &mut HashMap<usize, Slot>,
     syslog: &mut Syslog,
     host: &str,
     sink: &Arc<Sink>,
-    line: &str,
+    batch: &Pending,
     now: Time,
 ) {
-    sink.publish(line);
+    sink.publish(batch);
     let target = sink.target.load();
-    for d in &target.settings.syslog {
-        syslog.send(d, host, sink.kind, line, now);
+    for line in batch.text.split_terminator('\n') {
+        for d in &target.settings.syslog {
+            syslog.send(d, host, sink.kind, line, now);
+        }
     }
     let key = Arc::as_ptr(sink) as usize;
     let Some(dir) = target.dir.as_ref().filter(|_| target.settings.on) else {
@@ -389,10 +484,16 @@ fn write(
         let _ = slot.file.flush();
         *slot = fresh();
     }
-    match slot.file.write(line, now) {
-        Ok(Some(r)) => finish_in_background(r),
-        Ok(None) => {}
-        Err(e) => slot.report("write", &e),
+    for line in batch.text.split_terminator('\n') {
+        match slot.file.write(line, now) {
+            Ok(Some(r)) => finish_in_background(r),
+            Ok(None) => {}
+            Err(e) => {
+                // The rest of the batch would fail alike.
+                slot.report("write", &e);
+                return;
+            }
+        }
     }
 }
 
@@ -484,15 +585,18 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_drops_and_counts() {
-        // A sink whose queue nobody reads: the second line does not fit.
-        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+    fn a_full_buffer_drops_and_counts() {
+        // A sink nobody takes lines from: the second line does not fit.
+        let (control, _rx) = std::sync::mpsc::sync_channel(1);
         let w = Writer {
-            queue: tx,
+            control,
             shared: Arc::new(Shared {
                 reopen: AtomicBool::new(false),
+                idle: AtomicBool::new(true),
                 host: ArcSwap::from_pointee(String::new()),
+                sinks: Mutex::new(Vec::new()),
             }),
+            capacity: 1,
         };
         let s = w.sink(LogKind::Access, Some("a.test".into()));
         let before = DROPPED.load(Ordering::Relaxed);
