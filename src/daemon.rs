@@ -408,6 +408,9 @@ impl Daemon {
         }
         for v in &self.runtime().config.vhosts {
             let c = by_cache.get(v.cache_name()).copied().unwrap_or_default();
+            if let Some(stats) = self.stats.vhost(&v.name) {
+                stats.set_stored(&c);
+            }
             snapshot.vhosts.insert(v.name.clone(), c);
         }
         self.stats.contents.publish(snapshot);

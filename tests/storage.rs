@@ -65,7 +65,7 @@ fn object_files(disk: &Path) -> Vec<(PathBuf, u64)> {
 }
 
 /// Waits until `cond` holds (stores happen just after the response).
-fn eventually(what: &str, cond: impl Fn() -> bool) {
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(10);
     while !cond() {
         assert!(Instant::now() < until, "never: {what}");
@@ -529,4 +529,29 @@ fn snmp_contents_count_what_the_cache_holds() {
         3,
         "one class per object: {classes:?}"
     );
+    // The same counts in the vhost's JSON statistics, in bytes (realtime: the last second).
+    let realtime = |format: &str| {
+        curl(
+            &format!("http://{}/monitoring/realtime?type={format}", k.manager),
+            &[],
+        )
+        .text()
+    };
+    let mut vhost = serde_json::Value::Null;
+    eventually("FileTotal in realtime", || {
+        let reply: serde_json::Value = serde_json::from_str(&realtime("json")).unwrap();
+        vhost = reply["Host"]["VirtualHost"][0].clone();
+        vhost["FileTotal"] == 3
+    });
+    assert_eq!(vhost["Memory"], 2_005_500, "{vhost:#}");
+    assert_eq!(vhost["Disk"]["TotalSize"], 2_005_500);
+    let distribution = vhost["Disk"]["Distribution"].as_object().unwrap();
+    assert_eq!(distribution.len(), 26);
+    for (class, n) in distribution {
+        let want = u64::from(["U1K", "U8K", "U2M"].contains(&class.as_str()));
+        assert_eq!(n.as_u64(), Some(want), "{class}");
+    }
+    let xml = realtime("xml");
+    assert!(xml.contains("<File Total=\"3\"/>"), "{xml}");
+    assert!(xml.contains("<TotalSize>2005500</TotalSize>"), "{xml}");
 }

@@ -437,12 +437,16 @@ fn json_traffic_groups(m: &mut Map<String, Value>, b: &Block) {
         "FileSystem".into(),
         Value::Object(json_members(catalog::file_system(), b)),
     );
+    m.extend(json_members(catalog::stored(), b));
     m.insert("Session".into(), json_group(values(catalog::session(), b)));
     m.insert("Dims".into(), json_group(values(catalog::conversions(), b)));
     m.insert(
         "Compression".into(),
         json_group(values(catalog::conversions(), b)),
     );
+    for (name, v) in values(catalog::files(), b) {
+        m.insert(format!("File{name}"), v.into());
+    }
     m.extend(json_members(catalog::request_counts(), b));
     m.insert(
         "OriginTraffic".into(),
@@ -477,10 +481,12 @@ fn xml_traffic_groups(x: &mut String, b: &Block) {
     x.push_str("    <FileSystem>\n");
     xml_members(x, catalog::file_system(), b, "      ");
     x.push_str("    </FileSystem>\n");
+    xml_members(x, catalog::stored(), b, "    ");
     for (name, fields) in [
         ("Session", catalog::session()),
         ("Dims", catalog::conversions()),
         ("Compression", catalog::conversions()),
+        ("File", catalog::files()),
     ] {
         let _ = write!(x, "    <{name}");
         attrs(x, values(fields, b));
@@ -619,6 +625,16 @@ mod tests {
             (Gauge::OriginActive, 1),
         ] {
             c[counter::gauge(g)] = per_second * 300;
+        }
+        // The store held the guide's 45,725 small files and 3 larger ones all along.
+        let mut stored = crate::stats::contents::Contents::default();
+        for (len, n, in_memory) in [(700, 45_725, 700), (5_000, 2, 0), (3 << 20, 1, 1 << 20)] {
+            for _ in 0..n {
+                stored.count(len, in_memory, true);
+            }
+        }
+        for (i, level) in counter::stored_levels(&stored).into_iter().enumerate() {
+            c[counter::stored_level(i)] = level * 300;
         }
         let dense = |values: &[(u64, u64)]| {
             let mut d = vec![0u64; hist::BUCKETS];

@@ -36,6 +36,17 @@ impl Contents {
         }
     }
 
+    /// The guide's name of size class `i` (`Disk.Distribution`): `U1K` .. `U16G`, `O16G`.
+    pub fn class_name(i: usize) -> String {
+        let kib = 1u64 << i;
+        match i {
+            _ if i + 1 >= SIZE_CLASSES => "O16G".to_string(),
+            0..10 => format!("U{kib}K"),
+            10..20 => format!("U{}M", kib >> 10),
+            _ => format!("U{}G", kib >> 20),
+        }
+    }
+
     /// Counts an object of `len` bytes in (`add`) or out, with `in_memory` of
     /// them held in memory.
     pub fn count(&mut self, len: u64, in_memory: u64, add: bool) {
@@ -93,6 +104,17 @@ impl ContentsBoard {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn class_names_are_the_guides() {
+        let names: Vec<String> = (0..super::SIZE_CLASSES)
+            .map(super::Contents::class_name)
+            .collect();
+        assert_eq!(names[..3], ["U1K", "U2K", "U4K"]);
+        assert_eq!(names[10], "U1M");
+        assert_eq!(names[20], "U1G");
+        assert_eq!(names[24..], ["U16G", "O16G"]);
+    }
+
     use super::*;
 
     #[test]

@@ -8,6 +8,7 @@
 //! codes and their bytes; the session gauges; origin connection events; and the
 //! bytes of client exchanges over TLS (the guide's SSL traffic).
 
+use super::contents::{Contents, SIZE_CLASSES};
 use crate::cache::CacheResult;
 
 /// Which side of the cache an exchange was on.
@@ -160,6 +161,23 @@ impl PortBypassEvent {
     ];
 }
 
+/// What the store holds for a vhost: levels set once a second from the store's
+/// counts (the daemon's `publish_contents`) and sampled like the gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Objects (`FileTotal`).
+    Files = 0,
+    /// Their body bytes (`Disk.TotalSize`).
+    Bytes = 1,
+    /// Body bytes held in memory (`Memory`).
+    Memory = 2,
+}
+
+impl Stored {
+    /// Every level, before the size classes.
+    pub const ALL: [Stored; 3] = [Stored::Files, Stored::Bytes, Stored::Memory];
+}
+
 /// Values per status class: responses, completed responses, head-time and completion-time sums.
 const PER_CLASS: usize = 4;
 /// Values before the classes: requests, inbound, outbound, and the four parts.
@@ -175,9 +193,13 @@ const ORIGIN_EVENTS: usize = GAUGES + Gauge::ALL.len();
 pub const BYPASSED: usize = ORIGIN_EVENTS + 5;
 const SSL: usize = BYPASSED + 1;
 const PORT_BYPASS: usize = SSL + 2;
+const STORED: usize = PORT_BYPASS + PortBypassEvent::ALL.len();
+
+/// Store levels: [`Stored::ALL`], then the size classes.
+pub const STORED_LEVELS: usize = Stored::ALL.len() + SIZE_CLASSES;
 
 /// Number of raw values per vhost.
-pub const N: usize = PORT_BYPASS + PortBypassEvent::ALL.len();
+pub const N: usize = STORED + STORED_LEVELS;
 
 /// Requests sent on a side.
 pub const fn requests(side: Side) -> usize {
@@ -254,6 +276,41 @@ pub const fn port_bypass(e: PortBypassEvent) -> usize {
     PORT_BYPASS + e as usize
 }
 
+/// Where the per-second samples of store level `i` (of [`STORED_LEVELS`]) are summed
+/// in a window.
+pub const fn stored_level(i: usize) -> usize {
+    STORED + i
+}
+
+/// A store level's place.
+pub const fn stored(l: Stored) -> usize {
+    stored_level(l as usize)
+}
+
+/// The place of the objects in size class `i` (see [`Contents::by_size`]).
+pub const fn stored_class(i: usize) -> usize {
+    stored_level(Stored::ALL.len() + i)
+}
+
+/// The store levels of `c`, in [`stored_level`] order.
+pub fn stored_levels(c: &Contents) -> [u64; STORED_LEVELS] {
+    let mut levels = [0; STORED_LEVELS];
+    for l in Stored::ALL {
+        levels[l as usize] = match l {
+            Stored::Files => c.files,
+            Stored::Bytes => c.bytes,
+            Stored::Memory => c.memory,
+        };
+    }
+    levels[Stored::ALL.len()..].copy_from_slice(&c.by_size);
+    levels
+}
+
+/// Every value sampled once a second rather than counted: the gauges and the store levels.
+pub fn sampled() -> impl Iterator<Item = usize> {
+    Gauge::ALL.into_iter().map(gauge).chain(STORED..N)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +346,8 @@ mod tests {
         all.push(BYPASSED);
         all.extend([ssl_inbound(), ssl_outbound()]);
         all.extend(PortBypassEvent::ALL.map(port_bypass));
+        all.extend(Stored::ALL.map(stored));
+        all.extend((0..SIZE_CLASSES).map(stored_class));
         all.sort();
         assert_eq!(
             all,

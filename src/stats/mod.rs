@@ -308,6 +308,8 @@ pub struct VhostStats {
     dirs: ArcSwapOption<dirs::DirTable>,
     /// `<Stats><HttpsTraffic>` as last configured, for `ClientTraffic.HttpsTraffic`.
     pub https_traffic: std::sync::atomic::AtomicBool,
+    /// What the store holds for the vhost now ([`counter::stored_levels`]).
+    stored: [AtomicU64; counter::STORED_LEVELS],
 }
 
 impl VhostStats {
@@ -324,6 +326,14 @@ impl VhostStats {
             history: Mutex::new(History::new(kind)),
             dirs: ArcSwapOption::empty(),
             https_traffic: Default::default(),
+            stored: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Sets what the store holds for the vhost (once a second, from the store's counts).
+    pub fn set_stored(&self, contents: &contents::Contents) {
+        for (level, value) in self.stored.iter().zip(counter::stored_levels(contents)) {
+            level.store(value, Ordering::Relaxed);
         }
     }
 
@@ -499,10 +509,16 @@ impl VhostStats {
             Snapshot::delta(&hist[0], &hs.last_hist[0]),
             Snapshot::delta(&hist[1], &hs.last_hist[1]),
         ];
-        // Gauges are sampled, not differenced: a window sums one sample per second.
+        // Gauges and store levels are sampled, not differenced: a window sums one
+        // sample per second.
         for g in Gauge::ALL {
             sample.counts[counter::gauge(g)] = self.gauge(g);
-            counts[counter::gauge(g)] = 0;
+        }
+        for (i, level) in self.stored.iter().enumerate() {
+            sample.counts[counter::stored_level(i)] = level.load(Ordering::Relaxed);
+        }
+        for i in counter::sampled() {
+            counts[i] = 0;
         }
         if hs.last_active.is_none() || sample.counts[counter::requests(Side::Client)] > 0 {
             hs.last_active = Some(sec);
