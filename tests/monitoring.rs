@@ -405,6 +405,12 @@ fn catalog_fields_are_in_the_chapter_10_inventory() {
             );
         }
     }
+    for f in catalog::system_values() {
+        expect(
+            format!("Host.System.{}", f.name),
+            format!("Host/System/{}", f.name),
+        );
+    }
     for f in catalog::disk() {
         expect(
             format!("Host.System.Storage.Disk[].{}", f.name),

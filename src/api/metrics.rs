@@ -356,6 +356,18 @@ fn storage(out: &mut String, daemon: &Daemon) {
         "Bytes the cached objects take: memory in Memory-Only mode, object files with disks.",
         [(String::new(), bytes.to_string())],
     );
+    family(
+        out,
+        "kura_cache_waiting_writes",
+        "gauge",
+        "Objects whose file is being written to a cache disk (WaitingFiles2Write).",
+        [(
+            String::new(),
+            crate::stats::system::WAITING_WRITES
+                .load(Ordering::Relaxed)
+                .to_string(),
+        )],
+    );
     if let Some((bodies, bytes)) = daemon.store.memory_tier() {
         family(
             out,

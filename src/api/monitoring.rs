@@ -243,6 +243,11 @@ fn json_system(sys: &Sample<SYS_N>, disks: &[DiskBlock]) -> Value {
     let mut m = Map::new();
     for (group, fields) in catalog::system() {
         m.insert((*group).into(), json_group(evaluated(fields, sys, 0)));
+        if *group == "TCPSocket" {
+            for (name, v) in evaluated(catalog::system_values(), sys, 0) {
+                m.insert(name.into(), v.into());
+            }
+        }
         if *group == "Mem" {
             let list = disks
                 .iter()
@@ -270,6 +275,11 @@ fn xml_system(x: &mut String, sys: &Sample<SYS_N>, disks: &[DiskBlock]) {
         let _ = write!(x, "    <{group}");
         attrs(x, evaluated(fields, sys, 0));
         x.push_str("/>\n");
+        if *group == "TCPSocket" {
+            for (name, v) in evaluated(catalog::system_values(), sys, 0) {
+                let _ = writeln!(x, "    <{name}>{v}</{name}>");
+            }
+        }
         if *group == "Mem" {
             if disks.is_empty() {
                 x.push_str("    <Storage/>\n");

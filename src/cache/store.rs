@@ -31,6 +31,7 @@ use super::policy::Freshness;
 use super::read::{BodyReader, Part, Source};
 use crate::config::{OnCrash, StorageConfig};
 use crate::stats::contents::Contents;
+use crate::stats::system::WAITING_WRITES;
 
 /// Shards of the store; a power of two well above the core count.
 const SHARDS: usize = 64;
@@ -1213,12 +1214,14 @@ impl FillGuard {
                 return;
             }
         };
+        let waiting = WriteInFlight::new();
         tokio::spawn(async move {
             let key = stored_key(&names.1, &head);
             let written = {
                 let (home, body, head) = (home.clone(), body.clone(), head.clone());
                 tokio::task::spawn_blocking(move || home.write(id, &key, &head, &body)).await
             };
+            drop(waiting);
             let stored = match written {
                 Ok(Ok(file)) => {
                     hot.insert(id, body, len);
@@ -1235,6 +1238,23 @@ impl FillGuard {
             };
             store.unregister((&names.0, &names.1), &fill, stored, generation);
         });
+    }
+}
+
+/// Holds [`WAITING_WRITES`] up while an object's file is being written (dropped with
+/// the task if the runtime stops first).
+struct WriteInFlight;
+
+impl WriteInFlight {
+    fn new() -> WriteInFlight {
+        WAITING_WRITES.fetch_add(1, Ordering::Relaxed);
+        WriteInFlight
+    }
+}
+
+impl Drop for WriteInFlight {
+    fn drop(&mut self) {
+        WAITING_WRITES.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -1310,6 +1330,40 @@ mod tests {
             .unwrap();
         assert!(matches!(rt.block_on(fill.head()), HeadOutcome::Failed(_)));
         fetch(&store, "k");
+    }
+
+    #[test]
+    fn a_disk_write_is_waiting_until_its_file_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = StorageConfig {
+            disks: vec![crate::config::DiskConfig {
+                path: dir.path().to_path_buf(),
+                quota: None,
+            }],
+            fail_window: Duration::from_secs(60),
+            fail_count: 10,
+            on_crash: OnCrash::Hang,
+        };
+        let store = Store::open(&storage, 1 << 20);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let g = fetch(&store, "k");
+            g.fill()
+                .push(Bytes::from(vec![7u8; 5000]), store.max_object());
+            g.finish(head(60), BodyEnd::Complete);
+            // The write task has not run yet on this one thread.
+            assert_eq!(WAITING_WRITES.load(Ordering::Relaxed), 1);
+            while !matches!(
+                store.lookup("k", &HeaderMap::new(), Instant::now()),
+                Lookup::Fresh(_)
+            ) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(WAITING_WRITES.load(Ordering::Relaxed), 0);
+        });
     }
 
     #[test]

@@ -263,6 +263,19 @@ pub fn system() -> &'static [(&'static str, Vec<Field>)] {
     &GROUPS
 }
 
+/// The `System` members that are single values, written right after the `TCPSocket`
+/// group as the guide places them (`EQ` and `RQ`, STON's queues, are gaps).
+pub fn system_values() -> &'static [Field] {
+    static FIELDS: LazyLock<Vec<Field>> = LazyLock::new(|| {
+        vec![field(
+            "WaitingFiles2Write",
+            "count",
+            Source::Rate(Sys::WaitingWrites as usize),
+        )]
+    });
+    &FIELDS
+}
+
 /// `System.Storage.Disk[]` after `Path` and `Status`, one field per [`DiskField`] in
 /// [`DiskField::ALL`] order. The guide leaves the counts unmarked; they are read as
 /// "(average)" like the other counts, so each is a per-second mean over the window
@@ -814,8 +827,9 @@ pub fn snmp_system(name: &str) -> Option<Source> {
         "ClientSocket.Closed" => ClientClosed,
         "ServiceAccess.Allow" => ServiceAllow,
         "ServiceAccess.Deny" => ServiceDeny,
-        // STON's event queues and write queue: see docs/snmp-gaps.tsv.
-        "EQ" | "RQ" | "waitingFiles2Write" => return Some(Source::NotCollected),
+        "waitingFiles2Write" => WaitingWrites,
+        // STON's event queues: see docs/snmp-gaps.tsv.
+        "EQ" | "RQ" => return Some(Source::NotCollected),
         _ => return None,
     };
     Some(Source::Rate(v as usize))

@@ -68,6 +68,8 @@ pub enum Sys {
     ServiceAllow,
     /// Client connections `<ServiceAccess>` refused in the second.
     ServiceDeny,
+    /// Objects waiting to be written to a cache disk ([`WAITING_WRITES`]).
+    WaitingWrites,
     /// 1-minute load average, 0.01.
     Load1,
     /// 5-minute load average, 0.01.
@@ -125,6 +127,11 @@ pub struct Connections {
     /// Client connections `<ServiceAccess>` refused (closed at once).
     pub service_denied: AtomicU64,
 }
+
+/// Objects whose file is being written to a cache disk now (`WaitingFiles2Write`):
+/// raised when a fill is handed to its disk, lowered once the file is committed or
+/// given up.
+pub static WAITING_WRITES: AtomicU64 = AtomicU64::new(0);
 
 /// kurad's connection events (one daemon per process).
 pub static CONNECTIONS: Connections = Connections {
@@ -325,6 +332,7 @@ impl SystemStats {
         v[Sys::SslSessions as usize] = events[4].saturating_sub(events[6]);
         v[Sys::ServiceAllow as usize] = events[7] - st.last_events[7];
         v[Sys::ServiceDeny as usize] = events[8] - st.last_events[8];
+        v[Sys::WaitingWrites as usize] = WAITING_WRITES.load(Ordering::Relaxed);
         v[Sys::TcpEstablished as usize] = tcp_established();
         v[Sys::TcpTimewait as usize] = sockstat("tw");
         v[Sys::TcpOrphan as usize] = sockstat("orphan");
