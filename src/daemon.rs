@@ -84,7 +84,7 @@ pub struct Options {
     pub snmp_bulk_bytes: usize,
     /// Where the global logs go, and vhost logs without `<Log Dir>`; `None`: no files.
     pub log_dir: Option<PathBuf>,
-    /// Capacity of each log's buffer for the writer, in lines.
+    /// Lines that may wait for the log writer, every log together.
     pub log_queue: usize,
     /// How often each vhost's monitoring log gets its line (the guide: five minutes).
     pub monitoring_log_every: std::time::Duration,

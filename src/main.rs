@@ -26,7 +26,7 @@ struct Cli {
     /// logs without `<Log Dir>` (each vhost in its own sub-directory).
     #[arg(long, global = true, default_value = kura::log::DEFAULT_LOG_DIR)]
     log_dir: PathBuf,
-    /// Lines each log's buffer holds for the writer; beyond it lines are dropped and counted.
+    /// Lines that may wait for the log writer, every log together; beyond, lines are dropped and counted.
     #[arg(long, global = true, default_value_t = kura::log::writer::DEFAULT_QUEUE, hide = true)]
     log_queue: usize,
     /// Seconds between monitoring log lines (the guide's five minutes; for tests).

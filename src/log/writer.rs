@@ -2,8 +2,8 @@
 //! gathers its formatted lines in a bounded buffer the thread takes whole.
 //!
 //! The request path formats its line and appends it to its sink's buffer under
-//! a short lock; when the buffer holds its capacity of lines the line is dropped
-//! and counted ([`Sink::dropped`], [`DROPPED`]), so a slow or stuck disk never
+//! a short lock; when the buffers hold their capacity of lines together, the line
+//! is dropped and counted ([`Sink::dropped`], [`DROPPED`]), so a slow or stuck disk never
 //! stalls serving. The thread takes every buffer once per [`GATHER`] while lines
 //! come, and sleeps on its control channel when none do (the first line after
 //! that wakes it): no wake-up and no cross-thread allocation per line, which is
@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Lines log trace replays to a new follower before the live ones.
 pub const RECENT_LINES: usize = 100;
 
-/// Default capacity of each log's buffer, in lines.
+/// Default number of lines that may wait for the writer, every log together.
 pub const DEFAULT_QUEUE: usize = 65_536;
 
 /// Which log a sink is: its file stem, its log trace name and its syslog tag.
@@ -139,9 +139,7 @@ pub struct Sink {
     pub dropped: AtomicU64,
     /// Lines waiting for the writer.
     pending: Mutex<Pending>,
-    /// Lines `pending` holds at most.
-    capacity: usize,
-    /// The writer's flags and control channel, to wake it when it sleeps.
+    /// The writer's flags, its bound on waiting lines, and the sink registry.
     shared: Arc<Shared>,
     /// The writer's control channel.
     control: SyncSender<Msg>,
@@ -169,14 +167,16 @@ impl Sink {
     /// Hands a formatted line (without newline) to the writer; never blocks
     /// longer than an append.
     pub fn send(&self, line: String) {
+        // One bound for every log together, as memory is one.
+        let queued = &self.shared.queued;
+        if queued.fetch_add(1, Ordering::Relaxed) >= self.shared.capacity {
+            queued.fetch_sub(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         {
             let mut p = self.pending.lock();
-            if p.lines >= self.capacity {
-                drop(p);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
             p.text.push_str(&line);
             p.text.push('\n');
             p.lines += 1;
@@ -190,7 +190,9 @@ impl Sink {
 
     /// Takes the lines waiting (the writer).
     fn take(&self) -> Pending {
-        std::mem::take(&mut *self.pending.lock())
+        let batch = std::mem::take(&mut *self.pending.lock());
+        self.shared.queued.fetch_sub(batch.lines, Ordering::Relaxed);
+        batch
     }
 
     /// Replaces where the lines go.
@@ -250,9 +252,24 @@ struct Shared {
     host: ArcSwap<String>,
     /// Every sink made, until it is dropped (a vhost removed).
     sinks: Mutex<Vec<Weak<Sink>>>,
+    /// Lines waiting in all the sinks.
+    queued: AtomicUsize,
+    /// Lines that may wait at most; beyond, lines are dropped.
+    capacity: usize,
 }
 
 impl Shared {
+    fn new(capacity: usize) -> Shared {
+        Shared {
+            reopen: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
+            host: ArcSwap::from_pointee(String::from("localhost")),
+            sinks: Mutex::new(Vec::new()),
+            queued: AtomicUsize::new(0),
+            capacity: capacity.max(1),
+        }
+    }
+
     /// The sinks still in use, forgetting the dropped ones.
     fn live_sinks(&self) -> Vec<Arc<Sink>> {
         let mut sinks = self.sinks.lock();
@@ -267,29 +284,18 @@ pub struct Writer {
     control: SyncSender<Msg>,
     /// Flags and names the thread reads.
     shared: Arc<Shared>,
-    /// Lines each sink holds for the thread at most.
-    capacity: usize,
 }
 
 impl Writer {
-    /// Starts the writer thread; each sink holds at most `capacity` lines for it.
+    /// Starts the writer thread; at most `capacity` lines wait for it.
     pub fn start(capacity: usize) -> std::io::Result<Writer> {
         let (control, rx) = std::sync::mpsc::sync_channel(16);
-        let shared = Arc::new(Shared {
-            reopen: AtomicBool::new(false),
-            idle: AtomicBool::new(false),
-            host: ArcSwap::from_pointee(String::from("localhost")),
-            sinks: Mutex::new(Vec::new()),
-        });
+        let shared = Arc::new(Shared::new(capacity));
         let s = shared.clone();
         std::thread::Builder::new()
             .name("kura-log".into())
             .spawn(move || run(rx, &s))?;
-        Ok(Writer {
-            control,
-            shared,
-            capacity: capacity.max(1),
-        })
+        Ok(Writer { control, shared })
     }
 
     /// A new sink writing nowhere until its target is set.
@@ -302,7 +308,6 @@ impl Writer {
             recent: Mutex::new(VecDeque::with_capacity(RECENT_LINES)),
             dropped: AtomicU64::new(0),
             pending: Mutex::new(Pending::default()),
-            capacity: self.capacity,
             shared: self.shared.clone(),
             control: self.control.clone(),
         });
@@ -587,23 +592,25 @@ mod tests {
     #[test]
     fn a_full_buffer_drops_and_counts() {
         // A sink nobody takes lines from: the second line does not fit.
+        // Sinks nobody takes lines from, two lines of room in all.
         let (control, _rx) = std::sync::mpsc::sync_channel(1);
         let w = Writer {
             control,
-            shared: Arc::new(Shared {
-                reopen: AtomicBool::new(false),
-                idle: AtomicBool::new(true),
-                host: ArcSwap::from_pointee(String::new()),
-                sinks: Mutex::new(Vec::new()),
-            }),
-            capacity: 1,
+            shared: Arc::new(Shared::new(2)),
         };
-        let s = w.sink(LogKind::Access, Some("a.test".into()));
+        let a = w.sink(LogKind::Access, Some("a.test".into()));
+        let b = w.sink(LogKind::Access, Some("b.test".into()));
         let before = DROPPED.load(Ordering::Relaxed);
-        s.send("one".into());
-        s.send("two".into());
-        s.send("three".into());
-        assert_eq!(s.dropped.load(Ordering::Relaxed), 2);
+        a.send("one".into());
+        b.send("two".into());
+        a.send("three".into());
+        b.send("four".into());
+        assert_eq!(a.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(b.dropped.load(Ordering::Relaxed), 1);
         assert!(DROPPED.load(Ordering::Relaxed) >= before + 2);
+        // Taking a sink's lines makes room again.
+        assert_eq!(a.take().text, "one\n");
+        a.send("five".into());
+        assert_eq!(a.dropped.load(Ordering::Relaxed), 1);
     }
 }
