@@ -152,6 +152,8 @@ fn the_spec_example_configuration_is_understood() {
         "Server/Cache/Storage/Disk@Quota",
         "Server/Cache/Storage@DiskFailSec",
         "Server/Cache/Cleanup",
+        "Server/Host/ServiceAccess",
+        "Server/Cache/DenyLog",
         "Vhosts/Vhost/Listen",
         "Vhosts/Vhost/Alias",
         "Options/ViaHeader",
