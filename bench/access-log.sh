@@ -12,17 +12,11 @@
 # against the requests kurad counted, and the lines the writer dropped.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
-KURAD=${KURAD:-target/release/kurad}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
-SHARED=${SHARED:-../shared}
-RUN=$(mktemp -d /dev/shm/kura-accesslog.XXXXXX)
+. bench/lib.sh
 LOG_DIR=${LOG_DIR:-$(mktemp -d /var/tmp/kura-accesslog.XXXXXX)}
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$RUN" "$LOG_DIR"; }
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+CLEANUP+=("$LOG_DIR")
 
 # start NAME HTTP_PORT MANAGER_PORT LOG_ELEMENT LOGS
 start() {

@@ -16,17 +16,10 @@
 # The machine has 2 cores shared by client and server: only ratios mean anything.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
-KURAD=${KURAD:-target/release/kurad}
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-10}
 CONNS=${CONNS:-64}
-SHARED=${SHARED:-../shared}
-RUN=$(mktemp -d /dev/shm/kura-https.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$RUN"; }
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. bench/lib.sh
 
 # The certificate: a CA and an RSA 2048 leaf for bench.kura (the guide's key type).
 cd "$RUN"
@@ -39,11 +32,8 @@ cat leaf.pem ca.pem >chain.pem
 cd - >/dev/null
 
 # The origin, and the file nginx serves directly.
-mkdir -p "$RUN/origin/tmp" "$RUN/docroot" "$RUN/state" "$RUN/logs" "$RUN/conf" "$RUN/peer/tmp"
-head -c 1024 /dev/urandom >"$RUN/docroot/1k.bin"
-sed -e "s#@RUN@#$RUN#g" -e "s#@DOCROOT@#$RUN/docroot#g" -e "s#@ORIGIN_PORT@#19080#g" \
-  "$SHARED/bench/conf/origin-nginx.conf" >"$RUN/origin.conf"
-nginx -c "$RUN/origin.conf" -e "$RUN/origin/error.log" & PIDS+=($!)
+start_origin
+mkdir -p "$RUN/state" "$RUN/logs" "$RUN/conf" "$RUN/peer/tmp"
 
 # kurad: conf/bench plus an <Https> on 19443.
 sed -e "s#</Server>#    <Https Listen=\"127.0.0.1:19443\"><Cert>$RUN/leaf.pem</Cert><Key>$RUN/leaf.key</Key><CA>$RUN/ca.pem</CA></Https>\n</Server>#" \

@@ -14,41 +14,21 @@
 # Prints a Markdown report; per-second client responses come from /metrics.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
-KURAD=${KURAD:-target/release/kurad}
-OBJECTS=${OBJECTS:-100000}
+export OBJECTS=${OBJECTS:-100000}
 CONNS=${CONNS:-64}
-SHARED=${SHARED:-../shared}
-RUN=$(mktemp -d /dev/shm/kura-purge.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$RUN"; }
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. bench/lib.sh
 
 # The peers.sh origin.
-mkdir -p "$RUN/origin/tmp" "$RUN/docroot" "$RUN/state" "$RUN/logs"
-head -c 1024 /dev/urandom >"$RUN/docroot/1k.bin"
-sed -e "s#@RUN@#$RUN#g" -e "s#@DOCROOT@#$RUN/docroot#g" -e "s#@ORIGIN_PORT@#19080#g" \
-  "$SHARED/bench/conf/origin-nginx.conf" >"$RUN/origin.conf"
-nginx -c "$RUN/origin.conf" -e "$RUN/origin/error.log" & PIDS+=($!)
+start_origin
+mkdir -p "$RUN/state" "$RUN/logs"
 "$KURAD" --conf-dir conf/bench --state-dir "$RUN/state" --log-dir "$RUN/logs" 2>"$RUN/kurad.err" & PIDS+=($!)
 wait_port 19080; wait_port 19090; wait_port 19091
 api() { curl -s "http://127.0.0.1:19091$1"; }
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)['result']['$1'])"; }
 
 # Fill: each wrk thread walks its own slice of /1k.bin?i=0..OBJECTS-1 until all are cached.
-cat >"$RUN/fill.lua" <<EOF
-local threads = 0
-function setup(thread) thread:set("id", threads); threads = threads + 1 end
-function init() n = 0 end
-function request()
-  local i = id + n * 2
-  n = n + 1
-  return wrk.format("GET", "/1k.bin?i=" .. (i % $OBJECTS))
-end
-EOF
 echo "filling $OBJECTS objects..." >&2
-wrk -t2 -c32 -d60s -s "$RUN/fill.lua" http://127.0.0.1:19090/ >"$RUN/fill.txt" &
+wrk -t2 -c32 -d60s -s bench/fill.lua http://127.0.0.1:19090/ >"$RUN/fill.txt" &
 FILL=$!
 # expireafter with a day changes nothing a client sees; its Count says how many are cached.
 for _ in $(seq 120); do

@@ -14,29 +14,15 @@
 # does not hide the index in the resident size. Prints a Markdown report.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
-KURAD=${KURAD:-target/release/kurad}
-OBJECTS=${OBJECTS:-1000000}
-SHARED=${SHARED:-../shared}
-RUN=$(mktemp -d /dev/shm/kura-storage.XXXXXX)
-PIDS=()
+export OBJECTS=${OBJECTS:-1000000}
+. bench/lib.sh
 KURA_PID=""
-cleanup() {
-  for p in "${PIDS[@]}" $KURA_PID; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$RUN"
-}
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 metric() { curl -s http://127.0.0.1:19091/metrics | awk -v n="$1" '$1 == n { print $2 }'; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$KURA_PID/status"; }
 now_ms() { date +%s%3N; }
 
-mkdir -p "$RUN/origin/tmp" "$RUN/docroot" "$RUN/state" "$RUN/logs" "$RUN/conf" "$RUN/disk"
-head -c 1024 /dev/urandom >"$RUN/docroot/1k.bin"
-sed -e "s#@RUN@#$RUN#g" -e "s#@DOCROOT@#$RUN/docroot#g" -e "s#@ORIGIN_PORT@#19080#g" \
-  "$SHARED/bench/conf/origin-nginx.conf" >"$RUN/origin.conf"
-nginx -c "$RUN/origin.conf" -e "$RUN/origin/error.log" & PIDS+=($!)
+start_origin
+mkdir -p "$RUN/state" "$RUN/logs" "$RUN/conf" "$RUN/disk"
 cp conf/bench/vhosts.xml "$RUN/conf/"
 cat >"$RUN/conf/server.xml" <<EOF
 <Server>
@@ -56,6 +42,7 @@ start_kurad() {
   t0=$(now_ms)
   "$KURAD" --conf-dir "$RUN/conf" --state-dir "$RUN/state" --log-dir "$RUN/logs" 2>>"$RUN/kurad.err" &
   KURA_PID=$!
+  PIDS+=("$KURA_PID")
   wait_port 19091
   wait_port 19090
   READY_MS=$(($(now_ms) - t0))
@@ -67,19 +54,9 @@ start_kurad
 rss_empty=$(rss_kib)
 
 # Fill: each wrk thread walks its own slice of /1k.bin?i=0..OBJECTS-1.
-cat >"$RUN/fill.lua" <<EOF
-local threads = 0
-function setup(thread) thread:set("id", threads); threads = threads + 1 end
-function init() n = 0 end
-function request()
-  local i = id + n * 2
-  n = n + 1
-  return wrk.format("GET", "/1k.bin?i=" .. (i % $OBJECTS))
-end
-EOF
 echo "filling $OBJECTS objects..." >&2
 t0=$(now_ms)
-wrk -t2 -c32 -d600s -s "$RUN/fill.lua" http://127.0.0.1:19090/ >"$RUN/fill.txt" &
+wrk -t2 -c32 -d600s -s bench/fill.lua http://127.0.0.1:19090/ >"$RUN/fill.txt" &
 FILL=$!
 cached=0
 for _ in $(seq 1200); do

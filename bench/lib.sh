@@ -1,0 +1,29 @@
+# bench/lib.sh: what the bench scripts share; sourced after they `cd` to the repository.
+# Sets KURAD, SHARED, RUN (a new directory in /dev/shm named after the script), PIDS
+# (processes stopped on exit) and CLEANUP (paths removed on exit, RUN first); defines
+# wait_port and start_origin.
+KURAD=${KURAD:-target/release/kurad}
+SHARED=${SHARED:-../shared}
+RUN=$(mktemp -d "/dev/shm/kura-$(basename "$0" .sh).XXXXXX")
+PIDS=()
+CLEANUP=("$RUN")
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "${CLEANUP[@]}"
+}
+trap bench_cleanup EXIT
+
+# Waits up to 30 s for 127.0.0.1:PORT to accept connections.
+wait_port() { for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+# The peers.sh origin: nginx with ../shared/bench/conf/origin-nginx.conf on 19080,
+# serving a random 1 KiB $RUN/docroot/1k.bin.
+start_origin() {
+  mkdir -p "$RUN/origin/tmp" "$RUN/docroot"
+  head -c 1024 /dev/urandom >"$RUN/docroot/1k.bin"
+  sed -e "s#@RUN@#$RUN#g" -e "s#@DOCROOT@#$RUN/docroot#g" -e "s#@ORIGIN_PORT@#19080#g" \
+    "$SHARED/bench/conf/origin-nginx.conf" >"$RUN/origin.conf"
+  nginx -c "$RUN/origin.conf" -e "$RUN/origin/error.log" &
+  PIDS+=($!)
+}
