@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
+/// A quota (GB) far above what any test stores.
+const ROOMY: &str = "1";
+
 /// A server.xml whose `<Storage>` has these attributes and disks (path, Quota GB).
-fn storage_xml(attrs: &str, disks: &[(&Path, Option<&str>)], cache: &str) -> String {
+/// Every test disk has a quota: without one a disk takes its file system's free
+/// space less 5 %, and on a machine whose disk is over 95 % full it would store
+/// nothing at all.
+fn storage_xml(attrs: &str, disks: &[(&Path, &str)], cache: &str) -> String {
     let disks: String = disks
         .iter()
-        .map(|(p, q)| match q {
-            Some(q) => format!("      <Disk Quota=\"{q}\">{}</Disk>\n", p.display()),
-            None => format!("      <Disk>{}</Disk>\n", p.display()),
-        })
+        .map(|(p, q)| format!("      <Disk Quota=\"{q}\">{}</Disk>\n", p.display()))
         .collect();
     server_xml(cache, "").replace(
         "<Storage />",
@@ -111,7 +114,7 @@ fn disk_states(k: &Kurad) -> Vec<(String, String)> {
 fn objects_cached_before_a_restart_or_a_kill_9_are_hits_after_it() {
     let disk = tempfile::tempdir().unwrap();
     let origin = origin(5000);
-    let server = storage_xml("", &[(disk.path(), None)], "");
+    let server = storage_xml("", &[(disk.path(), ROOMY)], "");
     let k = start(&server, &origin);
     let paths = ["/a.txt", "/b.txt", "/dir/c.txt"];
     for p in paths {
@@ -152,7 +155,7 @@ fn objects_cached_before_a_restart_or_a_kill_9_are_hits_after_it() {
 fn a_torn_object_is_never_served_and_is_fetched_again() {
     let disk = tempfile::tempdir().unwrap();
     let origin = origin(100_000);
-    let server = storage_xml("", &[(disk.path(), None)], "");
+    let server = storage_xml("", &[(disk.path(), ROOMY)], "");
     let k = start(&server, &origin);
     for p in ["/torn", "/short"] {
         get(k.http(), "www.test", p);
@@ -205,7 +208,7 @@ fn kill_9_during_a_100_mib_fill_leaves_nothing_partial() {
         delay: Duration::ZERO,
         reset: false,
     });
-    let server = storage_xml("", &[(disk.path(), None)], "");
+    let server = storage_xml("", &[(disk.path(), ROOMY)], "");
     let k = start(&server, &origin);
     let url = format!("http://{}/big", k.http());
     let client = std::thread::spawn(move || {
@@ -258,7 +261,7 @@ fn a_disk_stays_within_its_quota_under_ten_times_as_many_unique_objects() {
     let disk = tempfile::tempdir().unwrap();
     let origin = origin(20_000);
     // 2 MB: 1000 objects of 20 kB are ten times that.
-    let server = storage_xml("", &[(disk.path(), Some("0.002"))], "");
+    let server = storage_xml("", &[(disk.path(), "0.002")], "");
     let k = start(&server, &origin);
     for i in 0..1000 {
         let r = get(k.http(), "www.test", &format!("/u/{i}"));
@@ -283,7 +286,7 @@ fn a_failing_disk_is_taken_out_and_the_others_keep_serving() {
     let origin = origin(1000);
     let server = storage_xml(
         "DiskFailSec=\"60\" DiskFailCount=\"2\"",
-        &[(d1.path(), None), (d2.path(), None)],
+        &[(d1.path(), ROOMY), (d2.path(), ROOMY)],
         "",
     )
     .replace("</Host>", "<SNMP Port=\"0\" Status=\"Active\" /></Host>");
@@ -342,7 +345,7 @@ fn every_disk_failing_with_selfkill_stops_kurad_with_an_error() {
     let origin = origin(100);
     let server = storage_xml(
         "DiskFailCount=\"1\" OnCrash=\"selfkill\"",
-        &[(disk.path(), None)],
+        &[(disk.path(), ROOMY)],
         "",
     );
     let mut k = start(&server, &origin);
@@ -370,7 +373,7 @@ fn every_disk_failing_with_selfkill_stops_kurad_with_an_error() {
 fn unmount_takes_a_disk_out_and_mount_puts_it_back_empty() {
     let disk = tempfile::tempdir().unwrap();
     let origin = origin(1000);
-    let server = storage_xml("", &[(disk.path(), None)], "");
+    let server = storage_xml("", &[(disk.path(), ROOMY)], "");
     let k = start(&server, &origin);
     get(k.http(), "www.test", "/m");
     eventually("stored", || object_files(disk.path()).len() == 1);
@@ -434,7 +437,7 @@ fn bodies_read_from_disk_serve_whole_and_in_ranges() {
     // body is streamed from its file; a 5 kB one enters the tier.
     let server = storage_xml(
         "",
-        &[(disk.path(), None)],
+        &[(disk.path(), ROOMY)],
         "<SystemMemoryRatio>1</SystemMemoryRatio>",
     );
     let k = start(&server, &origin);

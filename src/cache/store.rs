@@ -1338,7 +1338,8 @@ mod tests {
         let storage = StorageConfig {
             disks: vec![crate::config::DiskConfig {
                 path: dir.path().to_path_buf(),
-                quota: None,
+                // Not the file system's free space, which may be none.
+                quota: Some(1 << 30),
             }],
             fail_window: Duration::from_secs(60),
             fail_count: 10,
