@@ -209,6 +209,10 @@ fn errors_name_file_line_and_element() {
             "<Vhosts>\n<Vhost Name=\"a\">\n<Origin><Address>1.1.1.1</Address></Origin>\n<Options><TTL><Res2xx>soon</Res2xx></TTL></Options>\n</Vhost>\n</Vhosts>",
             "vhosts.xml:4: <Res2xx>: \"soon\" is not a time",
         ),
+        (
+            "<Vhosts>\n<Vhost Name=\"a\">\n<Origin><Address>1.1.1.1</Address></Origin>\n<OriginOptions><PartSize>0.01</PartSize></OriginOptions>\n</Vhost>\n</Vhosts>",
+            "vhosts.xml:4: <PartSize>: \"0.01\" MB is below the smallest part, 0.0625 MB (64 KiB)",
+        ),
         ("<Vhosts>\n<Vhost Name=\"a\">\n<Origin>\n</Vhosts>", "vhosts.xml:4: malformed XML"),
     ];
     for (vhosts, want) in cases {

@@ -558,3 +558,220 @@ fn snmp_contents_count_what_the_cache_holds() {
     assert!(xml.contains("<File Total=\"3\"/>"), "{xml}");
     assert!(xml.contains("<TotalSize>2005500</TotalSize>"), "{xml}");
 }
+
+/// `<PartSize>1</PartSize>`: objects in parts of 1 MiB.
+const PARTS: &str = "<OriginOptions><PartSize>1</PartSize></OriginOptions>";
+const PART: u64 = 1 << 20;
+
+/// Starts kurad with one disk and `<PartSize>` on www.test.
+fn start_parted(disk: &Path, origin: &Origin) -> Kurad {
+    let server = storage_xml("", &[(disk, ROOMY)], "");
+    Kurad::start(conf_dir(
+        &server,
+        &vhosts_xml(&vhost("www.test", origin.addr, PARTS)),
+    ))
+}
+
+/// GET `path` of www.test with curl's extra `args` (a range: `-r a-b`).
+fn fetch(k: &Kurad, path: &str, args: &[&str]) -> CurlResponse {
+    let host = ["-H", "Host: www.test"];
+    let args: Vec<&str> = host.iter().chain(args).copied().collect();
+    curl(&format!("http://{}{path}", k.http()), &args)
+}
+
+/// The `Range` of each origin request for `path`, in order.
+fn origin_ranges(origin: &Origin, path: &str) -> Vec<String> {
+    origin
+        .requests()
+        .iter()
+        .filter(|s| s.path == path)
+        .map(|s| s.headers.get("range").cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The origin's range request for part `index`.
+fn part_range(index: u64) -> String {
+    format!("bytes={}-{}", index * PART, (index + 1) * PART - 1)
+}
+
+/// A range of a 10 GiB object fetches and stores the 1 MiB part that holds it,
+/// not the object; a range across two parts adds only the second.
+#[test]
+fn part_size_fetches_and_stores_only_the_parts_a_range_covers() {
+    const LEN: u64 = 10 << 30;
+    let disk = tempfile::tempdir().unwrap();
+    let origin = Origin::start(|s| ranged(s, LEN, "\"v1\""));
+    let k = start_parted(disk.path(), &origin);
+    let (first, last) = (5_000_000_000u64, 5_000_000_999u64);
+    let r = fetch(&k, "/big.bin", &["-r", &format!("{first}-{last}")]);
+    assert_eq!(r.status, 206, "{}", k.log());
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes {first}-{last}/{LEN}").as_str())
+    );
+    assert_eq!(r.header("etag"), Some("\"v1\""));
+    assert!(r.body == pattern(first, last + 1), "the bytes asked for");
+    let holding = first / PART;
+    assert_eq!(origin_ranges(&origin, "/big.bin"), [part_range(holding)]);
+
+    let again = fetch(&k, "/big.bin", &["-r", &format!("{first}-{last}")]);
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert!(again.body == r.body);
+    // Across the end of that part: only the next one is fetched.
+    let edge = (holding + 1) * PART;
+    let across = fetch(
+        &k,
+        "/big.bin",
+        &["-r", &format!("{}-{}", edge - 100, edge + 99)],
+    );
+    assert_eq!(across.status, 206);
+    assert!(across.body == pattern(edge - 100, edge + 100));
+    assert_eq!(
+        origin_ranges(&origin, "/big.bin"),
+        [part_range(holding), part_range(holding + 1)]
+    );
+    eventually("two part files", || object_files(disk.path()).len() == 2);
+    let stored: u64 = object_files(disk.path()).iter().map(|f| f.1).sum();
+    assert!(
+        stored < 2 * PART + 8192,
+        "{stored} bytes on disk for 2 parts"
+    );
+    // Past the end: the origin's 416, nothing stored.
+    let past = fetch(&k, "/big.bin", &["-r", &format!("{LEN}-")]);
+    assert_eq!(past.status, 416);
+}
+
+/// Parts the cache may not keep (`no-store`): each request goes to the origin
+/// as the client made it, and gets what it asked for.
+#[test]
+fn parts_that_may_not_be_stored_pass_the_client_request() {
+    const LEN: u64 = 3 * PART;
+    let origin = Origin::start(|s| {
+        let mut r = ranged(s, LEN, "\"v1\"");
+        r.headers.retain(|(k, _)| k != "cache-control");
+        r.header("cache-control", "no-store")
+    });
+    let disk = tempfile::tempdir().unwrap();
+    let k = start_parted(disk.path(), &origin);
+    let range = fetch(&k, "/live.bin", &["-r", "100-199"]);
+    assert_eq!(range.status, 206, "{}", k.log());
+    assert!(range.body == pattern(100, 200));
+    let whole = fetch(&k, "/live.bin", &[]);
+    assert_eq!((whole.status, whole.header("x-cache")), (200, Some("MISS")));
+    assert!(whole.body == pattern(0, LEN));
+    // Each: the part fetch that found out, then the client's own request.
+    assert_eq!(
+        origin_ranges(&origin, "/live.bin"),
+        [
+            part_range(0),
+            "bytes=100-199".into(),
+            part_range(0),
+            String::new()
+        ]
+    );
+    assert!(object_files(disk.path()).is_empty());
+}
+
+/// A whole GET of a 5 MB object comes from its five parts in order; afterwards
+/// every range is a hit, also after a restart; a purge drops every part; an
+/// object smaller than a part is stored whole.
+#[test]
+fn a_partitioned_object_is_served_whole_from_its_parts_and_after_a_restart() {
+    const LEN: u64 = 5_000_000;
+    let disk = tempfile::tempdir().unwrap();
+    let origin = Origin::start(|s| match s.path.as_str() {
+        "/small.txt" => ranged(s, 500, "\"s\""),
+        _ => ranged(s, LEN, "\"v1\""),
+    });
+    let k = start_parted(disk.path(), &origin);
+    let whole = fetch(&k, "/video.mp4", &[]);
+    assert_eq!(whole.status, 200, "{}", k.log());
+    assert_eq!(whole.header("content-length"), Some("5000000"));
+    assert_eq!(whole.header("content-range"), None);
+    assert!(whole.body == pattern(0, LEN), "{} bytes", whole.body.len());
+    let parts: Vec<String> = (0..LEN.div_ceil(PART)).map(part_range).collect();
+    assert_eq!(origin_ranges(&origin, "/video.mp4"), parts);
+
+    let check = |k: &Kurad| {
+        let r = fetch(k, "/video.mp4", &[]);
+        assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
+        assert!(r.body == pattern(0, LEN));
+        let tail = fetch(k, "/video.mp4", &["-H", "Range: bytes=-100"]);
+        assert_eq!(tail.status, 206);
+        assert_eq!(
+            tail.header("content-range"),
+            Some(format!("bytes {}-{}/{LEN}", LEN - 100, LEN - 1).as_str())
+        );
+        assert!(tail.body == pattern(LEN - 100, LEN));
+        let multi = fetch(k, "/video.mp4", &["-r", "0-9,2000000-2000009"]);
+        assert_eq!(multi.status, 206);
+        assert!(multi
+            .header("content-type")
+            .unwrap()
+            .starts_with("multipart/byteranges"));
+        let body = multi.body;
+        for (a, b) in [(0, 10), (2_000_000, 2_000_010)] {
+            let want = pattern(a, b);
+            assert!(
+                body.windows(10).any(|w| w == want),
+                "bytes {a}-{b} in the parts"
+            );
+        }
+        let head = fetch(k, "/video.mp4", &["-I"]);
+        assert_eq!(head.header("content-length"), Some("5000000"));
+        assert_eq!(origin_ranges(&origin, "/video.mp4"), parts, "all hits");
+    };
+    check(&k);
+    eventually("five part files", || object_files(disk.path()).len() == 5);
+
+    // Smaller than a part: asked for part 0, the 206 of all of it is the
+    // object, sent whole to the client that missed (as any miss is).
+    let small = fetch(&k, "/small.txt", &["-r", "10-19"]);
+    assert_eq!(small.status, 200, "{}", k.log());
+    assert!(small.body == pattern(0, 500));
+    let small = fetch(&k, "/small.txt", &["-r", "10-19"]);
+    assert_eq!((small.status, small.header("x-cache")), (206, Some("HIT")));
+    assert!(small.body == pattern(10, 20));
+    assert_eq!(origin_ranges(&origin, "/small.txt"), [part_range(0)]);
+
+    assert!(stop(k, "TERM").success());
+    let k = start_parted(disk.path(), &origin);
+    check(&k);
+
+    let purged = api(&k, "/command/purge?url=www.test/video.mp4");
+    assert_eq!(purged["result"]["Count"], 5, "{purged}");
+    assert!(fetch(&k, "/video.mp4", &[]).body == pattern(0, LEN));
+    assert_eq!(origin_ranges(&origin, "/video.mp4").len(), 10);
+}
+
+/// A part of another version (the ETag changed at the origin between two
+/// parts) is never spliced in: the response is cut short, the parts are
+/// dropped, and the next request gets the new version whole.
+#[test]
+fn a_part_of_another_version_cuts_the_response_and_drops_the_parts() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    const LEN: u64 = 3 * PART;
+    let version = Arc::new(AtomicU64::new(1));
+    let v = version.clone();
+    let origin = Origin::start(move |s| {
+        let etag = format!("\"v{}\"", v.load(Ordering::SeqCst));
+        ranged(s, LEN, &etag)
+    });
+    let disk = tempfile::tempdir().unwrap();
+    let k = start_parted(disk.path(), &origin);
+    assert_eq!(fetch(&k, "/f.bin", &["-r", "0-99"]).status, 206);
+    version.store(2, Ordering::SeqCst);
+    let cut = fetch(&k, "/f.bin", &[]);
+    assert_eq!(cut.header("etag"), Some("\"v1\""), "the head is part 0's");
+    assert!(
+        (cut.body.len() as u64) < LEN,
+        "{} bytes: the response must not end as if complete",
+        cut.body.len()
+    );
+    assert!(k.wait_log("partitioned object cut short"), "{}", k.log());
+    let fresh = fetch(&k, "/f.bin", &[]);
+    assert_eq!(fresh.status, 200);
+    assert_eq!(fresh.header("etag"), Some("\"v2\""));
+    assert!(fresh.body == pattern(0, LEN));
+}

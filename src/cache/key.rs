@@ -107,6 +107,18 @@ pub fn variant<'a>(
     k
 }
 
+/// The key of part `index` of the object of `base` stored in parts of `size`
+/// bytes (`<PartSize>`), after a `\0\x04` marker: parts share their URL's shard
+/// and its purges, and parts of another size are never mistaken for them.
+pub fn part(base: &str, size: u64, index: u64) -> String {
+    format!("{}{index}", parts_prefix(base, size))
+}
+
+/// What the keys of every part of `base` in parts of `size` bytes start with.
+pub fn parts_prefix(base: &str, size: u64) -> String {
+    format!("{base}\0\u{4}{size}:")
+}
+
 /// The base key a [`variant`] key was made from (the key itself when it is not one).
 pub fn variant_base(key: &str) -> &str {
     key.find("\0\u{1}").map_or(key, |i| &key[..i])

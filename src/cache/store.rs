@@ -857,6 +857,21 @@ impl Store {
         }
     }
 
+    /// A fill of `key` that no other client joins, for a client that found a
+    /// fill it could not read (it stopped keeping its start): it fetches on
+    /// its own, and what it fetches is stored as any fill's.
+    pub fn unshared_fill(self: &Arc<Self>, key: &str) -> FillGuard {
+        FillGuard {
+            store: self.clone(),
+            key: key.to_string(),
+            base: key.to_string(),
+            fill: Arc::new(Fill::default()),
+            // Never in `filling`; unregistering it only checks that.
+            registered: true,
+            generation: self.generation.load(Ordering::Acquire),
+        }
+    }
+
     /// [`Store::lookup`], after checking the body of a disk object found after
     /// an unclean stop: a torn one is dropped and never served.
     pub async fn lookup_checked(

@@ -267,14 +267,7 @@ pub fn parse_unit(kind: &str, s: &str) -> Result<(Option<u32>, Option<u64>), Str
             )),
         }
     };
-    let megabytes = |s: &str| -> Result<u64, String> {
-        match s.trim().parse::<f64>() {
-            Ok(mb) if mb.is_finite() && mb * 1_048_576.0 >= 1.0 => {
-                Ok((mb * 1_048_576.0).round() as u64)
-            }
-            _ => Err(format!("\"{}\" is not a positive size in MB", s.trim())),
-        }
-    };
+    let megabytes = value::megabytes;
     match kind {
         "time" => Ok((Some(minutes(s)?), None)),
         "size" => Ok((None, Some(megabytes(s)?))),

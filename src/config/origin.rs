@@ -62,6 +62,10 @@ impl Probe {
     }
 }
 
+/// The smallest `<PartSize>`: smaller parts would cost a request and a file
+/// per few kilobytes.
+const MIN_PART_SIZE: u64 = 64 * 1024;
+
 /// Origin-side settings of a vhost (chapter 7).
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
@@ -99,6 +103,9 @@ pub struct OriginPolicy {
     pub whole_client_request: bool,
     /// `<FullRangeInit>`: cache fetches ask for `Range: bytes=0-`.
     pub full_range_init: bool,
+    /// `<PartSize>` in bytes (written in MB of 2^20 bytes); 0 keeps objects whole.
+    /// Otherwise objects are fetched and stored in parts of this size.
+    pub part_size: u64,
     /// `<RedirectionTrace>`: a redirect answering a cache fetch is followed once.
     pub redirection_trace: bool,
     /// `<OriginalETag>`: revalidation sends the stored ETag as `If-None-Match`
@@ -213,6 +220,19 @@ pub(super) fn read(cx: &mut Cx, origin: &Node<'_>, options: &Node<'_>) -> Origin
         whole_client_request: on(cx, options.child("WholeClientRequest").value(), false),
         redirection_trace: on(cx, options.child("RedirectionTrace").value(), false),
         full_range_init: on(cx, options.child("FullRangeInit").value(), false),
+        part_size: cx.get(
+            options.child("PartSize").value(),
+            |s| match s.trim() {
+                "0" => Ok(0),
+                mb => match value::megabytes(mb)? {
+                    n if n < MIN_PART_SIZE => Err(format!(
+                        "\"{mb}\" MB is below the smallest part, 0.0625 MB (64 KiB)"
+                    )),
+                    n => Ok(n),
+                },
+            },
+            0,
+        ),
         // RFC 9111 4.3.1: a cache sends the validators it has. The guide's default
         // ignores ETags; kura uses them unless the configuration says OFF.
         original_etag: {

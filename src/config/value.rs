@@ -37,6 +37,17 @@ pub fn gigabytes(s: &str) -> Result<u64, String> {
     }
 }
 
+/// A size in MB of 1,048,576 bytes (decimals allowed: `0.5` is 512 KiB), as
+/// bytes; at least one byte.
+pub fn megabytes(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(mb) if mb.is_finite() && mb * 1_048_576.0 >= 1.0 => {
+            Ok((mb * 1_048_576.0).round() as u64)
+        }
+        _ => Err(format!("\"{}\" is not a positive size in MB", s.trim())),
+    }
+}
+
 /// `HH:MM` on a 24-hour clock, as minutes after midnight.
 pub fn time_of_day(s: &str) -> Result<u32, String> {
     let bad = || {

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
-use crate::cache::store::Object;
+use crate::cache::store::Head;
 
 /// Most ranges served as one multipart reply; more is answered with the whole body
 /// (RFC 9110 14.2 lets a server ignore a Range it finds abusive).
@@ -26,9 +26,9 @@ pub enum Answer {
     Unsatisfiable,
 }
 
-/// Decides the answer to `method` with `request` headers for `obj`.
-pub fn decide(method: &Method, request: &HeaderMap, obj: &Object) -> Answer {
-    let head = &obj.head;
+/// Decides the answer to `method` with `request` headers for a stored response
+/// with `head` and a body of `len` bytes.
+pub fn decide(method: &Method, request: &HeaderMap, head: &Head, len: u64) -> Answer {
     if head.status != StatusCode::OK || (method != Method::GET && method != Method::HEAD) {
         return Answer::Full;
     }
@@ -44,7 +44,7 @@ pub fn decide(method: &Method, request: &HeaderMap, obj: &Object) -> Answer {
     if !if_range_holds(request, &head.headers) {
         return Answer::Full;
     }
-    match parse_ranges(range, obj.len) {
+    match parse_ranges(range, len) {
         Some(r) if r.is_empty() => Answer::Unsatisfiable,
         Some(r) if r.len() <= MAX_RANGES => Answer::Partial(r),
         _ => Answer::Full,

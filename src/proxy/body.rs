@@ -23,6 +23,15 @@ pub enum BodyError {
     /// A cache disk failed while the body was read from it.
     #[error("cache disk: {0}")]
     Disk(#[from] std::io::Error),
+    /// A part of a partitioned object (`<PartSize>`) could not be had, or is
+    /// not a part of the object the response began with.
+    #[error("part {index} of the object: {why}")]
+    Part {
+        /// The part's number.
+        index: u64,
+        /// What went wrong.
+        why: &'static str,
+    },
 }
 
 /// A response body.
@@ -40,6 +49,18 @@ pub enum Body {
     Origin(Incoming),
     /// Chunks made as they come (log trace); ends when the sender is dropped.
     Stream(tokio::sync::mpsc::Receiver<Bytes>),
+    /// A partitioned object's body, part after part (`<PartSize>`).
+    Parts(Parts),
+}
+
+/// The body of a partitioned object: chunks from the task that looks its parts
+/// up (or fetches them) in order, and how many bytes are still due.
+#[derive(Debug)]
+pub struct Parts {
+    /// Chunks, or why the body cannot go on.
+    pub chunks: tokio::sync::mpsc::Receiver<Result<Bytes, BodyError>>,
+    /// Bytes not yet received: the body is short if the task stops before.
+    pub remaining: u64,
 }
 
 impl Body {
@@ -68,6 +89,18 @@ impl http_body::Body for Body {
                 .map(|c| c.map(|c| c.map(Frame::data).map_err(|_| BodyError::Truncated))),
             Body::Origin(inc) => Pin::new(inc).poll_frame(cx).map_err(BodyError::Origin),
             Body::Stream(rx) => rx.poll_recv(cx).map(|c| c.map(|c| Ok(Frame::data(c)))),
+            Body::Parts(p) => match p.chunks.poll_recv(cx) {
+                Poll::Ready(Some(Ok(c))) => {
+                    p.remaining = p.remaining.saturating_sub(c.len() as u64);
+                    Poll::Ready(Some(Ok(Frame::data(c))))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) if p.remaining > 0 => {
+                    Poll::Ready(Some(Err(BodyError::Truncated)))
+                }
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
@@ -79,6 +112,7 @@ impl http_body::Body for Body {
             Body::Fill(r) => r.is_end(),
             Body::Origin(inc) => inc.is_end_stream(),
             Body::Stream(_) => false,
+            Body::Parts(p) => p.remaining == 0,
         }
     }
 
@@ -89,6 +123,7 @@ impl http_body::Body for Body {
             Body::Stored(r) => SizeHint::with_exact(r.remaining()),
             Body::Fill(_) | Body::Stream(_) => SizeHint::default(),
             Body::Origin(inc) => inc.size_hint(),
+            Body::Parts(p) => SizeHint::with_exact(p.remaining),
         }
     }
 }

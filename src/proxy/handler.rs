@@ -209,7 +209,7 @@ pub async fn handle(
 }
 
 /// A response, its result code, and the origin leg when the body streams straight from the origin.
-type Served = (Response<Body>, CacheResult, Option<OriginLeg>);
+pub(super) type Served = (Response<Body>, CacheResult, Option<OriginLeg>);
 
 /// Reads a POST body for the cache (chapter 4 "POST Request Caching", with
 /// `<BypassPostRequest>OFF`): it needs a `Content-Length` (411) no larger than
@@ -284,6 +284,10 @@ async fn serve_cached(
     }
     let now = Instant::now();
     let client_refresh = caching.no_cache_request_expire && policy::client_no_cache(&parts.headers);
+    if vhost.cfg.origin.part_size > 0 && post.is_none() {
+        let request = FetchRequest::new(vhost, conn, parts, key, None);
+        return super::parts::serve(vhost, store, (conn, parts), request, client_refresh).await;
+    }
     if client_refresh {
         // The variant this client asked for; others are other clients' business.
         let variant = store.variant_key(&key, &parts.headers);
@@ -291,20 +295,7 @@ async fn serve_cached(
     }
     let lookup = store.lookup_checked(&key, &parts.headers, now).await;
     // Built only when the origin is asked: hits never copy the request.
-    let request = move || FetchRequest {
-        key,
-        pq: if vhost.cfg.origin.whole_client_request {
-            pq.to_string()
-        } else {
-            cache::key::url(&caching.key, pq).into_owned()
-        },
-        headers: parts.headers.clone(),
-        peer: conn.peer,
-        session: conn.id,
-        https: conn.tls.is_some(),
-        head_only: parts.method == Method::HEAD,
-        post,
-    };
+    let request = move || FetchRequest::new(vhost, conn, parts, key, post);
     let answer = |obj: &Arc<Object>, result| {
         from_store(vhost, store, &parts.method, &parts.headers, obj, result)
     };
@@ -385,7 +376,7 @@ async fn serve_cached(
 
 /// Whether an expired copy is answered at once while it is refreshed in the
 /// background: `<RefreshExpired>OFF`, or within `stale-while-revalidate`.
-fn serves_stale_now(caching: &CachingPolicy, old: &Object, now: Instant) -> bool {
+pub(super) fn serves_stale_now(caching: &CachingPolicy, old: &Object, now: Instant) -> bool {
     let head = &old.head;
     if head.purged {
         return false;
@@ -415,7 +406,7 @@ fn stale_on_error(old: &Object, extension: Duration, now: Instant) -> Option<Dur
 }
 
 /// Answers from a stored object: whole, 304, ranges or 416.
-fn from_store(
+pub(super) fn from_store(
     vhost: &VhostRt,
     store: &Store,
     method: &Method,
@@ -423,9 +414,39 @@ fn from_store(
     obj: &Arc<Object>,
     result: CacheResult,
 ) -> Served {
+    let view = View {
+        head: &obj.head,
+        len: obj.len,
+        id: obj.id,
+    };
+    answer_from(vhost, (method, request), &view, result, |parts| {
+        Body::Stored(store.reader(obj, parts))
+    })
+}
+
+/// What a stored answer is made from: a whole object, or a partitioned one
+/// (`<PartSize>`) seen whole.
+pub(super) struct View<'a> {
+    /// The head the client's answer is made from.
+    pub head: &'a Head,
+    /// Body length.
+    pub len: u64,
+    /// A number for the multipart boundary.
+    pub id: u64,
+}
+
+/// Answers `method` with `request` headers from `view`: whole, 304, ranges or 416;
+/// `body` makes the body that sends the given parts of the object.
+pub(super) fn answer_from(
+    vhost: &VhostRt,
+    (method, request): (&Method, &HeaderMap),
+    view: &View<'_>,
+    result: CacheResult,
+    body: impl FnOnce(VecDeque<Part>) -> Body,
+) -> Served {
     let client = &vhost.cfg.client;
-    let head = &obj.head;
-    let answer = answer::decide(method, request, obj);
+    let head = view.head;
+    let answer = answer::decide(method, request, head, view.len);
     let result = match (&answer, result) {
         (Answer::NotModified, CacheResult::Hit) => CacheResult::ImsHit,
         (_, r) => r,
@@ -437,13 +458,10 @@ fn from_store(
             let body = if head_only {
                 Body::Empty
             } else {
-                Body::Stored(store.reader(
-                    obj,
-                    VecDeque::from([Part::Body {
-                        from: 0,
-                        to: obj.len,
-                    }]),
-                ))
+                body(VecDeque::from([Part::Body {
+                    from: 0,
+                    to: view.len,
+                }]))
             };
             respond(head, result, client, body)
         }
@@ -468,7 +486,7 @@ fn from_store(
             headers.remove(header::CONTENT_LENGTH);
             headers.insert(
                 header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{}", obj.len)).expect("ASCII"),
+                HeaderValue::from_str(&format!("bytes */{}", view.len)).expect("ASCII"),
             );
             finish_response(
                 StatusCode::RANGE_NOT_SATISFIABLE,
@@ -482,10 +500,10 @@ fn from_store(
         Answer::Partial(ranges) => {
             let mut headers = HeaderMap::clone(&head.headers);
             headers.remove(header::CONTENT_LENGTH);
-            let body = if let [(first, last)] = ranges[..] {
+            let parts = if let [(first, last)] = ranges[..] {
                 headers.insert(
                     header::CONTENT_RANGE,
-                    HeaderValue::from_str(&format!("bytes {first}-{last}/{}", obj.len))
+                    HeaderValue::from_str(&format!("bytes {first}-{last}/{}", view.len))
                         .expect("ASCII"),
                 );
                 VecDeque::from([Part::Body {
@@ -493,13 +511,9 @@ fn from_store(
                     to: last + 1,
                 }])
             } else {
-                multipart(&mut headers, obj, &ranges)
+                multipart(&mut headers, view, &ranges)
             };
-            let body = if head_only {
-                Body::Empty
-            } else {
-                Body::Stored(store.reader(obj, body))
-            };
+            let body = if head_only { Body::Empty } else { body(parts) };
             finish_response(
                 StatusCode::PARTIAL_CONTENT,
                 headers,
@@ -514,8 +528,8 @@ fn from_store(
 }
 
 /// A `multipart/byteranges` body (RFC 9110 14.6); sets the Content-Type.
-fn multipart(headers: &mut HeaderMap, obj: &Object, ranges: &[(u64, u64)]) -> VecDeque<Part> {
-    let boundary = format!("KURA_BYTERANGES_{:016x}", obj.id);
+fn multipart(headers: &mut HeaderMap, view: &View<'_>, ranges: &[(u64, u64)]) -> VecDeque<Part> {
+    let boundary = format!("KURA_BYTERANGES_{:016x}", view.id);
     let part_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -530,7 +544,7 @@ fn multipart(headers: &mut HeaderMap, obj: &Object, ranges: &[(u64, u64)]) -> Ve
     for &(first, last) in ranges {
         body.push_back(Part::Literal(Bytes::from(format!(
             "\r\n--{boundary}\r\n{part_type}Content-Range: bytes {first}-{last}/{}\r\n\r\n",
-            obj.len
+            view.len
         ))));
         body.push_back(Part::Body {
             from: first,
@@ -545,26 +559,52 @@ fn multipart(headers: &mut HeaderMap, obj: &Object, ranges: &[(u64, u64)]) -> Ve
 
 /// What a fetch for the cache needs from the client request; owned, so a
 /// background refresh can outlive it.
-struct FetchRequest {
+#[derive(Clone)]
+pub(super) struct FetchRequest {
     /// The cache key: the base key, then the variant the lookup chose.
-    key: String,
+    pub(super) key: String,
     /// Path and query sent to the origin.
-    pq: String,
+    pub(super) pq: String,
     /// The client's headers.
-    headers: HeaderMap,
+    pub(super) headers: HeaderMap,
     /// The client, for `X-Forwarded-For`.
-    peer: SocketAddr,
+    pub(super) peer: SocketAddr,
     /// The client connection's id, for the origin log's `session-id`.
-    session: u64,
+    pub(super) session: u64,
     /// Whether the client came over TLS, for `X-Forwarded-Proto`.
-    https: bool,
+    pub(super) https: bool,
     /// HEAD: the client gets no body.
-    head_only: bool,
+    pub(super) head_only: bool,
     /// A cached POST's body: the fetch is that POST.
-    post: Option<Bytes>,
+    pub(super) post: Option<Bytes>,
+    /// `<PartSize>`: the first and last byte of the part fetched. Only a 206 of
+    /// exactly that start is stored (as a 200 keeping its `Content-Range`),
+    /// and for part 0 also a whole answer.
+    pub(super) part: Option<(u64, u64)>,
 }
 
 impl FetchRequest {
+    /// The fetch of `key` for a client's request (`post`: its body, when POSTs
+    /// are cached).
+    fn new(vhost: &VhostRt, conn: &Conn, parts: &Parts, key: String, post: Option<Bytes>) -> Self {
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        FetchRequest {
+            key,
+            pq: if vhost.cfg.origin.whole_client_request {
+                pq.to_string()
+            } else {
+                cache::key::url(&vhost.cfg.caching.key, pq).into_owned()
+            },
+            headers: parts.headers.clone(),
+            peer: conn.peer,
+            session: conn.id,
+            https: conn.tls.is_some(),
+            head_only: parts.method == Method::HEAD,
+            post,
+            part: None,
+        }
+    }
+
     /// The client's method (GET, HEAD or a cached POST).
     fn method(&self) -> &'static Method {
         static HEAD: Method = Method::HEAD;
@@ -580,7 +620,7 @@ impl FetchRequest {
 
 /// Fetches an object for the cache as GET; with a `stale` copy, revalidates it
 /// (conditionally unless it was purged) and keeps it when the origin fails.
-async fn fetch(
+pub(super) async fn fetch(
     vhost: Arc<VhostRt>,
     store: Arc<Store>,
     mut req: FetchRequest,
@@ -617,6 +657,10 @@ async fn fetch(
         // `<FullRangeInit>`: a range from 0 gets the original past modules that
         // rewrite plain GETs (chapter 7).
         headers.insert(header::RANGE, HeaderValue::from_static("bytes=0-"));
+    }
+    if let Some((first, last)) = req.part {
+        let range = format!("bytes={first}-{last}");
+        headers.insert(header::RANGE, HeaderValue::from_str(&range).expect("ASCII"));
     }
     modify_origin_request(&vhost, (&req.headers, req.peer), &req.pq, &mut headers);
     let sent = Sent::of(&headers);
@@ -669,6 +713,9 @@ async fn fetch(
     if head_parts.status == StatusCode::PARTIAL_CONTENT {
         whole_range_as_ok(&mut head_parts);
     }
+    let not_the_part = req
+        .part
+        .is_some_and(|(first, _)| !super::parts::accept(&head_parts, first));
     let leg = OriginLeg {
         log,
         status: head_parts.status.as_u16(),
@@ -726,9 +773,14 @@ async fn fetch(
         authorization: req.headers.contains_key(header::AUTHORIZATION),
         vary_star_matters: caching.vary != VaryPolicy::Only(Vec::new()),
     };
+    // A part is stored as a 200 that keeps its `Content-Range`.
+    let kept_status = match status {
+        StatusCode::PARTIAL_CONTENT if req.part.is_some() => StatusCode::OK,
+        s => s,
+    };
     let decision = policy::storable(
         facts,
-        status,
+        kept_status,
         &mut head_parts.headers,
         ttl,
         SystemTime::now(),
@@ -738,9 +790,9 @@ async fn fetch(
         .exact()
         .is_some_and(|n| n > store.max_object());
     let freshness = match decision {
-        Ok(f) if !too_big => f,
+        Ok(f) if !too_big && !not_the_part => f,
         other => {
-            tracing::debug!(vhost = %vhost.cfg.name, uri = %req.pq, reason = ?other.err(), too_big, "not stored");
+            tracing::debug!(vhost = %vhost.cfg.name, uri = %req.pq, reason = ?other.err(), too_big, not_the_part, "not stored");
             if stale.is_some() {
                 // The new response replaces the stored one, even when it is not kept.
                 store.invalidate_key(&req.key, Invalidate::HardPurge, Instant::now());
@@ -758,7 +810,7 @@ async fn fetch(
     };
     let vary = vary_of(&caching.vary, &head_parts.headers, &req.headers);
     let head = Arc::new(Head {
-        status,
+        status: kept_status,
         headers: Arc::new(head_parts.headers),
         received_at: Instant::now(),
         freshness,
@@ -952,7 +1004,7 @@ async fn produce(
 }
 
 /// Forwards a request without the cache.
-async fn pass(
+pub(super) async fn pass(
     vhost: &Arc<VhostRt>,
     conn: &Conn,
     parts: &Parts,
@@ -1347,7 +1399,12 @@ fn vary_of(
 }
 
 /// A response from a stored head.
-fn respond(head: &Head, result: CacheResult, client: &ClientPolicy, body: Body) -> Response<Body> {
+pub(super) fn respond(
+    head: &Head,
+    result: CacheResult,
+    client: &ClientPolicy,
+    body: Body,
+) -> Response<Body> {
     let age = result.is_hit().then(|| head.age(Instant::now()).as_secs());
     finish_response(
         head.status,
@@ -1476,7 +1533,7 @@ fn error_text(status: StatusCode) -> String {
 }
 
 /// The answer when the origin failed.
-fn error_response(status: StatusCode, result: CacheResult) -> Response<Body> {
+pub(super) fn error_response(status: StatusCode, result: CacheResult) -> Response<Body> {
     let mut resp = plain(status, error_text(status));
     resp.headers_mut()
         .insert(X_CACHE.clone(), HeaderValue::from_static(result.x_cache()));

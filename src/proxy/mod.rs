@@ -11,6 +11,7 @@ pub mod handler;
 pub mod headers;
 pub mod metered;
 pub mod origin;
+pub mod parts;
 pub mod port_bypass;
 pub mod router;
 pub mod tls;

@@ -38,6 +38,68 @@ pub enum ReplyBody {
         with_length: bool,
         pace: Duration,
     },
+    /// Bytes `from..to` of a virtual object of [`pattern`] bytes, generated as
+    /// they are sent (a 10 GiB object costs no memory), with a Content-Length.
+    Pattern {
+        from: u64,
+        to: u64,
+    },
+}
+
+/// The byte at offset `at` of a [`ReplyBody::Pattern`] object: a part served
+/// from the wrong offset (by any power of two) shows.
+pub fn pattern_byte(at: u64) -> u8 {
+    (at % 251) as u8
+}
+
+/// Bytes `from..to` of a pattern object.
+pub fn pattern(from: u64, to: u64) -> Vec<u8> {
+    (from..to).map(pattern_byte).collect()
+}
+
+/// What an origin that supports ranges (as nginx does) answers for a pattern
+/// object of `len` bytes with `etag`: 206 for a satisfiable single range, 416
+/// past the end, else 200 with all of it.
+pub fn ranged(s: &Seen, len: u64, etag: &str) -> Reply {
+    let range = s
+        .headers
+        .get("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, b)| {
+            let first: u64 = a.parse().ok()?;
+            let last: u64 = if b.is_empty() {
+                u64::MAX
+            } else {
+                b.parse().ok()?
+            };
+            Some((first, last.min(len.saturating_sub(1))))
+        });
+    let reply = |status: u16, body: ReplyBody| Reply {
+        status,
+        headers: vec![
+            ("etag".into(), etag.into()),
+            ("cache-control".into(), "max-age=3600".into()),
+            ("accept-ranges".into(), "bytes".into()),
+        ],
+        body,
+        delay: Duration::ZERO,
+        reset: false,
+    };
+    match range {
+        Some((first, _)) if first >= len => {
+            reply(416, ReplyBody::Bytes(vec![])).header("content-range", &format!("bytes */{len}"))
+        }
+        Some((first, last)) => reply(
+            206,
+            ReplyBody::Pattern {
+                from: first,
+                to: last + 1,
+            },
+        )
+        .header("content-range", &format!("bytes {first}-{last}/{len}")),
+        None => reply(200, ReplyBody::Pattern { from: 0, to: len }),
+    }
 }
 
 impl Reply {
@@ -190,6 +252,18 @@ fn render(reply: Reply) -> hyper::Response<Boxed> {
     }
     let body: Boxed = match reply.body {
         ReplyBody::Bytes(v) => Full::new(Bytes::from(v)).boxed(),
+        ReplyBody::Pattern { from, to } => {
+            b = b.header("content-length", (to - from).to_string());
+            let mut at = from;
+            let stream = futures_stream(move || {
+                let n = (to - at).min(64 * 1024);
+                (n > 0).then(|| {
+                    at += n;
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(pattern(at - n, at))))
+                })
+            });
+            StreamBody::new(stream).boxed()
+        }
         ReplyBody::Generated {
             len,
             with_length,
