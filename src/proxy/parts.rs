@@ -118,6 +118,26 @@ pub(super) async fn serve(
         &view,
         result,
         |plan| {
+            // Within a stored anchor (a range inside one part, the common
+            // seek): read it straight from the store, as a whole object is.
+            let start = index * cx.size;
+            let within = |p: &Part| match p {
+                Part::Literal(_) => true,
+                Part::Body { from, to } => *from >= start && *to <= start + cx.size,
+            };
+            if let (Found::Stored(obj), true) = (&found, plan.iter().all(within)) {
+                let shifted = plan
+                    .into_iter()
+                    .map(|p| match p {
+                        Part::Body { from, to } => Part::Body {
+                            from: from - start,
+                            to: to - start,
+                        },
+                        literal => literal,
+                    })
+                    .collect();
+                return Body::Stored(store.reader(obj, shifted));
+            }
             let remaining = plan
                 .iter()
                 .map(|p| match p {
