@@ -231,6 +231,13 @@ impl Daemon {
                 false
             }
         });
+        if let Some(dir) = &state_dir {
+            let (store, storage) = (store.clone(), config.server.storage.clone());
+            let path = dir.join(crate::cache::stale::FILE);
+            tokio::task::spawn_blocking(move || sync_stale(&store, &storage, &path))
+                .await
+                .expect("the stale log does not panic");
+        }
         let history = ConfHistory::load(state_dir.as_deref());
         let snmp = Service::new(
             state_dir.as_deref(),
@@ -605,6 +612,36 @@ async fn monitoring_log(daemon: std::sync::Weak<Daemon>, every: std::time::Durat
                     sink.send(line);
                 }
             }
+        }
+    }
+}
+
+/// `<SyncStale>` at start (blocking): the purges a run that did not stop
+/// cleanly left in the stale log at `path` are made again, on the disks, before
+/// anything is served; then the log takes this run's. With disks only (a
+/// Memory-Only cache starts empty anyway); OFF removes the log.
+fn sync_stale(store: &Store, storage: &crate::config::StorageConfig, path: &std::path::Path) {
+    if !storage.sync_stale || storage.disks.is_empty() {
+        let _ = std::fs::remove_file(path);
+        return;
+    }
+    match crate::cache::stale::StaleLog::open(path) {
+        Ok((log, entries)) => {
+            if !entries.is_empty() {
+                let changed = crate::cache::purge::replay(store, &entries);
+                store.flush();
+                tracing::warn!(
+                    entries = entries.len(),
+                    objects = changed,
+                    "stale.log applied again: the last run did not stop cleanly after these purges"
+                );
+            }
+            // Also a line a crash cut short goes: new entries start on a line of their own.
+            log.clear();
+            store.keep_stale_log(log);
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "no stale.log: purges made before a crash may come back after it");
         }
     }
 }

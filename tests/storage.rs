@@ -775,3 +775,92 @@ fn a_part_of_another_version_cuts_the_response_and_drops_the_parts() {
     assert_eq!(fresh.header("etag"), Some("\"v2\""));
     assert!(fresh.body == pattern(0, LEN));
 }
+
+/// Copies the files of `from` into `to` (one level of directories, as `objects/XX/`).
+fn copy_objects(from: &Path, to: &Path) {
+    for dir in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(dir.file_name());
+        std::fs::create_dir_all(&target).unwrap();
+        for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            std::fs::copy(f.path(), target.join(f.file_name())).unwrap();
+        }
+    }
+}
+
+/// `<SyncStale>`: purges answered just before a `kill -9` hold after it even
+/// when the disk never saw them (the object files are put back as they were
+/// before the purges, as if the disk thread had not got to them); with
+/// `<SyncStale>OFF` the old copies come back.
+#[test]
+fn purges_made_before_a_kill_9_hold_after_it_through_the_stale_log() {
+    for sync in [true, false] {
+        let (disk, state, before) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let origin = origin(5000);
+        let cache = if sync {
+            ""
+        } else {
+            "<SyncStale>OFF</SyncStale>"
+        };
+        let server = storage_xml("", &[(disk.path(), ROOMY)], cache);
+        let state_arg = ["--state-dir", state.path().to_str().unwrap()];
+        let start = || {
+            let vhosts = vhosts_xml(&vhost("www.test", origin.addr, ""));
+            Kurad::start_args(conf_dir(&server, &vhosts), &state_arg)
+        };
+        let stale_log = state.path().join("stale.log");
+        let k = start();
+        for p in ["/a.txt", "/b.txt", "/c.txt"] {
+            get(k.http(), "www.test", p);
+        }
+        eventually("three object files", || {
+            object_files(disk.path()).len() == 3
+        });
+        copy_objects(&disk.path().join("objects"), before.path());
+        for call in ["hardpurge?url=www.test/a.txt", "purge?url=www.test/b.txt"] {
+            let done = api(&k, &format!("/command/{call}"));
+            assert_eq!(done["result"]["Count"], 1, "{done}");
+        }
+        if sync {
+            let log = std::fs::read_to_string(&stale_log).unwrap();
+            assert_eq!(log.lines().count(), 2, "{log}");
+        } else {
+            assert!(!stale_log.exists());
+        }
+        stop(k, "KILL");
+        std::fs::remove_dir_all(disk.path().join("objects")).unwrap();
+        copy_objects(before.path(), &disk.path().join("objects"));
+
+        let k = start();
+        for p in ["/a.txt", "/b.txt", "/c.txt"] {
+            assert_eq!(get(k.http(), "www.test", p).text(), body_of(p, 5000));
+        }
+        let fetched = |p| origin.count(p);
+        if sync {
+            assert!(k.wait_log("stale.log applied again"), "{}", k.log());
+            assert_eq!(
+                [fetched("/a.txt"), fetched("/b.txt"), fetched("/c.txt")],
+                [2, 2, 1],
+                "the purged objects are fetched again, the other is a hit"
+            );
+            assert_eq!(std::fs::metadata(&stale_log).unwrap().len(), 0);
+            api(&k, "/command/expire?url=www.test/c.txt");
+            assert!(std::fs::metadata(&stale_log).unwrap().len() > 0);
+            assert!(stop(k, "TERM").success());
+            assert_eq!(
+                std::fs::metadata(&stale_log).unwrap().len(),
+                0,
+                "a clean stop empties it"
+            );
+        } else {
+            assert_eq!(
+                [fetched("/a.txt"), fetched("/b.txt")],
+                [1, 1],
+                "without the log the old copies come back"
+            );
+        }
+    }
+}

@@ -423,13 +423,19 @@ impl Disk {
         }
     }
 
-    /// Waits until the disk's queued deletions and head rewrites are done, then
-    /// flushes the file system and leaves the clean-stop marker (blocking).
-    pub fn close(&self) {
+    /// Waits (at most 10 s) until the deletions and head rewrites queued so far
+    /// are done (blocking).
+    pub fn flush(&self) {
         let (tx, rx) = mpsc::sync_channel(1);
         if self.chores.lock().send(Chore::Flush(tx)).is_ok() {
             let _ = rx.recv_timeout(Duration::from_secs(10));
         }
+    }
+
+    /// Waits until the disk's queued deletions and head rewrites are done, then
+    /// flushes the file system and leaves the clean-stop marker (blocking).
+    pub fn close(&self) {
+        self.flush();
         if !self.is_normal() {
             return;
         }

@@ -15,6 +15,7 @@ pub mod purge;
 pub mod read;
 pub mod record;
 pub mod result;
+pub mod stale;
 pub mod store;
 
 pub use result::CacheResult;

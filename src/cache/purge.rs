@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::key;
+use super::stale::{Entry, Scope};
 use super::store::{Invalidate, Store};
 use crate::config::pattern::UrlPattern;
 use crate::config::{Config, Purge2Expire, RootPurge, VhostConfig};
@@ -202,28 +203,18 @@ pub async fn run(
         let action = action(command, t, config.server.purge_hard)?;
         out.no_target_status = t.vhost.caching.no_target_status;
         let collective = t.vhost.caching.key.collective;
-        let exact = !t.url.is_wildcard() && !collective;
-        let select = |k: &str| {
-            let (vhost, url) = key::split(k);
-            if vhost != t.cache_name {
-                return false;
-            }
-            t.url.matches(url)
-                || (collective
-                    && url
-                        .split_once('?')
-                        .is_some_and(|(path, _)| t.url.matches(path)))
-        };
-        let shards: Vec<usize> = if exact {
-            vec![Store::shard_of(&key::primary_key(
-                &t.cache_name,
-                t.url.as_str(),
-            ))]
-        } else {
-            (0..Store::SHARDS).collect()
-        };
+        store.note(
+            action,
+            Scope::Target {
+                cache_name: t.cache_name.clone(),
+                url: t.url.as_str().to_string(),
+                collective,
+            },
+        );
+        let (select, shards) = selection(&t.cache_name, &t.url, collective);
+        let exact = shards.len() == 1;
         for shard in shards {
-            let (n, bytes) = store.invalidate(shard, select, action, Instant::now());
+            let (n, bytes) = store.invalidate(shard, &select, action, Instant::now());
             out.count += n;
             out.size += bytes;
             if !exact {
@@ -233,4 +224,56 @@ pub async fn run(
     }
     out.time_ms = started.elapsed().as_millis() as u64;
     Ok(out)
+}
+
+/// The keys a target selects (vhost cache `cache_name`, `url` or pattern, and
+/// with `<Collective>` the same URL with any query string), and the shards
+/// they can be in: one for an exact URL, else all.
+fn selection<'a>(
+    cache_name: &'a str,
+    url: &'a UrlPattern,
+    collective: bool,
+) -> (impl Fn(&str) -> bool + 'a, Vec<usize>) {
+    let select = move |k: &str| {
+        let (vhost, key_url) = key::split(k);
+        if vhost != cache_name {
+            return false;
+        }
+        url.matches(key_url)
+            || (collective
+                && key_url
+                    .split_once('?')
+                    .is_some_and(|(path, _)| url.matches(path)))
+    };
+    let shards = if !url.is_wildcard() && !collective {
+        vec![Store::shard_of(&key::primary_key(cache_name, url.as_str()))]
+    } else {
+        (0..Store::SHARDS).collect()
+    };
+    (select, shards)
+}
+
+/// Makes again the invalidations a stale log kept (`<SyncStale>`, at start,
+/// before serving); returns how many objects they changed.
+pub fn replay(store: &Store, entries: &[Entry]) -> usize {
+    let now = crate::procfs::unix_now();
+    let mut changed = 0;
+    for entry in entries {
+        let action = entry.action_at(now);
+        match &entry.scope {
+            Scope::All => changed += store.clear().0,
+            Scope::Target {
+                cache_name,
+                url,
+                collective,
+            } => {
+                let url = UrlPattern::new(url);
+                let (select, shards) = selection(cache_name, &url, *collective);
+                for shard in shards {
+                    changed += store.invalidate(shard, &select, action, Instant::now()).0;
+                }
+            }
+        }
+    }
+    changed
 }

@@ -29,6 +29,7 @@ use super::fill::{BodyEnd, Fill, HeadOutcome};
 use super::hot::{Chunks, HotBodies};
 use super::policy::Freshness;
 use super::read::{BodyReader, Part, Source};
+use super::stale::{Entry, Scope, StaleLog};
 use crate::config::{OnCrash, StorageConfig};
 use crate::stats::contents::Contents;
 use crate::stats::system::WAITING_WRITES;
@@ -442,6 +443,8 @@ pub struct Store {
     /// Whether a full cache admits only objects asked for more often than
     /// what they would evict (TinyLFU); off, it is plain LRU.
     admission: bool,
+    /// `<SyncStale>`: where purges are written before they are answered.
+    stale: std::sync::OnceLock<StaleLog>,
 }
 
 /// What [`Store::maintain`] asks of the daemon.
@@ -497,6 +500,7 @@ impl Store {
             generation: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             admission: true,
+            stale: std::sync::OnceLock::new(),
         }
     }
 
@@ -771,11 +775,37 @@ impl Store {
         Some(())
     }
 
-    /// Flushes the disks' pending work and marks them cleanly stopped (blocking).
+    /// Keeps `log` for the purges of this run (`<SyncStale>`).
+    pub fn keep_stale_log(&self, log: StaleLog) {
+        let _ = self.stale.set(log);
+    }
+
+    /// Writes an invalidation to the stale log, if there is one, before it is
+    /// made: it is made again at the next start should kurad not stop cleanly.
+    pub fn note(&self, action: Invalidate, scope: Scope) {
+        if let Some(log) = self.stale.get() {
+            let at = crate::procfs::unix_now();
+            log.append(&Entry { at, action, scope });
+        }
+    }
+
+    /// Waits until every disk has done the deletions and head rewrites queued
+    /// so far (blocking).
+    pub fn flush(&self) {
+        for d in &self.disks {
+            d.flush();
+        }
+    }
+
+    /// Flushes the disks' pending work and marks them cleanly stopped; the
+    /// stale log is emptied, its purges being on the disks (blocking).
     pub fn close(&self) {
         let started = Instant::now();
         for d in &self.disks {
             d.close();
+        }
+        if let Some(log) = self.stale.get() {
+            log.clear();
         }
         if !self.disks.is_empty() {
             tracing::info!(
@@ -1043,6 +1073,7 @@ impl Store {
     /// Drops every stored object (`/command/cacheclear`); returns how many
     /// objects and bytes were dropped.
     pub fn clear(&self) -> (usize, u64) {
+        self.note(Invalidate::HardPurge, Scope::All);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.retain(|_| false)
     }
@@ -1359,6 +1390,7 @@ mod tests {
             fail_window: Duration::from_secs(60),
             fail_count: 10,
             on_crash: OnCrash::Hang,
+            sync_stale: false,
         };
         let store = Store::open(&storage, 1 << 20);
         let rt = tokio::runtime::Builder::new_current_thread()

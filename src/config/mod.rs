@@ -231,7 +231,7 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
     };
 
     let cache = server.child("Cache");
-    let storage = read_storage(cx, &cache.child("Storage"));
+    let storage = read_storage(cx, &cache.child("Storage"), &cache.child("SyncStale"));
     let cleanup = read_cleanup(cx, &cache.child("Cleanup"));
     let mut listen_ips = Vec::new();
     for el in cache.list("Listen") {
@@ -300,8 +300,9 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
     }
 }
 
-/// `<Storage>`: its failure policy and the `<Disk>` directories in file order.
-fn read_storage(cx: &mut Cx, storage: &Node<'_>) -> StorageConfig {
+/// `<Storage>`: its failure policy and the `<Disk>` directories in file order;
+/// and `<SyncStale>`.
+fn read_storage(cx: &mut Cx, storage: &Node<'_>, sync_stale: &Node<'_>) -> StorageConfig {
     let elements = storage.list("Disk");
     let mut disks: Vec<DiskConfig> = Vec::new();
     for el in &elements {
@@ -348,6 +349,7 @@ fn read_storage(cx: &mut Cx, storage: &Node<'_>) -> StorageConfig {
             },
             OnCrash::Hang,
         ),
+        sync_stale: cx.get(sync_stale.value(), value::on_off, true),
     }
 }
 

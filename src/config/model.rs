@@ -162,6 +162,9 @@ pub struct StorageConfig {
     pub fail_count: u32,
     /// `OnCrash`: what happens once every disk is out.
     pub on_crash: OnCrash,
+    /// `<Cache><SyncStale>`: purges are written to `stale.log` and applied
+    /// again at the next start after a crash.
+    pub sync_stale: bool,
 }
 
 /// `<Storage OnCrash>`: what kurad does when every disk has failed.
