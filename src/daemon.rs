@@ -413,10 +413,14 @@ impl Daemon {
         if let Some((_, bytes)) = self.store.memory_tier() {
             snapshot.host.memory += bytes;
         }
+        let file_io: HashMap<_, _> = self.store.take_file_io().into_iter().collect();
         for v in &self.runtime().config.vhosts {
             let c = by_cache.get(v.cache_name()).copied().unwrap_or_default();
             if let Some(stats) = self.stats.vhost(&v.name) {
                 stats.set_stored(&c);
+                if let Some(io) = file_io.get(v.cache_name()) {
+                    stats.add_file_io(io);
+                }
             }
             snapshot.vhosts.insert(v.name.clone(), c);
         }

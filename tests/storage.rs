@@ -864,3 +864,58 @@ fn purges_made_before_a_kill_9_hold_after_it_through_the_stale_log() {
         }
     }
 }
+
+/// A vhost's file I/O on the disks (`VirtualHost.Disk.Create` .. `WriteSize`, and
+/// `/metrics` totals): a fill writes one file, a hit read from it opens it and
+/// reads its body, an expire rewrites its head, a hard purge deletes it.
+#[test]
+fn a_vhosts_file_io_is_counted() {
+    const LEN: usize = 5_000_000;
+    let disk = tempfile::tempdir().unwrap();
+    let origin = origin(LEN);
+    // As above: 1 % of RAM keeps a 5 MB body out of the memory tier.
+    let server = storage_xml(
+        "",
+        &[(disk.path(), ROOMY)],
+        "<SystemMemoryRatio>1</SystemMemoryRatio>",
+    );
+    let k = start(&server, &origin);
+    let totals = |k: &Kurad| -> [u64; 7] {
+        let text = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+        let get = |family: &str, op: &str| {
+            let prefix = format!("{family}_total{{vhost=\"www.test\",op=\"{op}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix}in\n{text}"))
+                .parse()
+                .unwrap()
+        };
+        let ops = "kura_cache_file_operations";
+        let bytes = "kura_cache_file_bytes";
+        [
+            get(ops, "create"),
+            get(ops, "open"),
+            get(ops, "delete"),
+            get(ops, "read"),
+            get(bytes, "read"),
+            get(ops, "write"),
+            get(bytes, "write"),
+        ]
+    };
+    assert_eq!(get(k.http(), "www.test", "/video.bin").body.len(), LEN);
+    eventually("stored", || object_files(disk.path()).len() == 1);
+    let file_len = object_files(disk.path())[0].1;
+    eventually("the write counted", || {
+        totals(&k) == [1, 0, 0, 0, 0, 1, file_len]
+    });
+    assert_eq!(get(k.http(), "www.test", "/video.bin").body.len(), LEN);
+    eventually("the read counted", || {
+        let t = totals(&k);
+        t[1] == 1 && t[3] > 0 && t[4] == LEN as u64
+    });
+    api(&k, "/command/expire?url=www.test/video.bin");
+    eventually("the head rewrite counted", || totals(&k)[5] == 2);
+    api(&k, "/command/hardpurge?url=www.test/video.bin");
+    eventually("the deletion counted", || totals(&k)[2] == 1);
+    eventually("the file deleted", || object_files(disk.path()).is_empty());
+}

@@ -552,7 +552,7 @@ fn escape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::cache::CacheResult;
-    use crate::stats::counter::{self, Class, Gauge};
+    use crate::stats::counter::{self, Class, FileIo, Gauge};
     use crate::stats::hist::{self, Snapshot as Dist};
     use crate::stats::system::Sys;
 
@@ -645,6 +645,19 @@ mod tests {
         }
         for (i, level) in counter::stored_levels(&stored).into_iter().enumerate() {
             c[counter::stored_level(i)] = level * 300;
+        }
+        // In 5 minutes: 3 files written and a head rewritten, 1 deleted; per second
+        // 10 files opened and 9 reads of 735,726 bytes (the guide's sample).
+        for (e, total) in [
+            (FileIo::Create, 3),
+            (FileIo::Open, 3000),
+            (FileIo::Delete, 1),
+            (FileIo::ReadCount, 2700),
+            (FileIo::ReadSize, 735_726 * 300),
+            (FileIo::WriteCount, 4),
+            (FileIo::WriteSize, 157_145 * 300),
+        ] {
+            c[counter::file_io(e)] = total;
         }
         let dense = |values: &[(u64, u64)]| {
             let mut d = vec![0u64; hist::BUCKETS];

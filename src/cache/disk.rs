@@ -24,6 +24,7 @@ use parking_lot::Mutex;
 
 use super::record::{self, Footer, FOOTER_LEN};
 use super::store::Head;
+use crate::stats::counter::FileIo;
 
 /// Bytes read from a disk at a time when streaming a body.
 pub const READ_CHUNK: u64 = 256 * 1024;
@@ -91,6 +92,22 @@ pub struct DiskCounters {
     pub read_bytes: AtomicU64,
     /// I/O errors.
     pub errors: AtomicU64,
+}
+
+/// File I/O of one vhost's objects (`VirtualHost.Disk`), in
+/// [`FileIo::ALL`] order, since they were last taken.
+#[derive(Debug, Default)]
+pub struct FileIoCounts([AtomicU64; FileIo::ALL.len()]);
+
+impl FileIoCounts {
+    fn add(&self, e: FileIo, n: u64) {
+        self.0[e as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counts so far; they start again from zero.
+    pub fn take(&self) -> [u64; FileIo::ALL.len()] {
+        std::array::from_fn(|i| self.0[i].swap(0, Ordering::Relaxed))
+    }
 }
 
 /// One cache disk.
@@ -301,13 +318,14 @@ impl Disk {
     }
 
     /// Writes object `number` (blocking): body, head and footer in `tmp/`, then
-    /// renamed into `objects/`. Nothing is left behind on failure.
+    /// renamed into `objects/`, counted in `io` (its vhost's). Nothing is left
+    /// behind on failure.
     pub fn write(
         self: &Arc<Self>,
-        number: u64,
-        key: &str,
+        (number, key): (u64, &str),
         head: &Head,
         body: &[Bytes],
+        io: Arc<FileIoCounts>,
     ) -> io::Result<DiskFile> {
         if !self.is_normal() {
             return Err(io::Error::other("the disk is out of service"));
@@ -341,7 +359,10 @@ impl Disk {
                 self.counters
                     .written_bytes
                     .fetch_add(footer.file_len(), Ordering::Relaxed);
-                Ok(DiskFile::new(self.clone(), number, footer, true))
+                io.add(FileIo::Create, 1);
+                io.add(FileIo::WriteCount, 1);
+                io.add(FileIo::WriteSize, footer.file_len());
+                Ok(DiskFile::new(self.clone(), number, footer, true, io))
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -537,17 +558,26 @@ pub struct DiskFile {
     verified: AtomicBool,
     /// Set when the index dropped the object: the file goes with the last holder.
     doomed: AtomicBool,
+    /// Where its vhost's file I/O is counted.
+    io: Arc<FileIoCounts>,
 }
 
 impl DiskFile {
-    /// A file of `disk` with this footer.
-    pub fn new(disk: Arc<Disk>, number: u64, footer: Footer, verified: bool) -> DiskFile {
+    /// A file of `disk` with this footer, its I/O counted in `io`.
+    pub fn new(
+        disk: Arc<Disk>,
+        number: u64,
+        footer: Footer,
+        verified: bool,
+        io: Arc<FileIoCounts>,
+    ) -> DiskFile {
         DiskFile {
             disk,
             number,
             footer,
             verified: AtomicBool::new(verified),
             doomed: AtomicBool::new(false),
+            io,
         }
     }
 
@@ -565,12 +595,12 @@ impl DiskFile {
     /// match or cannot be read.
     pub fn verify(&self) -> bool {
         let check = || -> io::Result<bool> {
-            let file = File::open(self.disk.object_path(self.number))?;
+            let file = self.open()?;
             let mut crc = crc32fast::Hasher::new();
             let mut at = 0;
             while at < self.footer.body_len {
                 let n = READ_CHUNK.min(self.footer.body_len - at);
-                crc.update(&self.disk.read_at(&file, at, n)?);
+                crc.update(&self.read_at(&file, at, n)?);
                 at += n;
             }
             Ok(crc.finalize() == self.footer.body_crc)
@@ -592,7 +622,17 @@ impl DiskFile {
 
     /// Opens the file for reading (blocking).
     pub fn open(&self) -> io::Result<File> {
-        File::open(self.disk.object_path(self.number))
+        let file = File::open(self.disk.object_path(self.number))?;
+        self.io.add(FileIo::Open, 1);
+        Ok(file)
+    }
+
+    /// Reads `len` body bytes at `offset` of the file opened by [`DiskFile::open`] (blocking).
+    pub fn read_at(&self, file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
+        let bytes = self.disk.read_at(file, offset, len)?;
+        self.io.add(FileIo::ReadCount, 1);
+        self.io.add(FileIo::ReadSize, len);
+        Ok(bytes)
     }
 
     /// Queues writing `head` over the file's head.
@@ -603,6 +643,9 @@ impl DiskFile {
             head_crc: crc32fast::hash(&record),
             ..self.footer
         };
+        self.io.add(FileIo::WriteCount, 1);
+        self.io
+            .add(FileIo::WriteSize, record.len() as u64 + FOOTER_LEN);
         self.disk.chore(Chore::Rewrite {
             number: self.number,
             footer,
@@ -619,6 +662,7 @@ impl DiskFile {
 impl Drop for DiskFile {
     fn drop(&mut self) {
         if self.doomed.load(Ordering::Acquire) {
+            self.io.add(FileIo::Delete, 1);
             self.disk.chore(Chore::Unlink(self.number));
         }
     }

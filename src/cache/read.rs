@@ -129,7 +129,7 @@ impl BodyReader {
                             Some(f) => f,
                             None => Arc::new(df.open()?),
                         };
-                        let b = df.disk.read_at(&f, at, n)?;
+                        let b = df.read_at(&f, at, n)?;
                         Ok((f, b))
                     })
                 });

@@ -24,7 +24,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use super::admission::Sketch;
-use super::disk::{Disk, DiskFile, DiskState};
+use super::disk::{Disk, DiskFile, DiskState, FileIoCounts};
 use super::fill::{BodyEnd, Fill, HeadOutcome};
 use super::hot::{Chunks, HotBodies};
 use super::policy::Freshness;
@@ -32,6 +32,7 @@ use super::read::{BodyReader, Part, Source};
 use super::stale::{Entry, Scope, StaleLog};
 use crate::config::{OnCrash, StorageConfig};
 use crate::stats::contents::Contents;
+use crate::stats::counter::FileIo;
 use crate::stats::system::WAITING_WRITES;
 
 /// Shards of the store; a power of two well above the core count.
@@ -445,6 +446,8 @@ pub struct Store {
     admission: bool,
     /// `<SyncStale>`: where purges are written before they are answered.
     stale: std::sync::OnceLock<StaleLog>,
+    /// File I/O of each vhost's objects (by cache name), taken once a second.
+    file_io: Mutex<HashMap<String, Arc<FileIoCounts>>>,
 }
 
 /// What [`Store::maintain`] asks of the daemon.
@@ -501,6 +504,7 @@ impl Store {
             next_id: AtomicU64::new(1),
             admission: true,
             stale: std::sync::OnceLock::new(),
+            file_io: Mutex::new(HashMap::new()),
         }
     }
 
@@ -593,6 +597,7 @@ impl Store {
                     found.number,
                     found.footer,
                     clean,
+                    self.file_io_of(&key),
                 ))),
                 head: Arc::new(found.head),
                 last_access: AtomicU64::new(now),
@@ -773,6 +778,27 @@ impl Store {
         disk.set_state(DiskState::Normal);
         self.rehome();
         Some(())
+    }
+
+    /// Where the file I/O of `key`'s vhost is counted.
+    fn file_io_of(&self, key: &str) -> Arc<FileIoCounts> {
+        let vhost = super::key::split(key).0;
+        let mut table = self.file_io.lock();
+        match table.get(vhost) {
+            Some(io) => io.clone(),
+            None => {
+                let io = Arc::new(FileIoCounts::default());
+                table.insert(vhost.to_string(), io.clone());
+                io
+            }
+        }
+    }
+
+    /// The file I/O of each vhost's objects (by cache name) since the last call,
+    /// in [`crate::stats::counter::FileIo::ALL`] order.
+    pub fn take_file_io(&self) -> Vec<(String, [u64; FileIo::ALL.len()])> {
+        let table = self.file_io.lock();
+        table.iter().map(|(v, io)| (v.clone(), io.take())).collect()
     }
 
     /// Keeps `log` for the purges of this run (`<SyncStale>`).
@@ -1261,11 +1287,12 @@ impl FillGuard {
             }
         };
         let waiting = WriteInFlight::new();
+        let io = store.file_io_of(&names.0);
         tokio::spawn(async move {
             let key = stored_key(&names.1, &head);
             let written = {
                 let (home, body, head) = (home.clone(), body.clone(), head.clone());
-                tokio::task::spawn_blocking(move || home.write(id, &key, &head, &body)).await
+                tokio::task::spawn_blocking(move || home.write((id, &key), &head, &body, io)).await
             };
             drop(waiting);
             let stored = match written {

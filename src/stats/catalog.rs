@@ -11,7 +11,7 @@
 use std::sync::LazyLock;
 
 use super::contents::{Contents, SIZE_CLASSES};
-use super::counter::{self, Class, Gauge, OriginEvent, Part, Side, Stored};
+use super::counter::{self, Class, FileIo, Gauge, OriginEvent, Part, Side, Stored};
 use super::disk::{DiskField, DISK_N};
 use super::system::Sys;
 use super::Sample;
@@ -405,18 +405,26 @@ pub fn request_counts() -> &'static [Member] {
 
 /// `VirtualHost.Memory` and `VirtualHost.Disk` (after `FileSystem`): what the store holds
 /// for the vhost, gauges of its counts: body bytes in memory, body bytes in all
-/// (`TotalSize`), objects per size class (`Distribution`). The guide's per-vhost file
-/// event counts (`Create`, `ReadCount`...) are gaps (docs/monitoring-gaps.tsv).
+/// (`TotalSize`), objects per size class (`Distribution`); and between them the file
+/// I/O of its objects (`Create` .. `WriteSize`), per-second means like every count.
 pub fn stored() -> &'static [Member] {
     static MEMBERS: LazyLock<Vec<Member>> = LazyLock::new(|| {
         let level = |l| Source::Rate(counter::stored(l));
+        let io = FileIo::ALL.map(|e| {
+            let unit = match e {
+                FileIo::ReadSize | FileIo::WriteSize => "bytes",
+                _ => "count",
+            };
+            value(e.as_str(), unit, Source::Rate(counter::file_io(e)))
+        });
         vec![
             value("Memory", "bytes", level(Stored::Memory)),
             Member::Group {
                 name: "Disk".into(),
-                members: vec![
-                    value("TotalSize", "bytes", level(Stored::Bytes)),
-                    Member::Attrs {
+                members: [value("TotalSize", "bytes", level(Stored::Bytes))]
+                    .into_iter()
+                    .chain(io)
+                    .chain([Member::Attrs {
                         name: "Distribution".into(),
                         fields: (0..SIZE_CLASSES)
                             .map(|i| {
@@ -424,8 +432,8 @@ pub fn stored() -> &'static [Member] {
                                 field(n, "count", Source::Rate(counter::stored_class(i)))
                             })
                             .collect(),
-                    },
-                ],
+                    }])
+                    .collect(),
             },
         ]
     });
@@ -878,6 +886,11 @@ pub fn prometheus() -> &'static [PromFamily] {
                 .map(|r| (format!("result=\"{}\"", r.as_str()), f(*r), 1.0))
                 .collect()
         };
+        let per_op = |ops: &[(FileIo, &str)]| -> Vec<(String, usize, f64)> {
+            ops.iter()
+                .map(|(e, op)| (format!("op=\"{op}\""), counter::file_io(*e), 1.0))
+                .collect()
+        };
         vec![
             PromFamily {
                 name: "kura_requests",
@@ -919,6 +932,22 @@ pub fn prometheus() -> &'static [PromFamily] {
                 name: "kura_cache_result_bytes",
                 help: "Body bytes sent to clients by cache result code.",
                 samples: per_result(counter::result_bytes),
+            },
+            PromFamily {
+                name: "kura_cache_file_operations",
+                help: "Operations on the vhost's object files on the cache disks.",
+                samples: per_op(&[
+                    (FileIo::Create, "create"),
+                    (FileIo::Open, "open"),
+                    (FileIo::Delete, "delete"),
+                    (FileIo::ReadCount, "read"),
+                    (FileIo::WriteCount, "write"),
+                ]),
+            },
+            PromFamily {
+                name: "kura_cache_file_bytes",
+                help: "Bytes read from and written to the vhost's object files.",
+                samples: per_op(&[(FileIo::ReadSize, "read"), (FileIo::WriteSize, "write")]),
             },
         ]
     });

@@ -161,6 +161,52 @@ impl PortBypassEvent {
     ];
 }
 
+/// File I/O of a vhost's cached objects on the disks (`VirtualHost.Disk`), added
+/// once a second from the store's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileIo {
+    /// Object files written (`Create`).
+    Create = 0,
+    /// Object files opened to be read (`Open`).
+    Open = 1,
+    /// Object files deleted (`Delete`).
+    Delete = 2,
+    /// Reads of object files (`ReadCount`).
+    ReadCount = 3,
+    /// Bytes read (`ReadSize`).
+    ReadSize = 4,
+    /// Writes of object files: new files and rewritten heads (`WriteCount`).
+    WriteCount = 5,
+    /// Bytes written (`WriteSize`).
+    WriteSize = 6,
+}
+
+impl FileIo {
+    /// Every value, in the guide's order.
+    pub const ALL: [FileIo; 7] = [
+        FileIo::Create,
+        FileIo::Open,
+        FileIo::Delete,
+        FileIo::ReadCount,
+        FileIo::ReadSize,
+        FileIo::WriteCount,
+        FileIo::WriteSize,
+    ];
+
+    /// The guide's member name.
+    pub fn as_str(self) -> &'static str {
+        [
+            "Create",
+            "Open",
+            "Delete",
+            "ReadCount",
+            "ReadSize",
+            "WriteCount",
+            "WriteSize",
+        ][self as usize]
+    }
+}
+
 /// What the store holds for a vhost: levels set once a second from the store's
 /// counts (the daemon's `publish_contents`) and sampled like the gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +239,8 @@ const ORIGIN_EVENTS: usize = GAUGES + Gauge::ALL.len();
 pub const BYPASSED: usize = ORIGIN_EVENTS + 5;
 const SSL: usize = BYPASSED + 1;
 const PORT_BYPASS: usize = SSL + 2;
-const STORED: usize = PORT_BYPASS + PortBypassEvent::ALL.len();
+const FILE_IO: usize = PORT_BYPASS + PortBypassEvent::ALL.len();
+const STORED: usize = FILE_IO + FileIo::ALL.len();
 
 /// Store levels: [`Stored::ALL`], then the size classes.
 pub const STORED_LEVELS: usize = Stored::ALL.len() + SIZE_CLASSES;
@@ -276,6 +323,11 @@ pub const fn port_bypass(e: PortBypassEvent) -> usize {
     PORT_BYPASS + e as usize
 }
 
+/// A file I/O count (or byte count) of the vhost's objects.
+pub const fn file_io(e: FileIo) -> usize {
+    FILE_IO + e as usize
+}
+
 /// Where the per-second samples of store level `i` (of [`STORED_LEVELS`]) are summed
 /// in a window.
 pub const fn stored_level(i: usize) -> usize {
@@ -346,6 +398,7 @@ mod tests {
         all.push(BYPASSED);
         all.extend([ssl_inbound(), ssl_outbound()]);
         all.extend(PortBypassEvent::ALL.map(port_bypass));
+        all.extend(FileIo::ALL.map(file_io));
         all.extend(Stored::ALL.map(stored));
         all.extend((0..SIZE_CLASSES).map(stored_class));
         all.sort();

@@ -337,6 +337,15 @@ impl VhostStats {
         }
     }
 
+    /// Adds the file I/O of the vhost's objects since the last call, in
+    /// [`counter::FileIo::ALL`] order (once a second, from the store's counts).
+    pub fn add_file_io(&self, io: &[u64; counter::FileIo::ALL.len()]) {
+        let c = &self.slot().counters;
+        for (e, v) in counter::FileIo::ALL.into_iter().zip(io) {
+            c[counter::file_io(e)].fetch_add(*v, Ordering::Relaxed);
+        }
+    }
+
     /// The directory table for `policy` (`None`: depth 0, the vhost is its one
     /// directory). The current table is kept when its policy is the same, so
     /// a reload keeps the history; a different policy starts a new one.
