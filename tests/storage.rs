@@ -428,18 +428,22 @@ fn memory_only_mode_stays_within_its_memory() {
     assert!(peak < budget_mib + 128, "{peak} MiB");
 }
 
+/// One disk and 1 % of RAM: the memory tier takes bodies of a few MB at most,
+/// so a 5 MB body is streamed from its file; a 5 kB one enters the tier.
+fn small_memory_tier(disk: &Path) -> String {
+    storage_xml(
+        "",
+        &[(disk, ROOMY)],
+        "<SystemMemoryRatio>1</SystemMemoryRatio>",
+    )
+}
+
 #[test]
 fn bodies_read_from_disk_serve_whole_and_in_ranges() {
     const LEN: usize = 5_000_000;
     let disk = tempfile::tempdir().unwrap();
     let origin = origin(LEN);
-    // 1% of RAM: the memory tier takes bodies of a few MB at most, so a 5 MB
-    // body is streamed from its file; a 5 kB one enters the tier.
-    let server = storage_xml(
-        "",
-        &[(disk.path(), ROOMY)],
-        "<SystemMemoryRatio>1</SystemMemoryRatio>",
-    );
+    let server = small_memory_tier(disk.path());
     let k = start(&server, &origin);
     let big = "/video.bin";
     assert_eq!(get(k.http(), "www.test", big).body.len(), LEN);
@@ -873,12 +877,7 @@ fn a_vhosts_file_io_is_counted() {
     const LEN: usize = 5_000_000;
     let disk = tempfile::tempdir().unwrap();
     let origin = origin(LEN);
-    // As above: 1 % of RAM keeps a 5 MB body out of the memory tier.
-    let server = storage_xml(
-        "",
-        &[(disk.path(), ROOMY)],
-        "<SystemMemoryRatio>1</SystemMemoryRatio>",
-    );
+    let server = small_memory_tier(disk.path());
     let k = start(&server, &origin);
     let totals = |k: &Kurad| -> [u64; 7] {
         let text = curl(&format!("http://{}/metrics", k.manager), &[]).text();

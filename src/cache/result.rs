@@ -31,6 +31,16 @@ pub enum CacheResult {
 }
 
 impl CacheResult {
+    /// The result of serving a fresh stored response with `status`: a cached
+    /// error response is the guide's negative hit.
+    pub fn of_fresh(status: http::StatusCode) -> CacheResult {
+        if status.as_u16() >= 400 {
+            CacheResult::NegativeHit
+        } else {
+            CacheResult::Hit
+        }
+    }
+
     /// Every code, in the guide's order.
     pub const ALL: [CacheResult; 12] = [
         CacheResult::None,

@@ -302,13 +302,7 @@ async fn serve_cached(
     match lookup {
         Lookup::Fresh(obj) => {
             obj.touch(crate::procfs::unix_now());
-            // A cached error response is the guide's negative hit.
-            let result = if obj.head.status.as_u16() >= 400 {
-                CacheResult::NegativeHit
-            } else {
-                CacheResult::Hit
-            };
-            answer(&obj, result)
+            answer(&obj, CacheResult::of_fresh(obj.head.status))
         }
         Lookup::Join {
             stale: Some(old), ..

@@ -264,11 +264,7 @@ impl PartCx {
         match store.lookup_checked(&key, headers, now).await {
             Lookup::Fresh(obj) => {
                 obj.touch(crate::procfs::unix_now());
-                let result = if obj.head.status.as_u16() >= 400 {
-                    CacheResult::NegativeHit
-                } else {
-                    CacheResult::Hit
-                };
+                let result = CacheResult::of_fresh(obj.head.status);
                 (Found::Stored(obj), result)
             }
             Lookup::Join {
