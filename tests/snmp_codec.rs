@@ -193,3 +193,61 @@ fn the_seeds_are_answered() {
         assert_eq!(r.is_some(), !v1_bulk, "{s:02x?}");
     }
 }
+
+/// A binding whose value is of its type but not of its size (here an empty
+/// IpAddress, found by the fuzzer): a v1 error reply would echo it to a manager
+/// that cannot read it, so the request is dropped as malformed.
+#[test]
+fn values_of_the_wrong_size_are_refused() {
+    let mut a = agent();
+    let with_value = |value: &[u8]| {
+        let vb = [
+            &[0x30, 11 + value.len() as u8, 0x06, 0x09][..],
+            &[0x2b, 6, 1, 4, 1, 0x82, 0xb8, 0x41, 1],
+            value,
+        ]
+        .concat();
+        let pdu = [
+            &[
+                0xa1,
+                11 + vb.len() as u8,
+                2,
+                1,
+                7,
+                2,
+                1,
+                0,
+                2,
+                1,
+                0,
+                0x30,
+                vb.len() as u8,
+            ][..],
+            &vb,
+        ]
+        .concat();
+        let msg = [&[2, 1, 0, 4, 6][..], b"public", &pdu].concat();
+        [&[0x30, msg.len() as u8][..], &msg].concat()
+    };
+    for bad in [
+        &[0x40, 0][..],
+        &[0x40, 3, 1, 2, 3],
+        &[0x05, 1, 0],
+        &[0x02, 0],
+        &[0x41, 6, 1, 0, 0, 0, 0, 0],
+    ] {
+        let msg = with_value(bad);
+        assert!(ber::decode_request(&msg).is_err(), "{bad:02x?} accepted");
+        assert!(a.answer(&msg, IpAddr::V4(Ipv4Addr::LOCALHOST)).is_none());
+    }
+    for good in [
+        &[0x05, 0][..],
+        &[0x40, 4, 127, 0, 0, 1],
+        &[0x02, 1, 5],
+        &[0x41, 5, 0, 0xff, 0xff, 0xff, 0xff],
+    ] {
+        let msg = with_value(good);
+        assert!(ber::decode_request(&msg).is_ok(), "{good:02x?} refused");
+        assert!(a.answer(&msg, IpAddr::V4(Ipv4Addr::LOCALHOST)).is_some());
+    }
+}

@@ -328,8 +328,8 @@ impl Iterator for VarBinds<'_> {
             let vb = self.reader.expect(tag::SEQUENCE)?;
             let mut r = Reader { buf: vb };
             let oid = decode_oid(r.expect(tag::OID)?)?;
-            let (t, _) = r.tlv()?;
-            if !is_value_tag(t) {
+            let (t, content) = r.tlv()?;
+            if !is_value(t, content) {
                 // Not an ObjectSyntax: a v1 error reply would echo it back.
                 return Err(DecodeError::UnexpectedTag {
                     wanted: tag::NULL,
@@ -348,25 +348,22 @@ impl Iterator for VarBinds<'_> {
     }
 }
 
-/// Whether `t` can start a binding's value: NULL, a simple or application syntax
-/// (RFC 2578), or a v2c exception.
-fn is_value_tag(t: u8) -> bool {
-    matches!(
-        t,
-        tag::INTEGER
-            | tag::OCTET_STRING
-            | tag::NULL
-            | tag::OID
-            | tag::IP_ADDRESS
-            | tag::COUNTER32
-            | tag::GAUGE32
-            | tag::TIMETICKS
-            | tag::OPAQUE
-            | tag::COUNTER64
-            | tag::NO_SUCH_OBJECT
-            | tag::NO_SUCH_INSTANCE
-            | tag::END_OF_MIB_VIEW
-    )
+/// Whether `t` with `content` is a binding's value: NULL, a simple or application
+/// syntax of its size (RFC 2578), or a v2c exception. A v1 error reply echoes
+/// the request's values, so none that a manager could not read is accepted.
+fn is_value(t: u8, content: &[u8]) -> bool {
+    let n = content.len();
+    match t {
+        tag::NULL | tag::NO_SUCH_OBJECT | tag::NO_SUCH_INSTANCE | tag::END_OF_MIB_VIEW => n == 0,
+        tag::INTEGER => (1..=4).contains(&n),
+        // Unsigned 32 bits: a leading zero byte when the top bit is set.
+        tag::COUNTER32 | tag::GAUGE32 | tag::TIMETICKS => (1..=5).contains(&n),
+        tag::COUNTER64 => (1..=9).contains(&n),
+        tag::IP_ADDRESS => n == 4,
+        tag::OID => decode_oid(content).is_ok(),
+        tag::OCTET_STRING | tag::OPAQUE => true,
+        _ => false,
+    }
 }
 
 /// A value to encode.
