@@ -645,6 +645,27 @@ fn part_size_fetches_and_stores_only_the_parts_a_range_covers() {
     assert_eq!(past.status, 416);
 }
 
+/// Clients arriving together for the same object share each part's fill: the
+/// origin sees every part once, and each client gets the whole object.
+#[test]
+fn concurrent_clients_share_the_part_fetches() {
+    const LEN: u64 = 4 * PART;
+    let origin = Origin::start(|s| ranged(s, LEN, "\"v1\"").delay(Duration::from_millis(200)));
+    let disk = tempfile::tempdir().unwrap();
+    let k = start_parted(disk.path(), &origin);
+    let bodies: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| fetch(&k, "/shared.bin", &[]).body))
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for body in bodies {
+        assert!(body == pattern(0, LEN), "{} bytes", body.len());
+    }
+    let parts: Vec<String> = (0..4).map(part_range).collect();
+    assert_eq!(origin_ranges(&origin, "/shared.bin"), parts);
+}
+
 /// Parts the cache may not keep (`no-store`): each request goes to the origin
 /// as the client made it, and gets what it asked for.
 #[test]
