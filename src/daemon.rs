@@ -414,12 +414,16 @@ impl Daemon {
             snapshot.host.memory += bytes;
         }
         let file_io: HashMap<_, _> = self.store.take_file_io().into_iter().collect();
+        let events = self.store.take_object_events();
         for v in &self.runtime().config.vhosts {
             let c = by_cache.get(v.cache_name()).copied().unwrap_or_default();
             if let Some(stats) = self.stats.vhost(&v.name) {
                 stats.set_stored(&c);
                 if let Some(io) = file_io.get(v.cache_name()) {
                     stats.add_file_io(io);
+                }
+                if let Some(e) = events.get(v.cache_name()) {
+                    stats.add_object_events(e);
                 }
             }
             snapshot.vhosts.insert(v.name.clone(), c);

@@ -276,6 +276,12 @@ fn a_disk_stays_within_its_quota_under_ten_times_as_many_unique_objects() {
     eprintln!("{} objects kept, {total} bytes", files.len());
     assert!(total <= 2_000_000, "{total} bytes on a 2 MB quota");
     assert!(files.len() > 50, "the quota is used: {}", files.len());
+    // `CacheFileEvent`: what was stored and not evicted is what the disk holds.
+    eventually("the evictions counted", || {
+        let event = |e: &str| www_total(&k, "kura_cache_object_events", &format!("event=\"{e}\""));
+        let (stored, erased) = (event("create"), event("erase"));
+        erased > 0 && stored - erased == object_files(disk.path()).len() as u64
+    });
     // The scan of one-time objects did not push out the one asked for all along.
     assert_eq!(origin.count("/popular"), 1);
 }
@@ -890,6 +896,17 @@ fn purges_made_before_a_kill_9_hold_after_it_through_the_stale_log() {
     }
 }
 
+/// The `/metrics` total of `family` for www.test with `label`.
+fn www_total(k: &Kurad, family: &str, label: &str) -> u64 {
+    let text = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+    let prefix = format!("{family}_total{{vhost=\"www.test\",{label}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix}in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 /// A vhost's file I/O on the disks (`VirtualHost.Disk.Create` .. `WriteSize`, and
 /// `/metrics` totals): a fill writes one file, a hit read from it opens it and
 /// reads its body, an expire rewrites its head, a hard purge deletes it.
@@ -901,26 +918,21 @@ fn a_vhosts_file_io_is_counted() {
     let server = small_memory_tier(disk.path());
     let k = start(&server, &origin);
     let totals = |k: &Kurad| -> [u64; 7] {
-        let text = curl(&format!("http://{}/metrics", k.manager), &[]).text();
-        let get = |family: &str, op: &str| {
-            let prefix = format!("{family}_total{{vhost=\"www.test\",op=\"{op}\"}} ");
-            text.lines()
-                .find_map(|l| l.strip_prefix(&prefix))
-                .unwrap_or_else(|| panic!("no {prefix}in\n{text}"))
-                .parse()
-                .unwrap()
-        };
-        let ops = "kura_cache_file_operations";
-        let bytes = "kura_cache_file_bytes";
+        let (ops, bytes) = ("kura_cache_file_operations", "kura_cache_file_bytes");
         [
-            get(ops, "create"),
-            get(ops, "open"),
-            get(ops, "delete"),
-            get(ops, "read"),
-            get(bytes, "read"),
-            get(ops, "write"),
-            get(bytes, "write"),
+            (ops, "op=\"create\""),
+            (ops, "op=\"open\""),
+            (ops, "op=\"delete\""),
+            (ops, "op=\"read\""),
+            (bytes, "op=\"read\""),
+            (ops, "op=\"write\""),
+            (bytes, "op=\"write\""),
         ]
+        .map(|(family, label)| www_total(k, family, label))
+    };
+    let events = |k: &Kurad| {
+        ["create", "erase", "purge", "expire"]
+            .map(|e| www_total(k, "kura_cache_object_events", &format!("event=\"{e}\"")))
     };
     assert_eq!(get(k.http(), "www.test", "/video.bin").body.len(), LEN);
     eventually("stored", || object_files(disk.path()).len() == 1);
@@ -928,6 +940,7 @@ fn a_vhosts_file_io_is_counted() {
     eventually("the write counted", || {
         totals(&k) == [1, 0, 0, 0, 0, 1, file_len]
     });
+    eventually("the object counted", || events(&k) == [1, 0, 0, 0]);
     assert_eq!(get(k.http(), "www.test", "/video.bin").body.len(), LEN);
     eventually("the read counted", || {
         let t = totals(&k);
@@ -937,5 +950,8 @@ fn a_vhosts_file_io_is_counted() {
     eventually("the head rewrite counted", || totals(&k)[5] == 2);
     api(&k, "/command/hardpurge?url=www.test/video.bin");
     eventually("the deletion counted", || totals(&k)[2] == 1);
+    eventually("the expiry and the purge counted", || {
+        events(&k) == [1, 0, 1, 1]
+    });
     eventually("the file deleted", || object_files(disk.path()).is_empty());
 }

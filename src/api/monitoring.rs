@@ -457,6 +457,10 @@ fn json_traffic_groups(m: &mut Map<String, Value>, b: &Block) {
     for (name, v) in values(catalog::files(), b) {
         m.insert(format!("File{name}"), v.into());
     }
+    m.insert(
+        "CacheFileEvent".into(),
+        json_group(values(catalog::cache_file_events(), b)),
+    );
     m.extend(json_members(catalog::request_counts(), b));
     m.insert(
         "OriginTraffic".into(),
@@ -497,6 +501,7 @@ fn xml_traffic_groups(x: &mut String, b: &Block) {
         ("Dims", catalog::conversions()),
         ("Compression", catalog::conversions()),
         ("File", catalog::files()),
+        ("CacheFileEvent", catalog::cache_file_events()),
     ] {
         let _ = write!(x, "    <{name}");
         attrs(x, values(fields, b));
@@ -552,7 +557,7 @@ fn escape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::cache::CacheResult;
-    use crate::stats::counter::{self, Class, FileIo, Gauge};
+    use crate::stats::counter::{self, Class, FileIo, Gauge, ObjectEvent};
     use crate::stats::hist::{self, Snapshot as Dist};
     use crate::stats::system::Sys;
 
@@ -658,6 +663,15 @@ mod tests {
             (FileIo::WriteSize, 157_145 * 300),
         ] {
             c[counter::file_io(e)] = total;
+        }
+        // Per second: 2 objects stored, 1 evicted; 300 purged once in 5 minutes.
+        for (e, total) in [
+            (ObjectEvent::Create, 600),
+            (ObjectEvent::Erase, 300),
+            (ObjectEvent::Purge, 300),
+            (ObjectEvent::Expire, 0),
+        ] {
+            c[counter::object_event(e)] = total;
         }
         let dense = |values: &[(u64, u64)]| {
             let mut d = vec![0u64; hist::BUCKETS];

@@ -32,7 +32,7 @@ use super::read::{BodyReader, Part, Source};
 use super::stale::{Entry, Scope, StaleLog};
 use crate::config::{OnCrash, StorageConfig};
 use crate::stats::contents::Contents;
-use crate::stats::counter::FileIo;
+use crate::stats::counter::{FileIo, ObjectEvent};
 use crate::stats::system::WAITING_WRITES;
 
 /// Shards of the store; a power of two well above the core count.
@@ -249,6 +249,9 @@ struct Shard {
     sketch: Sketch,
     /// What the shard holds, by vhost (its cache name).
     contents: HashMap<String, Contents>,
+    /// Events of the shard's objects by vhost since they were last taken, in
+    /// [`ObjectEvent::ALL`] order.
+    events: HashMap<String, [u64; ObjectEvent::ALL.len()]>,
 }
 
 impl Shard {
@@ -279,6 +282,7 @@ impl Shard {
                 Some((key, (obj, charge))) => {
                     self.bytes -= charge;
                     self.account(&key, &obj, false);
+                    self.note(&key, ObjectEvent::Erase, 1);
                     discard(&obj, hot);
                 }
                 None => break,
@@ -286,13 +290,32 @@ impl Shard {
         }
     }
 
-    /// Takes `key` out of the index.
-    fn forget(&mut self, key: &str, hot: Option<&HotBodies>) -> Option<Arc<Object>> {
+    /// Takes `key` out of the index, counted as `why`.
+    fn forget(
+        &mut self,
+        key: &str,
+        hot: Option<&HotBodies>,
+        why: ObjectEvent,
+    ) -> Option<Arc<Object>> {
         let (obj, charge) = self.objects.pop(key)?;
         self.bytes -= charge;
         self.account(key, &obj, false);
+        self.note(key, why, 1);
         discard(&obj, hot);
         Some(obj)
+    }
+
+    /// Counts `n` events `e` of the vhost of `key`.
+    fn note(&mut self, key: &str, e: ObjectEvent, n: u64) {
+        let vhost = super::key::split(key).0;
+        match self.events.get_mut(vhost) {
+            Some(counts) => counts[e as usize] += n,
+            None => {
+                let mut counts = [0; ObjectEvent::ALL.len()];
+                counts[e as usize] = n;
+                self.events.insert(vhost.to_string(), counts);
+            }
+        }
     }
 
     /// Counts an object entering (`add`) or leaving the index: its disk's
@@ -488,6 +511,7 @@ impl Store {
                     vary: LruCache::new(NonZeroUsize::new(VARY_SPECS).expect("non-zero")),
                     sketch: Sketch::new(1024),
                     contents: HashMap::new(),
+                    events: HashMap::new(),
                 })
             })
             .collect();
@@ -642,7 +666,7 @@ impl Store {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in gone {
-                shard.forget(&key, hot);
+                shard.forget(&key, hot, ObjectEvent::Erase);
             }
         }
         for (i, disk) in live.iter().enumerate() {
@@ -673,7 +697,7 @@ impl Store {
                 .map(|(k, _)| k.clone());
             match victim {
                 Some(key) => {
-                    shard.forget(&key, hot);
+                    shard.forget(&key, hot, ObjectEvent::Erase);
                     empty_in_a_row = 0;
                 }
                 None => empty_in_a_row += 1,
@@ -794,6 +818,21 @@ impl Store {
         }
     }
 
+    /// The events of each vhost's objects (by cache name) since the last call, in
+    /// [`ObjectEvent::ALL`] order.
+    pub fn take_object_events(&self) -> HashMap<String, [u64; ObjectEvent::ALL.len()]> {
+        let mut out: HashMap<String, [u64; ObjectEvent::ALL.len()]> = HashMap::new();
+        for shard in self.shards.iter() {
+            for (vhost, counts) in shard.lock().events.iter_mut() {
+                let total = out.entry(vhost.clone()).or_default();
+                for (t, c) in total.iter_mut().zip(std::mem::take(counts)) {
+                    *t += c;
+                }
+            }
+        }
+        out
+    }
+
     /// The file I/O of each vhost's objects (by cache name) since the last call,
     /// in [`crate::stats::counter::FileIo::ALL`] order.
     pub fn take_file_io(&self) -> Vec<(String, [u64; FileIo::ALL.len()])> {
@@ -890,7 +929,7 @@ impl Store {
         }
         if unservable {
             // Its disk just went out of service; `maintain` drops the rest.
-            shard.forget(key, self.hot.as_deref());
+            shard.forget(key, self.hot.as_deref(), ObjectEvent::Erase);
         }
         if let Some(fill) = shard.filling.get(key) {
             return Lookup::Join {
@@ -961,7 +1000,7 @@ impl Store {
                     .peek(&key)
                     .is_some_and(|(o, _)| Arc::ptr_eq(o, &obj))
                 {
-                    shard.forget(&key, self.hot.as_deref());
+                    shard.forget(&key, self.hot.as_deref(), ObjectEvent::Erase);
                 }
             }
             match lookup {
@@ -1046,6 +1085,7 @@ impl Store {
         let mut shard = self.shards[shard].lock();
         let mut done = (0, 0);
         let mut gone = Vec::new();
+        let mut changed: Vec<(String, u64)> = Vec::new();
         for (key, (obj, _)) in shard.objects.iter_mut().filter(|(k, _)| select(k)) {
             let Some(change) = invalidated(&obj.head, action, now) else {
                 continue;
@@ -1056,12 +1096,23 @@ impl Store {
                 Some(head) => {
                     *obj = Arc::new(obj.with_head(head));
                     obj.persist_head(key);
+                    // One entry per vhost, as a purge is of one vhost's keys.
+                    match changed
+                        .iter_mut()
+                        .find(|(k, _)| super::key::split(k).0 == super::key::split(key).0)
+                    {
+                        Some((_, n)) => *n += 1,
+                        None => changed.push((key.clone(), 1)),
+                    }
                 }
                 None => gone.push(key.clone()),
             }
         }
+        for (key, n) in changed {
+            shard.note(&key, action.event(), n);
+        }
         for key in gone {
-            shard.forget(&key, self.hot.as_deref());
+            shard.forget(&key, self.hot.as_deref(), ObjectEvent::Purge);
         }
         done
     }
@@ -1078,10 +1129,11 @@ impl Store {
             Some(Some(head)) => {
                 *obj = Arc::new(obj.with_head(head));
                 obj.persist_head(key);
+                shard.note(key, action.event(), 1);
                 true
             }
             Some(None) => {
-                shard.forget(key, self.hot.as_deref());
+                shard.forget(key, self.hot.as_deref(), ObjectEvent::Purge);
                 true
             }
         }
@@ -1101,16 +1153,17 @@ impl Store {
     pub fn clear(&self) -> (usize, u64) {
         self.note(Invalidate::HardPurge, Scope::All);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.retain(|_| false)
+        self.retain(|_| false, ObjectEvent::Purge)
     }
 
     /// Drops objects not hit since unix second `before` (`/command/cleanup?age=`);
     /// returns how many objects and bytes were dropped.
     pub fn drop_idle(&self, before: u64) -> (usize, u64) {
-        self.retain(|o| o.last_access() >= before)
+        self.retain(|o| o.last_access() >= before, ObjectEvent::Erase)
     }
 
-    fn retain(&self, keep: impl Fn(&Object) -> bool) -> (usize, u64) {
+    /// Drops the objects `keep` refuses, counted as `why`.
+    fn retain(&self, keep: impl Fn(&Object) -> bool, why: ObjectEvent) -> (usize, u64) {
         let mut dropped = (0, 0);
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
@@ -1121,7 +1174,7 @@ impl Store {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in gone {
-                if let Some(obj) = shard.forget(&key, self.hot.as_deref()) {
+                if let Some(obj) = shard.forget(&key, self.hot.as_deref(), why) {
                     dropped.0 += 1;
                     dropped.1 += obj.len;
                 }
@@ -1166,10 +1219,21 @@ impl Store {
         }
         let key = stored_key(base, &obj.head);
         let disk = obj.disk_file().map(|f| f.disk.clone());
+        shard.note(&key, ObjectEvent::Create, 1);
         shard.keep(key, Arc::new(obj), self.hot.as_deref());
         drop(shard);
         if let Some(disk) = disk {
             self.trim(&disk, Self::shard_of(base));
+        }
+    }
+}
+
+impl Invalidate {
+    /// How an object changed by the action is counted.
+    fn event(self) -> ObjectEvent {
+        match self {
+            Invalidate::Purge | Invalidate::HardPurge => ObjectEvent::Purge,
+            Invalidate::Expire | Invalidate::ExpireAfter(_) => ObjectEvent::Expire,
         }
     }
 }

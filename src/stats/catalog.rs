@@ -11,7 +11,7 @@
 use std::sync::LazyLock;
 
 use super::contents::{Contents, SIZE_CLASSES};
-use super::counter::{self, Class, FileIo, Gauge, OriginEvent, Part, Side, Stored};
+use super::counter::{self, Class, FileIo, Gauge, ObjectEvent, OriginEvent, Part, Side, Stored};
 use super::disk::{DiskField, DISK_N};
 use super::system::Sys;
 use super::Sample;
@@ -438,6 +438,25 @@ pub fn stored() -> &'static [Member] {
         ]
     });
     &MEMBERS
+}
+
+/// `VirtualHost.CacheFileEvent`: objects stored (`Create`), evicted or cleaned up
+/// (`Erase`), purged (`Purge`) and expired (`Expire`), per-second means like
+/// every count. `Swap`, STON's move of a body out of memory, is not collected:
+/// the memory tier over the disks is not split by vhost.
+pub fn cache_file_events() -> &'static [Field] {
+    static FIELDS: LazyLock<Vec<Field>> = LazyLock::new(|| {
+        let event =
+            |e: ObjectEvent| field(e.as_str(), "count", Source::Rate(counter::object_event(e)));
+        vec![
+            event(ObjectEvent::Create),
+            field("Swap", "count", Source::NotCollected),
+            event(ObjectEvent::Erase),
+            event(ObjectEvent::Purge),
+            event(ObjectEvent::Expire),
+        ]
+    });
+    &FIELDS
 }
 
 /// `VirtualHost.File`: the objects the store holds for the vhost (a gauge); JSON
@@ -943,6 +962,17 @@ pub fn prometheus() -> &'static [PromFamily] {
                     (FileIo::ReadCount, "read"),
                     (FileIo::WriteCount, "write"),
                 ]),
+            },
+            PromFamily {
+                name: "kura_cache_object_events",
+                help: "Objects stored, evicted, purged and expired.",
+                samples: ObjectEvent::ALL
+                    .iter()
+                    .map(|e| {
+                        let event = e.as_str().to_ascii_lowercase();
+                        (format!("event=\"{event}\""), counter::object_event(*e), 1.0)
+                    })
+                    .collect(),
             },
             PromFamily {
                 name: "kura_cache_file_bytes",

@@ -207,6 +207,36 @@ impl FileIo {
     }
 }
 
+/// What happened to a vhost's cached objects (`VirtualHost.CacheFileEvent`),
+/// added once a second from the store's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectEvent {
+    /// Stored from an origin response (`Create`).
+    Create = 0,
+    /// Evicted (quota, memory budget, a disk taken out, a torn body) or cleaned
+    /// up (`Erase`).
+    Erase = 1,
+    /// Purged, hard-purged or cleared (`Purge`).
+    Purge = 2,
+    /// Expired by `expire` or `expireafter` (`Expire`).
+    Expire = 3,
+}
+
+impl ObjectEvent {
+    /// Every event.
+    pub const ALL: [ObjectEvent; 4] = [
+        ObjectEvent::Create,
+        ObjectEvent::Erase,
+        ObjectEvent::Purge,
+        ObjectEvent::Expire,
+    ];
+
+    /// The guide's attribute name.
+    pub fn as_str(self) -> &'static str {
+        ["Create", "Erase", "Purge", "Expire"][self as usize]
+    }
+}
+
 /// What the store holds for a vhost: levels set once a second from the store's
 /// counts (the daemon's `publish_contents`) and sampled like the gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,7 +270,8 @@ pub const BYPASSED: usize = ORIGIN_EVENTS + 5;
 const SSL: usize = BYPASSED + 1;
 const PORT_BYPASS: usize = SSL + 2;
 const FILE_IO: usize = PORT_BYPASS + PortBypassEvent::ALL.len();
-const STORED: usize = FILE_IO + FileIo::ALL.len();
+const OBJECT_EVENTS: usize = FILE_IO + FileIo::ALL.len();
+const STORED: usize = OBJECT_EVENTS + ObjectEvent::ALL.len();
 
 /// Store levels: [`Stored::ALL`], then the size classes.
 pub const STORED_LEVELS: usize = Stored::ALL.len() + SIZE_CLASSES;
@@ -328,6 +359,11 @@ pub const fn file_io(e: FileIo) -> usize {
     FILE_IO + e as usize
 }
 
+/// A count of an event of the vhost's cached objects.
+pub const fn object_event(e: ObjectEvent) -> usize {
+    OBJECT_EVENTS + e as usize
+}
+
 /// Where the per-second samples of store level `i` (of [`STORED_LEVELS`]) are summed
 /// in a window.
 pub const fn stored_level(i: usize) -> usize {
@@ -399,6 +435,7 @@ mod tests {
         all.extend([ssl_inbound(), ssl_outbound()]);
         all.extend(PortBypassEvent::ALL.map(port_bypass));
         all.extend(FileIo::ALL.map(file_io));
+        all.extend(ObjectEvent::ALL.map(object_event));
         all.extend(Stored::ALL.map(stored));
         all.extend((0..SIZE_CLASSES).map(stored_class));
         all.sort();

@@ -346,6 +346,15 @@ impl VhostStats {
         }
     }
 
+    /// Adds the events of the vhost's objects since the last call, in
+    /// [`counter::ObjectEvent::ALL`] order (once a second, from the store's counts).
+    pub fn add_object_events(&self, events: &[u64; counter::ObjectEvent::ALL.len()]) {
+        let c = &self.slot().counters;
+        for (e, v) in counter::ObjectEvent::ALL.into_iter().zip(events) {
+            c[counter::object_event(e)].fetch_add(*v, Ordering::Relaxed);
+        }
+    }
+
     /// The directory table for `policy` (`None`: depth 0, the vhost is its one
     /// directory). The current table is kept when its policy is the same, so
     /// a reload keeps the history; a different policy starts a new one.
