@@ -750,6 +750,8 @@ fn a_partitioned_object_is_served_whole_from_its_parts_and_after_a_restart() {
         }
         let head = fetch(k, "/video.mp4", &["-I"]);
         assert_eq!(head.header("content-length"), Some("5000000"));
+        let revalidated = fetch(k, "/video.mp4", &["-H", "If-None-Match: \"v1\""]);
+        assert_eq!(revalidated.status, 304);
         assert_eq!(origin_ranges(&origin, "/video.mp4"), parts, "all hits");
     };
     check(&k);
