@@ -15,7 +15,7 @@ const ROOMY: &str = "1";
 
 /// A server.xml whose `<Storage>` has these attributes and disks (path, Quota GB).
 /// Every test disk has a quota: without one a disk takes its file system's free
-/// space less 5 %, and on a machine whose disk is over 95 % full it would store
+/// space less a reserve, and on a machine with little free space it would store
 /// nothing at all.
 fn storage_xml(attrs: &str, disks: &[(&Path, &str)], cache: &str) -> String {
     let disks: String = disks

@@ -29,8 +29,12 @@ use crate::stats::counter::FileIo;
 /// Bytes read from a disk at a time when streaming a body.
 pub const READ_CHUNK: u64 = 256 * 1024;
 
-/// Share of a file system kept free when a disk has no `Quota`.
+/// Share of a file system kept free when a disk has no `Quota`...
 const RESERVE_PERCENT: u64 = 5;
+/// ...at most this much: on a large or shared file system 5 % of its size can
+/// be more than is free at all (what `statvfs` counts in the total is not all
+/// usable), and a cache that stores nothing helps nobody.
+const RESERVE_MAX: u64 = 1 << 30;
 
 /// A disk's state, as `/monitoring/hwinfo` and SNMP `diskInfoStatus` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,18 +244,17 @@ impl Disk {
     }
 
     /// Sets the byte budget: `quota`, or free space plus `cached` bytes already
-    /// held, less a reserve of the file system.
+    /// held, less a reserve of the file system (5 %, at most 1 GiB).
     pub fn size(&self, quota: Option<u64>, cached: u64) {
         let capacity = quota.unwrap_or_else(|| match nix::sys::statvfs::statvfs(&self.path) {
             Ok(s) => {
-                let total = s.blocks() * s.fragment_size();
-                let avail = s.blocks_available() * s.fragment_size();
-                (avail + cached).saturating_sub(total / 100 * RESERVE_PERCENT)
+                let (total, avail) = (s.blocks(), s.blocks_available());
+                budget(total * s.fragment_size(), avail * s.fragment_size(), cached)
             }
             Err(_) => 0,
         });
         if capacity == 0 && self.is_normal() {
-            tracing::warn!(disk = %self.path.display(), "cache disk has no room (its file system is within 5 % of full): nothing is stored on it");
+            tracing::warn!(disk = %self.path.display(), "cache disk has no room (its file system has less free than the reserve, 5 % of it or 1 GiB): nothing is stored on it");
         }
         self.capacity.store(capacity, Ordering::Relaxed);
     }
@@ -484,6 +487,13 @@ impl Disk {
     }
 }
 
+/// The bytes a disk without `Quota` may hold on a file system of `total` bytes
+/// with `avail` free, when the cache already holds `cached` there.
+fn budget(total: u64, avail: u64, cached: u64) -> u64 {
+    let reserve = (total / 100 * RESERVE_PERCENT).min(RESERVE_MAX);
+    (avail + cached).saturating_sub(reserve)
+}
+
 /// Reads the footer and head of the object file at `path`.
 fn read_object(path: &Path) -> Option<(String, Head, Footer)> {
     let file = File::open(path).ok()?;
@@ -665,5 +675,23 @@ impl Drop for DiskFile {
             self.io.add(FileIo::Delete, 1);
             self.disk.chore(Chore::Unlink(self.number));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_quota_a_disk_keeps_5_percent_at_most_1_gib_free() {
+        const GB: u64 = 1_000_000_000;
+        // A small file system keeps 5 % of itself.
+        assert_eq!(budget(10 * GB, 3 * GB, 0), 3 * GB - GB / 2);
+        // What the cache holds counts as free for it.
+        assert_eq!(budget(10 * GB, GB, 2 * GB), 3 * GB - GB / 2);
+        // A large one keeps 1 GiB, even where 5 % of it is more than is free.
+        assert_eq!(budget(252 * GB, 12 * GB, 0), 12 * GB - (1 << 30));
+        // Less free than the reserve: nothing.
+        assert_eq!(budget(10 * GB, GB / 4, 0), 0);
     }
 }
