@@ -957,3 +957,53 @@ fn a_vhosts_file_io_is_counted() {
     });
     eventually("the file deleted", || object_files(disk.path()).is_empty());
 }
+
+/// `FileOpened` counts a vhost's object files open for reading (a slow client
+/// reading a body from its file holds it open), `FileInstance` its objects and
+/// its fills in progress (a slow origin).
+#[test]
+fn open_files_and_fills_in_progress_are_counted() {
+    // Larger than the socket buffers hold, so a slow client keeps the file open;
+    // with 10 % of RAM it is kept on disk but not in the memory tier.
+    const LEN: usize = 40_000_000;
+    let disk = tempfile::tempdir().unwrap();
+    let origin = Origin::start(|s| match s.path.as_str() {
+        "/slow.bin" => Reply::ok("slow")
+            .header("cache-control", "max-age=3600")
+            .delay(Duration::from_secs(3)),
+        p => Reply::ok(&body_of(p, LEN)).header("cache-control", "max-age=3600"),
+    });
+    let server = storage_xml(
+        "",
+        &[(disk.path(), ROOMY)],
+        "<SystemMemoryRatio>10</SystemMemoryRatio>",
+    );
+    let k = start(&server, &origin);
+    let files = |k: &Kurad| {
+        let v = api(k, "/monitoring/realtime");
+        let vhost = &v["Host"]["VirtualHost"][0];
+        ["FileTotal", "FileOpened", "FileInstance"].map(|f| vhost[f].as_i64().unwrap())
+    };
+    assert_eq!(get(k.http(), "www.test", "/video.bin").body.len(), LEN);
+    eventually("stored", || files(&k) == [1, 0, 1]);
+    std::thread::scope(|s| {
+        let url = format!("http://{}/video.bin", k.http());
+        let slow_reader = [
+            "-H",
+            "Host: www.test",
+            "--limit-rate",
+            "1M",
+            "--max-time",
+            "6",
+        ];
+        s.spawn(move || curl(&url, &slow_reader));
+        let filler = s.spawn(|| get(k.http(), "www.test", "/slow.bin"));
+        eventually("one file open, one fill in progress", || {
+            files(&k) == [1, 1, 2]
+        });
+        assert_eq!(filler.join().unwrap().text(), "slow");
+    });
+    eventually("the file closed, the fill stored", || {
+        files(&k) == [2, 0, 2]
+    });
+}

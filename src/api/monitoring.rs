@@ -648,6 +648,9 @@ mod tests {
                 stored.count(len, in_memory, true);
             }
         }
+        // The guide's sample: 15 files open, 12 fills in progress.
+        stored.opened = 15;
+        stored.fills = 12;
         for (i, level) in counter::stored_levels(&stored).into_iter().enumerate() {
             c[counter::stored_level(i)] = level * 300;
         }

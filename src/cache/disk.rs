@@ -98,19 +98,41 @@ pub struct DiskCounters {
     pub errors: AtomicU64,
 }
 
-/// File I/O of one vhost's objects (`VirtualHost.Disk`), in
-/// [`FileIo::ALL`] order, since they were last taken.
+/// File I/O of one vhost's objects: the counts of `VirtualHost.Disk`, in
+/// [`FileIo::ALL`] order, since they were last taken; and its files open now.
 #[derive(Debug, Default)]
-pub struct FileIoCounts([AtomicU64; FileIo::ALL.len()]);
+pub struct FileIoCounts {
+    counts: [AtomicU64; FileIo::ALL.len()],
+    opened: AtomicU64,
+}
 
 impl FileIoCounts {
     fn add(&self, e: FileIo, n: u64) {
-        self.0[e as usize].fetch_add(n, Ordering::Relaxed);
+        self.counts[e as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     /// The counts so far; they start again from zero.
     pub fn take(&self) -> [u64; FileIo::ALL.len()] {
-        std::array::from_fn(|i| self.0[i].swap(0, Ordering::Relaxed))
+        std::array::from_fn(|i| self.counts[i].swap(0, Ordering::Relaxed))
+    }
+
+    /// The vhost's object files open for reading now (`FileOpened`).
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+}
+
+/// An object file open for reading, counted in its vhost's `FileOpened` until
+/// it is closed.
+#[derive(Debug)]
+pub struct OpenFile {
+    file: File,
+    io: Arc<FileIoCounts>,
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.io.opened.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -631,15 +653,19 @@ impl DiskFile {
     }
 
     /// Opens the file for reading (blocking).
-    pub fn open(&self) -> io::Result<File> {
+    pub fn open(&self) -> io::Result<OpenFile> {
         let file = File::open(self.disk.object_path(self.number))?;
         self.io.add(FileIo::Open, 1);
-        Ok(file)
+        self.io.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(OpenFile {
+            file,
+            io: self.io.clone(),
+        })
     }
 
     /// Reads `len` body bytes at `offset` of the file opened by [`DiskFile::open`] (blocking).
-    pub fn read_at(&self, file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
-        let bytes = self.disk.read_at(file, offset, len)?;
+    pub fn read_at(&self, file: &OpenFile, offset: u64, len: u64) -> io::Result<Bytes> {
+        let bytes = self.disk.read_at(&file.file, offset, len)?;
         self.io.add(FileIo::ReadCount, 1);
         self.io.add(FileIo::ReadSize, len);
         Ok(bytes)

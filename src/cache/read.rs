@@ -3,7 +3,6 @@
 //! runtime thread. A body read whole from disk enters the memory tier.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -13,7 +12,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-use super::disk::{DiskFile, READ_CHUNK};
+use super::disk::{DiskFile, OpenFile, READ_CHUNK};
 use super::hot::{Chunks, HotBodies};
 
 /// A piece of a response body.
@@ -40,7 +39,7 @@ pub enum Source {
 }
 
 /// A read of one body file in progress: the open file and the bytes read.
-type Reading = JoinHandle<io::Result<(Arc<File>, Bytes)>>;
+type Reading = JoinHandle<io::Result<(Arc<OpenFile>, Bytes)>>;
 
 /// One client's read of a stored body.
 #[derive(Debug)]
@@ -52,7 +51,7 @@ pub struct BodyReader {
     /// For a resident body: the chunk the last slice came from and its offset.
     cursor: (usize, u64),
     /// The body file once opened.
-    file: Option<Arc<File>>,
+    file: Option<Arc<OpenFile>>,
     /// A read on the blocking pool.
     reading: Option<Reading>,
     /// A whole body the memory tier will take: the tier and the chunks so far.

@@ -741,14 +741,31 @@ impl Store {
     }
 
     /// What the cache holds, by vhost cache name: objects, body bytes, bytes in
-    /// memory (Memory-Only objects; the memory tier is not split by vhost) and
-    /// size classes.
+    /// memory (Memory-Only objects; the memory tier is not split by vhost), size
+    /// classes, fills in progress and object files open.
     pub fn contents(&self) -> HashMap<String, Contents> {
         let mut out: HashMap<String, Contents> = HashMap::new();
         for shard in self.shards.iter() {
-            for (vhost, c) in &shard.lock().contents {
+            let shard = shard.lock();
+            for (vhost, c) in &shard.contents {
                 out.entry(vhost.clone()).or_default().merge(c);
             }
+            for key in shard.filling.keys() {
+                let vhost = super::key::split(key).0;
+                match out.get_mut(vhost) {
+                    Some(c) => c.fills += 1,
+                    None => {
+                        let c = Contents {
+                            fills: 1,
+                            ..Contents::default()
+                        };
+                        out.insert(vhost.to_string(), c);
+                    }
+                }
+            }
+        }
+        for (vhost, io) in self.file_io.lock().iter() {
+            out.entry(vhost.clone()).or_default().opened = io.opened();
         }
         out
     }

@@ -459,15 +459,18 @@ pub fn cache_file_events() -> &'static [Field] {
     &FIELDS
 }
 
-/// `VirtualHost.File`: the objects the store holds for the vhost (a gauge); JSON
-/// `FileTotal`, XML `<File Total=".."/>`.
+/// `VirtualHost.File`, gauges: the objects the store holds for the vhost
+/// (`Total`), its object files open for reading (`Opened`), and its objects
+/// with the fills in progress (`Instance`); JSON `FileTotal` .., XML
+/// `<File Total=".." Opened=".." Instance=".."/>`.
 pub fn files() -> &'static [Field] {
     static FIELDS: LazyLock<Vec<Field>> = LazyLock::new(|| {
-        vec![field(
-            "Total",
-            "count",
-            Source::Rate(counter::stored(Stored::Files)),
-        )]
+        let level = |l| Source::Rate(counter::stored(l));
+        vec![
+            field("Total", "count", level(Stored::Files)),
+            field("Opened", "count", level(Stored::Opened)),
+            field("Instance", "count", level(Stored::Instances)),
+        ]
     });
     &FIELDS
 }

@@ -23,6 +23,10 @@ pub struct Contents {
     /// Objects per size class: class `i` holds sizes in `[2^(i-1), 2^i)` KB, class 0
     /// those under 1 KB, the last those of 16 GB and more. Each object is in one class.
     pub by_size: [u64; SIZE_CLASSES],
+    /// Objects being fetched for the cache now (fills in progress).
+    pub fills: u64,
+    /// Object files open for reading now.
+    pub opened: u64,
 }
 
 impl Contents {
@@ -69,6 +73,8 @@ impl Contents {
         self.files += other.files;
         self.bytes += other.bytes;
         self.memory += other.memory;
+        self.fills += other.fills;
+        self.opened += other.opened;
         for (a, b) in self.by_size.iter_mut().zip(other.by_size) {
             *a += b;
         }

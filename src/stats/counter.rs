@@ -247,11 +247,21 @@ pub enum Stored {
     Bytes = 1,
     /// Body bytes held in memory (`Memory`).
     Memory = 2,
+    /// Object files open for reading (`FileOpened`).
+    Opened = 3,
+    /// Objects and fills in progress (`FileInstance`).
+    Instances = 4,
 }
 
 impl Stored {
     /// Every level, before the size classes.
-    pub const ALL: [Stored; 3] = [Stored::Files, Stored::Bytes, Stored::Memory];
+    pub const ALL: [Stored; 5] = [
+        Stored::Files,
+        Stored::Bytes,
+        Stored::Memory,
+        Stored::Opened,
+        Stored::Instances,
+    ];
 }
 
 /// Values per status class: responses, completed responses, head-time and completion-time sums.
@@ -388,6 +398,8 @@ pub fn stored_levels(c: &Contents) -> [u64; STORED_LEVELS] {
             Stored::Files => c.files,
             Stored::Bytes => c.bytes,
             Stored::Memory => c.memory,
+            Stored::Opened => c.opened,
+            Stored::Instances => c.files + c.fills,
         };
     }
     levels[Stored::ALL.len()..].copy_from_slice(&c.by_size);
