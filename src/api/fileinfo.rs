@@ -2,9 +2,11 @@
 //! Information"): the state of a cached object, with the guide's keys,
 //! including the four it writes with a trailing space.
 //!
-//! kura keeps objects in memory today, so the fields about local files say so:
-//! `Disk-Index` is -1, `LocalPath` is "-", `LocalFileExist` and `File-Opened`
-//! are "N". One variant is kept per URL, so the result has at most one entry.
+//! `Disk-Index`, `LocalPath` and `LocalFileExist` come from the object's file
+//! (-1, "-" and "N" in Memory-Only mode); `File-Opened` is "N" (open files are
+//! counted per vhost, `FileOpened`, not per object). The result has at most one
+//! entry: the URL's variant, else another variant or, for an object stored in
+//! parts (`<PartSize>`), one of its parts.
 
 use std::time::{Instant, UNIX_EPOCH};
 
