@@ -709,7 +709,7 @@ pub(super) async fn fetch(
     }
     let not_the_part = req
         .part
-        .is_some_and(|(first, _)| !super::parts::accept(&head_parts, first));
+        .is_some_and(|part| !super::parts::accept(&head_parts, part));
     let leg = OriginLeg {
         log,
         status: head_parts.status.as_u16(),

@@ -166,15 +166,15 @@ fn first_byte(request: &HeaderMap) -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether an origin response to the fetch of the part starting at `first` is
-/// that part, to be stored: a 206 of it (stored as a 200 that keeps its
-/// `Content-Range`). Part 0 may also come whole: a small object, an origin that
-/// ignores ranges, or an error for the URL.
-pub(super) fn accept(head: &http::response::Parts, first: u64) -> bool {
+/// Whether an origin response to the fetch of the part `first..=last` is that
+/// part, to be stored: a 206 of exactly it, or of all that is left of the object
+/// past `first` (stored as a 200 that keeps its `Content-Range`). An origin that
+/// sends less than it was asked for is not stored. Part 0 may also come whole: a
+/// small object, an origin that ignores ranges, or an error for the URL.
+pub(super) fn accept(head: &http::response::Parts, (first, last): (u64, u64)) -> bool {
     match head.status {
-        StatusCode::PARTIAL_CONTENT => {
-            content_range(&head.headers).is_some_and(|(start, _, _)| start == first)
-        }
+        StatusCode::PARTIAL_CONTENT => content_range(&head.headers)
+            .is_some_and(|(start, end, length)| start == first && end == last.min(length - 1)),
         // Past the end (or an empty object): nothing to keep.
         StatusCode::RANGE_NOT_SATISFIABLE => false,
         _ => first == 0,
@@ -474,5 +474,46 @@ async fn send_part(
             Ok(())
         }
         Found::Answered(_) => Err(Stop::Failed(BodyError::Truncated)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, range: Option<&str>) -> http::response::Parts {
+        let mut r = http::Response::builder().status(status);
+        if let Some(range) = range {
+            r = r.header(header::CONTENT_RANGE, range);
+        }
+        r.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn only_the_part_asked_for_is_kept() {
+        let part = (1 << 20, (2 << 20) - 1);
+        assert!(accept(
+            &answer(206, Some("bytes 1048576-2097151/5000000")),
+            part
+        ));
+        // The last part: what is left of the object.
+        assert!(accept(
+            &answer(206, Some("bytes 1048576-1999999/2000000")),
+            part
+        ));
+        // Less than asked (an origin that caps ranges), or another place.
+        assert!(!accept(
+            &answer(206, Some("bytes 1048576-1572863/5000000")),
+            part
+        ));
+        assert!(!accept(&answer(206, Some("bytes 0-1048575/5000000")), part));
+        // Whole or an error: only for part 0.
+        assert!(!accept(&answer(200, None), part));
+        assert!(accept(&answer(200, None), (0, (1 << 20) - 1)));
+        assert!(accept(&answer(404, None), (0, (1 << 20) - 1)));
+        assert!(!accept(
+            &answer(416, Some("bytes */100")),
+            (0, (1 << 20) - 1)
+        ));
     }
 }
