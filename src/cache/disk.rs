@@ -102,7 +102,9 @@ pub struct DiskCounters {
 /// [`FileIo::ALL`] order, since they were last taken; and its files open now.
 #[derive(Debug, Default)]
 pub struct FileIoCounts {
+    /// Counts since last taken, in [`FileIo::ALL`] order.
     counts: [AtomicU64; FileIo::ALL.len()],
+    /// Files open now.
     opened: AtomicU64,
 }
 
@@ -126,7 +128,9 @@ impl FileIoCounts {
 /// it is closed.
 #[derive(Debug)]
 pub struct OpenFile {
+    /// The file.
     file: File,
+    /// Its vhost's counters, where it is counted as open.
     io: Arc<FileIoCounts>,
 }
 

@@ -241,7 +241,9 @@ enum Found {
 
 /// What looking up and fetching the parts of one request needs.
 struct PartCx {
+    /// The vhost (its origin, policies and statistics).
     vhost: Arc<VhostRt>,
+    /// Where the parts are stored.
     store: Arc<Store>,
     /// `<PartSize>` in bytes.
     size: u64,
