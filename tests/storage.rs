@@ -565,7 +565,10 @@ fn snmp_contents_count_what_the_cache_holds() {
         assert_eq!(n.as_u64(), Some(want), "{class}");
     }
     let xml = realtime("xml");
-    assert!(xml.contains("<File Total=\"3\"/>"), "{xml}");
+    assert!(
+        xml.contains("<File Total=\"3\" Opened=\"0\" Instance=\"3\"/>"),
+        "{xml}"
+    );
     assert!(xml.contains("<TotalSize>2005500</TotalSize>"), "{xml}");
 }
 
