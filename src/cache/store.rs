@@ -307,15 +307,7 @@ impl Shard {
 
     /// Counts `n` events `e` of the vhost of `key`.
     fn note(&mut self, key: &str, e: ObjectEvent, n: u64) {
-        let vhost = super::key::split(key).0;
-        match self.events.get_mut(vhost) {
-            Some(counts) => counts[e as usize] += n,
-            None => {
-                let mut counts = [0; ObjectEvent::ALL.len()];
-                counts[e as usize] = n;
-                self.events.insert(vhost.to_string(), counts);
-            }
-        }
+        per_vhost(&mut self.events, key)[e as usize] += n;
     }
 
     /// Counts an object entering (`add`) or leaving the index: its disk's
@@ -357,6 +349,16 @@ fn discard(obj: &Object, hot: Option<&HotBodies>) {
             hot.remove(f.number);
         }
     }
+}
+
+/// The entry of `key`'s vhost (cache name) in `map`, made when missing (the
+/// name is copied only then).
+fn per_vhost<'a, T: Default>(map: &'a mut HashMap<String, T>, key: &str) -> &'a mut T {
+    let vhost = super::key::split(key).0;
+    if !map.contains_key(vhost) {
+        map.insert(vhost.to_string(), T::default());
+    }
+    map.get_mut(vhost).expect("just inserted")
 }
 
 /// The key an object with `head` fetched for `base` is stored under: the
@@ -751,17 +753,7 @@ impl Store {
                 out.entry(vhost.clone()).or_default().merge(c);
             }
             for key in shard.filling.keys() {
-                let vhost = super::key::split(key).0;
-                match out.get_mut(vhost) {
-                    Some(c) => c.fills += 1,
-                    None => {
-                        let c = Contents {
-                            fills: 1,
-                            ..Contents::default()
-                        };
-                        out.insert(vhost.to_string(), c);
-                    }
-                }
+                per_vhost(&mut out, key).fills += 1;
             }
         }
         for (vhost, io) in self.file_io.lock().iter() {
@@ -823,16 +815,7 @@ impl Store {
 
     /// Where the file I/O of `key`'s vhost is counted.
     fn file_io_of(&self, key: &str) -> Arc<FileIoCounts> {
-        let vhost = super::key::split(key).0;
-        let mut table = self.file_io.lock();
-        match table.get(vhost) {
-            Some(io) => io.clone(),
-            None => {
-                let io = Arc::new(FileIoCounts::default());
-                table.insert(vhost.to_string(), io.clone());
-                io
-            }
-        }
+        per_vhost(&mut self.file_io.lock(), key).clone()
     }
 
     /// The events of each vhost's objects (by cache name) since the last call, in
