@@ -18,18 +18,8 @@ DURATION=${DURATION:-10}
 LOG_DIR=${LOG_DIR:-$(mktemp -d /var/tmp/kura-accesslog.XXXXXX)}
 CLEANUP+=("$LOG_DIR")
 
-# start NAME HTTP_PORT MANAGER_PORT LOG_ELEMENT LOGS
-start() {
-  mkdir -p "$RUN/$1/conf" "$RUN/$1/state" "$5"
-  sed -e "s#Port=\"19091\"#Port=\"$3\"#" conf/bench/server.xml >"$RUN/$1/conf/server.xml"
-  sed -e "s#127.0.0.1:19090#127.0.0.1:$2#" -e "s#</Origin>#</Origin>\n        $4#" \
-    conf/bench/vhosts.xml >"$RUN/$1/conf/vhosts.xml"
-  "$KURAD" --conf-dir "$RUN/$1/conf" --state-dir "$RUN/$1/state" --log-dir "$5" 2>"$RUN/$1.err" &
-  PIDS+=($!)
-  wait_port "$2"
-}
-start kura-nolog 19090 19091 '<Log><Access>OFF</Access></Log>' "$RUN/kura-nolog/logs"
-start kura-log 19092 19093 '<Log><Access Local="ON">ON</Access></Log>' "$LOG_DIR"
+start_kura kura-nolog 19090 19091 '<Log><Access>OFF</Access></Log>'
+start_kura kura-log 19092 19093 '<Log><Access Local="ON">ON</Access></Log>' "$LOG_DIR"
 
 "$SHARED/bench/peers.sh" --peers nginx --tests 1k --rounds "$ROUNDS" --duration "$DURATION" \
   --target kura-nolog=127.0.0.1:19090 --target kura-log=127.0.0.1:19092

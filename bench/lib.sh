@@ -1,7 +1,7 @@
 # bench/lib.sh: what the bench scripts share; sourced after they `cd` to the repository.
 # Sets KURAD, SHARED, RUN (a new directory in /dev/shm named after the script), PIDS
 # (processes stopped on exit) and CLEANUP (paths removed on exit, RUN first); defines
-# wait_port and start_origin.
+# wait_port, start_origin and start_kura.
 KURAD=${KURAD:-target/release/kurad}
 SHARED=${SHARED:-../shared}
 RUN=$(mktemp -d "/dev/shm/kura-$(basename "$0" .sh).XXXXXX")
@@ -26,4 +26,22 @@ start_origin() {
     "$SHARED/bench/conf/origin-nginx.conf" >"$RUN/origin.conf"
   nginx -c "$RUN/origin.conf" -e "$RUN/origin/error.log" &
   PIDS+=($!)
+}
+
+# start_kura NAME HTTP_PORT MANAGER_PORT VHOST_ELEMENTS [LOG_DIR] [STORAGE]: kurad from
+# conf/bench in $RUN/NAME on 127.0.0.1:HTTP_PORT (manager MANAGER_PORT), VHOST_ELEMENTS
+# after the vhost's <Origin>, its logs in LOG_DIR (default $RUN/NAME/logs), STORAGE in
+# place of <Storage /> (default Memory-Only); sets KURA_PID once both ports are open.
+start_kura() {
+  local logs=${5:-$RUN/$1/logs} storage=${6:-<Storage />}
+  mkdir -p "$RUN/$1/conf" "$RUN/$1/state" "$logs"
+  sed -e "s#Port=\"19091\"#Port=\"$3\"#" -e "s#<Storage />#$storage#" \
+    conf/bench/server.xml >"$RUN/$1/conf/server.xml"
+  sed -e "s#127.0.0.1:19090#127.0.0.1:$2#" -e "s#</Origin>#</Origin>\n        $4#" \
+    conf/bench/vhosts.xml >"$RUN/$1/conf/vhosts.xml"
+  "$KURAD" --conf-dir "$RUN/$1/conf" --state-dir "$RUN/$1/state" --log-dir "$logs" 2>"$RUN/$1.err" &
+  KURA_PID=$!
+  PIDS+=("$KURA_PID")
+  wait_port "$3"
+  wait_port "$2"
 }

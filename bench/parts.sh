@@ -32,21 +32,15 @@ start_origin
 head -c "$SIZE" /dev/urandom >"$RUN/docroot/big.bin"
 origin_requests() { curl -s http://127.0.0.1:19080/__origin_status | awk 'NR == 3 { print $3 }'; }
 
-# start_kura NAME HTTP_PORT MANAGER_PORT VHOST_ELEMENTS
-start_kura() {
-  mkdir -p "$RUN/$1/conf" "$RUN/$1/state" "$RUN/$1/logs" "$RUN/$1/disk"
-  sed -e "s#Port=\"19091\"#Port=\"$3\"#" -e "s#<Storage />#<Storage><Disk>$RUN/$1/disk</Disk></Storage>#" \
-    conf/bench/server.xml >"$RUN/$1/conf/server.xml"
-  sed -e "s#127.0.0.1:19090#127.0.0.1:$2#" -e "s#</Origin>#</Origin>\n        $4#" \
-    conf/bench/vhosts.xml >"$RUN/$1/conf/vhosts.xml"
-  "$KURAD" --conf-dir "$RUN/$1/conf" --state-dir "$RUN/$1/state" --log-dir "$RUN/$1/logs" 2>"$RUN/$1.err" &
-  PIDS+=($!)
-  ROOT[$1]=$!
-  wait_port "$2"
+# A kurad with one <Disk> on tmpfs in $RUN/NAME/disk: start_kura's arguments.
+start_kura_on_disk() {
+  mkdir -p "$RUN/$1/disk"
+  start_kura "$1" "$2" "$3" "$4" "" "<Storage><Disk>$RUN/$1/disk</Disk></Storage>"
+  ROOT[$1]=$KURA_PID
 }
 declare -A ROOT PORT=([kura-parts]=19090 [kura-whole]=19092 [nginx-slice]=19094)
-start_kura kura-parts 19090 19091 '<OriginOptions><PartSize>1</PartSize></OriginOptions>'
-start_kura kura-whole 19092 19093 ''
+start_kura_on_disk kura-parts 19090 19091 '<OriginOptions><PartSize>1</PartSize></OriginOptions>'
+start_kura_on_disk kura-whole 19092 19093 ''
 mkdir -p "$RUN/nginx"
 sed -e "s#@RUN@#$RUN#g" -e "s#@ORIGIN_PORT@#19080#g" -e "s#@PORT@#19094#g" -e "s#@CACHE_MB@#$((SIZE_MB * 2))#g" \
   -e 's#proxy_cache_lock on;#proxy_cache_lock on;\n            slice 1m;\n            proxy_cache_key $uri$is_args$args$slice_range;\n            proxy_set_header Range $slice_range;\n            proxy_cache_valid 200 206 1h;#' \
