@@ -56,7 +56,7 @@ fn main() {
         let Lookup::Fetch { fill, .. } = store.lookup(&k, &HeaderMap::new(), Instant::now()) else {
             unreachable!("every key is new");
         };
-        fill.fill().push(body.clone(), store.max_object());
+        fill.fill().push(body.clone());
         fill.finish(head.clone(), BodyEnd::Complete);
     }
     let pattern = UrlPattern::new("/1k.bin?*");

@@ -219,6 +219,7 @@ impl Daemon {
             memory = config.server.cache_memory_bytes,
             disks = config.server.storage.disks.len(),
             max_object = store.max_object(),
+            max_in_memory = store.max_in_memory(),
             "cache store"
         );
         let stats = Arc::new(Stats::default());

@@ -192,23 +192,132 @@ fn a_torn_object_is_never_served_and_is_fetched_again() {
     assert!(k.wait_log("torn object"), "{}", k.log());
 }
 
+/// A disk and the least memory for bodies (1 % x 1 % of RAM, a few MB): a fill
+/// keeps at most a sixteenth of that in memory and writes larger bodies to
+/// its disk as they arrive.
+fn least_memory(disk: &Path) -> String {
+    storage_xml(
+        "",
+        &[(disk, ROOMY)],
+        "<SystemMemoryRatio>1</SystemMemoryRatio><ContentMemoryRatio>1</ContentMemoryRatio>",
+    )
+}
+
+/// Files in a disk's `tmp/` (objects being written), with their sizes.
+fn tmp_files(disk: &Path) -> Vec<u64> {
+    std::fs::read_dir(disk.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|f| f.metadata().map_or(0, |m| m.len()))
+        .collect()
+}
+
+/// An origin sending `len` bytes of [`pattern`] with a Content-Length, in
+/// 64 KiB chunks `pace` apart, cacheable for an hour.
+fn paced_origin(len: u64, pace: Duration) -> Origin {
+    Origin::start(move |_| Reply {
+        status: 200,
+        headers: vec![("cache-control".into(), "max-age=3600".into())],
+        body: ReplyBody::Generated {
+            len,
+            with_length: true,
+            pace,
+        },
+        delay: Duration::ZERO,
+        reset: false,
+    })
+}
+
+/// `curl` in a thread: (status, body, X-Cache).
+fn get_in_background(url: String) -> std::thread::JoinHandle<(u16, Vec<u8>, String)> {
+    std::thread::spawn(move || {
+        let r = curl(&url, &["-H", "Host: www.test"]);
+        let cache = r.header("x-cache").unwrap_or_default().to_string();
+        (r.status, r.body, cache)
+    })
+}
+
+/// A body far larger than the memory for bodies is written to its disk as it
+/// arrives: a client joining the fill halfway gets every byte (the start from
+/// the file being written), the origin is asked once, kurad's memory does not
+/// grow by the body, and the object is a hit after a restart.
+#[test]
+fn a_body_larger_than_memory_is_written_to_disk_as_it_arrives() {
+    const LEN: u64 = 48 << 20;
+    let disk = tempfile::tempdir().unwrap();
+    // 768 chunks 3 ms apart: the fill takes over 2 s.
+    let origin = paced_origin(LEN, Duration::from_millis(3));
+    let server = least_memory(disk.path());
+    let k = start(&server, &origin);
+    let url = format!("http://{}/film.bin", k.http());
+    let rss_before = k.peak_rss_kib();
+    let first = get_in_background(url.clone());
+    eventually("the body written to tmp/ as it arrives", || {
+        tmp_files(disk.path())
+            .first()
+            .is_some_and(|&n| n > LEN / 8 && n < LEN)
+    });
+    let late = get_in_background(url.clone());
+    for (who, client) in [("first", first), ("late", late)] {
+        let (status, body, cache) = client.join().unwrap();
+        assert_eq!((status, body.len() as u64), (200, LEN), "{who}");
+        assert!(body == pattern(0, LEN), "{who}: every byte in order");
+        assert_eq!(cache, if who == "first" { "MISS" } else { "HIT" });
+    }
+    assert_eq!(
+        origin.count("/film.bin"),
+        1,
+        "the late client joined the fill"
+    );
+    eventually("the object committed", || {
+        object_files(disk.path()).iter().any(|(_, n)| *n > LEN)
+    });
+    assert!(tmp_files(disk.path()).is_empty());
+    let grown = k.peak_rss_kib() - rss_before;
+    assert!(
+        grown < (LEN >> 10) / 4,
+        "kurad's peak memory grew by {grown} KiB for a {} KiB body",
+        LEN >> 10
+    );
+    stop(k, "TERM");
+    let k = start(&server, &origin);
+    let (status, body, cache) = get_in_background(format!("http://{}/film.bin", k.http()))
+        .join()
+        .unwrap();
+    assert_eq!((status, cache.as_str()), (200, "HIT"));
+    assert!(body == pattern(0, LEN));
+    assert_eq!(origin.count("/film.bin"), 1);
+}
+
+/// A client reading slowly does not hold back a fill written to disk: the
+/// object is stored while the client is still reading, and it gets every byte
+/// (what it fell behind on, from the file).
+#[test]
+fn a_slow_client_does_not_hold_back_a_fill_written_to_disk() {
+    const LEN: u64 = 32 << 20;
+    let disk = tempfile::tempdir().unwrap();
+    let origin = paced_origin(LEN, Duration::ZERO);
+    let k = start(&least_memory(disk.path()), &origin);
+    let url = format!("http://{}/slow-reader.bin", k.http());
+    let slow =
+        std::thread::spawn(move || curl(&url, &["-H", "Host: www.test", "--limit-rate", "8M"]));
+    eventually("stored while the client reads", || {
+        object_files(disk.path()).iter().any(|(_, n)| *n > LEN)
+    });
+    assert!(!slow.is_finished(), "the client was still reading");
+    let r = slow.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body == pattern(0, LEN), "every byte in order");
+}
+
 #[test]
 fn kill_9_during_a_100_mib_fill_leaves_nothing_partial() {
     const LEN: u64 = 100 << 20;
     let disk = tempfile::tempdir().unwrap();
     // 1600 chunks of 64 KiB, 2 ms apart: the fill takes over 3 s.
-    let origin = Origin::start(|_| Reply {
-        status: 200,
-        headers: vec![("cache-control".into(), "max-age=3600".into())],
-        body: ReplyBody::Generated {
-            len: LEN,
-            with_length: true,
-            pace: Duration::from_millis(2),
-        },
-        delay: Duration::ZERO,
-        reset: false,
-    });
-    let server = storage_xml("", &[(disk.path(), ROOMY)], "");
+    let origin = paced_origin(LEN, Duration::from_millis(2));
+    // The body is written to disk as it arrives, so the kill finds part of it there.
+    let server = least_memory(disk.path());
     let k = start(&server, &origin);
     let url = format!("http://{}/big", k.http());
     let client = std::thread::spawn(move || {
@@ -229,8 +338,16 @@ fn kill_9_during_a_100_mib_fill_leaves_nothing_partial() {
             .parse::<u64>()
             .unwrap_or(0)
     });
-    std::thread::sleep(Duration::from_millis(1000));
+    eventually("part of the body in tmp/", || {
+        tmp_files(disk.path()).first().is_some_and(|&n| n > 0)
+    });
+    std::thread::sleep(Duration::from_millis(300));
     stop(k, "KILL");
+    let partial = tmp_files(disk.path());
+    assert!(
+        partial.len() == 1 && partial[0] < LEN,
+        "a partial file at the kill: {partial:?}"
+    );
     let got = client.join().unwrap();
     assert!(
         got < LEN,
@@ -249,7 +366,7 @@ fn kill_9_during_a_100_mib_fill_leaves_nothing_partial() {
     let (body, code) = out.stdout.split_at(out.stdout.len() - 3);
     assert_eq!(code, b"200");
     assert_eq!(body.len() as u64, LEN);
-    assert!(body.iter().all(|b| *b == b'x'));
+    assert!(body == pattern(0, LEN), "the body, byte for byte");
     assert_eq!(origin.count("/big"), 2, "refetched from the origin");
     eventually("the object stored whole", || {
         object_files(disk.path()).iter().any(|(_, n)| *n > LEN)

@@ -356,48 +356,34 @@ impl Disk {
         body: &[Bytes],
         io: Arc<FileIoCounts>,
     ) -> io::Result<DiskFile> {
+        let mut tmp = self.begin(number)?;
+        tmp.append(body)?;
+        tmp.commit(key, head, io)
+    }
+
+    /// Starts object file `number` in `tmp/` (blocking), for its body to be
+    /// appended as it arrives.
+    pub fn begin(self: &Arc<Self>, number: u64) -> io::Result<TmpObject> {
         if !self.is_normal() {
             return Err(io::Error::other("the disk is out of service"));
         }
-        let tmp = self.path.join("tmp").join(format!("{number:016x}"));
-        let result = (|| {
-            let mut out = BufWriter::with_capacity(READ_CHUNK as usize, File::create(&tmp)?);
-            let mut crc = crc32fast::Hasher::new();
-            let mut body_len = 0u64;
-            for chunk in body {
-                crc.update(chunk);
-                body_len += chunk.len() as u64;
-                out.write_all(chunk)?;
-            }
-            let head_record = record::encode_head(key, head);
-            let footer = Footer {
-                body_len,
-                head_len: head_record.len() as u32,
-                body_crc: crc.finalize(),
-                head_crc: crc32fast::hash(&head_record),
-            };
-            out.write_all(&head_record)?;
-            out.write_all(&footer.encode())?;
-            out.into_inner().map_err(|e| e.into_error())?;
-            std::fs::rename(&tmp, self.object_path(number))?;
-            Ok(footer)
-        })();
-        match result {
-            Ok(footer) => {
-                self.counters.writes.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .written_bytes
-                    .fetch_add(footer.file_len(), Ordering::Relaxed);
-                io.add(FileIo::Create, 1);
-                io.add(FileIo::WriteCount, 1);
-                io.add(FileIo::WriteSize, footer.file_len());
-                Ok(DiskFile::new(self.clone(), number, footer, true, io))
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        let path = self.path.join("tmp").join(format!("{number:016x}"));
+        // Readable too: clients that join a fill late read what was written.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        Ok(TmpObject {
+            disk: self.clone(),
+            number,
+            path,
+            file: Arc::new(file),
+            crc: crc32fast::Hasher::new(),
+            body_len: 0,
+            committed: false,
+        })
     }
 
     /// Reads `len` body bytes at `offset` of an open object file (blocking).
@@ -510,6 +496,97 @@ impl Disk {
 
     fn chore(&self, chore: Chore) {
         let _ = self.chores.lock().send(chore);
+    }
+}
+
+/// An object file being written in `tmp/`: its body so far. Deleted when
+/// dropped before [`TmpObject::commit`].
+#[derive(Debug)]
+pub struct TmpObject {
+    /// The disk it is written on.
+    disk: Arc<Disk>,
+    /// The object number (its file name).
+    number: u64,
+    /// Where it is in `tmp/`.
+    path: PathBuf,
+    /// The file, shared with readers of the body written so far.
+    file: Arc<File>,
+    /// CRC-32 of the body so far.
+    crc: crc32fast::Hasher,
+    /// Body bytes written so far.
+    body_len: u64,
+    /// Whether it was renamed into `objects/`.
+    committed: bool,
+}
+
+impl TmpObject {
+    /// The file, for reading what was written (with `pread`).
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// The disk it is written on.
+    pub fn disk(&self) -> &Arc<Disk> {
+        &self.disk
+    }
+
+    /// Body bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.body_len
+    }
+
+    /// Appends body bytes (blocking); they are in the file when it returns.
+    pub fn append(&mut self, body: &[Bytes]) -> io::Result<()> {
+        let mut out = BufWriter::with_capacity(READ_CHUNK as usize, &*self.file);
+        for chunk in body {
+            self.crc.update(chunk);
+            out.write_all(chunk)?;
+        }
+        out.flush()?;
+        self.body_len += body.iter().map(|c| c.len() as u64).sum::<u64>();
+        Ok(())
+    }
+
+    /// Ends the file with the head and footer and renames it into `objects/`
+    /// (blocking), counted in `io` (its vhost's) as one write of the file.
+    pub fn commit(mut self, key: &str, head: &Head, io: Arc<FileIoCounts>) -> io::Result<DiskFile> {
+        if !self.disk.is_normal() {
+            return Err(io::Error::other("the disk is out of service"));
+        }
+        let head_record = record::encode_head(key, head);
+        let footer = Footer {
+            body_len: self.body_len,
+            head_len: head_record.len() as u32,
+            body_crc: self.crc.clone().finalize(),
+            head_crc: crc32fast::hash(&head_record),
+        };
+        let mut out = &*self.file;
+        out.write_all(&head_record)?;
+        out.write_all(&footer.encode())?;
+        std::fs::rename(&self.path, self.disk.object_path(self.number))?;
+        self.committed = true;
+        let disk = &self.disk.counters;
+        disk.writes.fetch_add(1, Ordering::Relaxed);
+        disk.written_bytes
+            .fetch_add(footer.file_len(), Ordering::Relaxed);
+        io.add(FileIo::Create, 1);
+        io.add(FileIo::WriteCount, 1);
+        io.add(FileIo::WriteSize, footer.file_len());
+        Ok(DiskFile::new(
+            self.disk.clone(),
+            self.number,
+            footer,
+            true,
+            io,
+        ))
+    }
+}
+
+impl Drop for TmpObject {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -24,8 +24,8 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use super::admission::Sketch;
-use super::disk::{Disk, DiskFile, DiskState, FileIoCounts};
-use super::fill::{BodyEnd, Fill, HeadOutcome};
+use super::disk::{Disk, DiskFile, DiskState, FileIoCounts, TmpObject};
+use super::fill::{BodyEnd, Fill, HeadOutcome, Keeping, SpoolFile, SPOOL_BATCH};
 use super::hot::{Chunks, HotBodies};
 use super::policy::Freshness;
 use super::read::{BodyReader, Part, Source};
@@ -457,7 +457,7 @@ pub struct Store {
     hot: Option<Arc<HotBodies>>,
     /// Memory the store may use for bodies.
     memory: u64,
-    /// Largest body kept.
+    /// Largest body kept (with disks: an eighth of the smallest disk in service).
     max_object: AtomicU64,
     /// What to do when every disk is out.
     on_crash: OnCrash,
@@ -674,11 +674,9 @@ impl Store {
         for (i, disk) in live.iter().enumerate() {
             self.trim(disk, i);
         }
-        // A fill holds the body in memory until it is written, and one object
-        // should not flush a disk.
+        // One object should not flush a disk.
         let smallest = live.iter().map(|d| d.capacity() / 8).min().unwrap_or(0);
-        self.max_object
-            .store(smallest.min(self.memory / 16), Ordering::Relaxed);
+        self.max_object.store(smallest, Ordering::Relaxed);
     }
 
     /// Evicts objects of `disk` until it is within its quota: the least
@@ -885,6 +883,12 @@ impl Store {
         self.max_object.load(Ordering::Relaxed)
     }
 
+    /// Largest body a fill keeps in memory until it is stored; a larger one is
+    /// written to disk as it arrives.
+    pub fn max_in_memory(&self) -> u64 {
+        (self.memory / 16).min(self.max_object())
+    }
+
     /// Number of shards, for callers that walk the store shard by shard.
     pub const SHARDS: usize = SHARDS;
 
@@ -947,6 +951,7 @@ impl Store {
                 fill,
                 registered: true,
                 generation: self.generation.load(Ordering::Acquire),
+                spool: None,
             },
             stale,
         }
@@ -964,6 +969,7 @@ impl Store {
             // Never in `filling`; unregistering it only checks that.
             registered: true,
             generation: self.generation.load(Ordering::Acquire),
+            spool: None,
         }
     }
 
@@ -1266,6 +1272,19 @@ pub struct FillGuard {
     registered: bool,
     /// The store's clear generation when the fill began.
     generation: u64,
+    /// The body being written to disk as it arrives (bodies over
+    /// [`Store::max_in_memory`]).
+    spool: Option<Spooling>,
+}
+
+/// A body written to its disk as it arrives.
+struct Spooling {
+    /// The object number (its file name).
+    id: u64,
+    /// The disk it is written on.
+    disk: Arc<Disk>,
+    /// The writer: gives the file back once it holds the whole body.
+    writer: tokio::task::JoinHandle<Option<TmpObject>>,
 }
 
 impl FillGuard {
@@ -1288,6 +1307,65 @@ impl FillGuard {
         }
     }
 
+    /// Decides what the fill keeps of a body of (at least) `size` bytes: in
+    /// memory up to [`Store::max_in_memory`], then written to its disk as it
+    /// arrives up to [`Store::max_object`], else nothing (the fill is no longer
+    /// advertised).
+    pub async fn make_room(&mut self, size: u64) {
+        let store = self.store.clone();
+        let keeping = match self.fill.keeping() {
+            Keeping::Memory if size > store.max_in_memory() => {
+                let spooled = size <= store.max_object()
+                    && store.admits(&self.key, size)
+                    && self.spool().await;
+                if !spooled {
+                    self.fill.stop_keeping();
+                }
+                self.fill.keeping()
+            }
+            Keeping::Spool if size > store.max_object() => {
+                self.fill.stop_keeping();
+                Keeping::Nothing
+            }
+            keeping => keeping,
+        };
+        if keeping == Keeping::Nothing {
+            self.unregister();
+        }
+    }
+
+    /// Starts writing the body to the key's home disk as it arrives; `false`
+    /// when there is no disk to write it to.
+    async fn spool(&mut self) -> bool {
+        if self.store.hot.is_none() {
+            return false;
+        }
+        let home = self.store.shard(&self.key).lock().home.clone();
+        let Some(home) = home.filter(|h| h.is_normal()) else {
+            return false;
+        };
+        let id = self.store.next_id.fetch_add(1, Ordering::Relaxed);
+        let disk = home.clone();
+        let tmp = match tokio::task::spawn_blocking(move || disk.begin(id)).await {
+            Ok(Ok(tmp)) => tmp,
+            Ok(Err(e)) => {
+                home.error("write", &e);
+                return false;
+            }
+            Err(_) => return false,
+        };
+        self.fill.spool_to(SpoolFile {
+            file: tmp.file(),
+            disk: home.clone(),
+        });
+        self.spool = Some(Spooling {
+            id,
+            disk: home,
+            writer: tokio::spawn(write_spool(self.fill.clone(), tmp)),
+        });
+        true
+    }
+
     /// The response will not be shared: joined clients fetch it themselves.
     pub fn pass(mut self) {
         self.fill.set_head(HeadOutcome::Pass);
@@ -1307,26 +1385,33 @@ impl FillGuard {
         self.unregister();
     }
 
-    /// Ends the body; a complete, retained body is stored under the key.
+    /// Ends the body; a complete body kept in memory or in its file is stored
+    /// under the key.
     ///
-    /// With disks the body is written to the shard's home disk first (on the
-    /// blocking pool); until it is committed the fill stays advertised, so
-    /// clients arriving meanwhile stream it from memory.
+    /// With disks a body in memory is written to the shard's home disk first
+    /// (on the blocking pool), a spooled one is committed once its writer is
+    /// done; until then the fill stays advertised, so clients arriving
+    /// meanwhile stream it from the fill, never from a partial object file.
     pub fn finish(mut self, head: Arc<Head>, end: BodyEnd) {
-        let Some(chunks) = self.fill.finish(end) else {
-            self.unregister();
-            return;
+        let in_memory = self.fill.finish(end);
+        let kept = match (in_memory, self.spool.take()) {
+            (Some(chunks), _) => {
+                let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+                if !self.store.admits(&self.key, len) {
+                    self.unregister();
+                    return;
+                }
+                Kept::Memory(regroup(chunks), len)
+            }
+            (None, Some(spooling)) if end == BodyEnd::Complete => Kept::Spooled(spooling),
+            _ => {
+                self.unregister();
+                return;
+            }
         };
-        let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        if !self.store.admits(&self.key, len) {
-            self.unregister();
-            return;
-        }
-        let body = regroup(chunks);
         let head = Arc::new(head.compacted());
         let store = self.store.clone();
-        let id = store.next_id.fetch_add(1, Ordering::Relaxed);
-        let object = move |head: Arc<Head>, body: Stored| Object {
+        let object = move |head: Arc<Head>, body: Stored, (id, len): (u64, u64)| Object {
             head,
             body,
             len,
@@ -1339,13 +1424,22 @@ impl FillGuard {
         );
         let (fill, generation) = (self.fill.clone(), self.generation);
         self.registered = false;
-        let home = store.shard(&names.0).lock().home.clone();
+        let home = match &kept {
+            Kept::Memory(..) => store.shard(&names.0).lock().home.clone(),
+            Kept::Spooled(spooling) => Some(spooling.disk.clone()),
+        };
         let (hot, home) = match (&store.hot, home) {
             (Some(hot), Some(home)) if home.is_normal() => (hot.clone(), home),
             // Memory-Only mode; or no disk in service (`OnCrash` bypass, or
             // the home just failed): nothing is stored.
             (hot, _) => {
-                let stored = hot.is_none().then(|| object(head, Stored::Memory(body)));
+                let stored = match kept {
+                    Kept::Memory(body, len) if hot.is_none() => {
+                        let id = store.next_id.fetch_add(1, Ordering::Relaxed);
+                        Some(object(head, Stored::Memory(body), (id, len)))
+                    }
+                    _ => None,
+                };
                 store.unregister((&names.0, &names.1), &fill, stored, generation);
                 return;
             }
@@ -1354,15 +1448,37 @@ impl FillGuard {
         let io = store.file_io_of(&names.0);
         tokio::spawn(async move {
             let key = stored_key(&names.1, &head);
-            let written = {
-                let (home, body, head) = (home.clone(), body.clone(), head.clone());
-                tokio::task::spawn_blocking(move || home.write((id, &key), &head, &body, io)).await
+            let blocking_head = head.clone();
+            let (written, hot_body, size) = match kept {
+                Kept::Memory(body, len) => {
+                    let id = store.next_id.fetch_add(1, Ordering::Relaxed);
+                    let (disk, chunks) = (home.clone(), body.clone());
+                    let written = tokio::task::spawn_blocking(move || {
+                        disk.write((id, &key), &blocking_head, &chunks, io)
+                    })
+                    .await;
+                    (written, Some(body), (id, len))
+                }
+                Kept::Spooled(Spooling { id, writer, .. }) => {
+                    let Ok(Some(tmp)) = writer.await else {
+                        drop(waiting);
+                        store.unregister((&names.0, &names.1), &fill, None, generation);
+                        return;
+                    };
+                    let len = tmp.written();
+                    let written =
+                        tokio::task::spawn_blocking(move || tmp.commit(&key, &blocking_head, io))
+                            .await;
+                    (written, None, (id, len))
+                }
             };
             drop(waiting);
             let stored = match written {
                 Ok(Ok(file)) => {
-                    hot.insert(id, body, len);
-                    Some(object(head, Stored::Disk(Arc::new(file))))
+                    if let Some(body) = hot_body {
+                        hot.insert(size.0, body, size.1);
+                    }
+                    Some(object(head, Stored::Disk(Arc::new(file)), size))
                 }
                 Ok(Err(e)) => {
                     // A refusal of a disk taken out meanwhile is no new failure.
@@ -1375,6 +1491,43 @@ impl FillGuard {
             };
             store.unregister((&names.0, &names.1), &fill, stored, generation);
         });
+    }
+}
+
+/// A whole body a fill kept, to be stored.
+enum Kept {
+    /// In memory: the body and its length.
+    Memory(Chunks, u64),
+    /// In its file, still being written.
+    Spooled(Spooling),
+}
+
+/// Writes the fill's body to `tmp` as it arrives (a spool, see
+/// [`FillGuard::make_room`]); gives the file back once it holds the whole body,
+/// `None` when the body was cut, no longer kept, or could not be written.
+async fn write_spool(fill: Arc<Fill>, mut tmp: TmpObject) -> Option<TmpObject> {
+    let mut next = 0;
+    loop {
+        let batch = fill.unwritten(&mut next, SPOOL_BATCH).await.ok()?;
+        if batch.is_empty() {
+            return Some(tmp);
+        }
+        let appended = tokio::task::spawn_blocking(move || {
+            let result = tmp.append(&batch);
+            (tmp, result)
+        })
+        .await;
+        let Ok((back, result)) = appended else {
+            fill.stop_keeping();
+            return None;
+        };
+        tmp = back;
+        if let Err(e) = result {
+            tmp.disk().error("write", &e);
+            fill.stop_keeping();
+            return None;
+        }
+        fill.spooled(tmp.written());
     }
 }
 
@@ -1444,8 +1597,7 @@ mod tests {
             store.lookup("k", &HeaderMap::new(), Instant::now()),
             Lookup::Join { .. }
         ));
-        g.fill()
-            .push(Bytes::from_static(b"body"), store.max_object());
+        g.fill().push(Bytes::from_static(b"body"));
         g.finish(head(60), BodyEnd::Complete);
         match store.lookup("k", &HeaderMap::new(), Instant::now()) {
             Lookup::Fresh(o) => match &o.body {
@@ -1490,8 +1642,7 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let g = fetch(&store, "k");
-            g.fill()
-                .push(Bytes::from(vec![7u8; 5000]), store.max_object());
+            g.fill().push(Bytes::from(vec![7u8; 5000]));
             g.finish(head(60), BodyEnd::Complete);
             // The write task has not run yet on this one thread.
             assert_eq!(WAITING_WRITES.load(Ordering::Relaxed), 1);
@@ -1511,8 +1662,7 @@ mod tests {
         for i in 0..2000 {
             let key = format!("k{i}");
             let g = fetch(&store, &key);
-            g.fill()
-                .push(Bytes::from(vec![0u8; 1000]), store.max_object());
+            g.fill().push(Bytes::from(vec![0u8; 1000]));
             g.finish(head(60), BodyEnd::Complete);
         }
         let (n, bytes) = store.usage();
@@ -1555,8 +1705,7 @@ mod tests {
                     hit_bytes += size as u64;
                 }
                 Lookup::Fetch { fill, .. } => {
-                    fill.fill()
-                        .push(Bytes::from_static(&ZEROS[..size]), store.max_object());
+                    fill.fill().push(Bytes::from_static(&ZEROS[..size]));
                     fill.finish(head.clone(), BodyEnd::Complete);
                 }
                 Lookup::Join { .. } => unreachable!("one client at a time"),

@@ -679,7 +679,7 @@ pub(super) async fn fetch(
                 _ => ttl.receive_timeout,
             };
             let Some(old) = &stale else {
-                return origin_failed(&vhost, &store, guard, e.status(), extension);
+                return origin_failed(&vhost, guard, e.status(), extension);
             };
             if let Some(ext) = stale_on_error(old, extension, Instant::now()) {
                 return keep_stale(&vhost, &store, &req, guard, old, ext);
@@ -818,7 +818,6 @@ pub(super) async fn fetch(
         head.clone(),
         body,
         vhost.origin.receive_timeout(Leg::Cache),
-        store.max_object(),
         (vhost.stats.clone(), leg),
     ));
     let body = match reader {
@@ -925,13 +924,7 @@ fn keep_stale(
 /// The origin failed and no stored copy may stand in: the error is answered, and
 /// kept for `<TTL><ConnectTimeout>` (or `ReceiveTimeout`) seconds so a dead
 /// origin is not asked again by every client (chapter 4).
-fn origin_failed(
-    vhost: &VhostRt,
-    store: &Store,
-    guard: FillGuard,
-    status: StatusCode,
-    keep: Duration,
-) -> Served {
+fn origin_failed(vhost: &VhostRt, guard: FillGuard, status: StatusCode, keep: Duration) -> Served {
     let resp = error_response(status, CacheResult::Error);
     if keep.is_zero() {
         guard.fail(status);
@@ -960,7 +953,7 @@ fn origin_failed(
     });
     tracing::debug!(vhost = %vhost.cfg.name, status = status.as_u16(), ?keep, "origin error kept");
     guard.fill().set_head(HeadOutcome::Shared(head.clone()));
-    guard.fill().push(Bytes::from(text), store.max_object());
+    guard.fill().push(Bytes::from(text));
     guard.finish(head, BodyEnd::Complete);
     (resp, CacheResult::Error, None)
 }
@@ -970,11 +963,11 @@ async fn produce(
     head: Arc<Head>,
     mut body: Incoming,
     receive_timeout: std::time::Duration,
-    max_keep: u64,
     (stats, leg): (Arc<VhostStats>, OriginLeg),
 ) {
     use http_body_util::BodyExt;
     let fill = guard.fill().clone();
+    let declared = body.size_hint().exact().unwrap_or(0);
     let mut received = 0u64;
     let end = loop {
         if !fill.wait_for_space().await {
@@ -984,9 +977,8 @@ async fn produce(
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     received += data.len() as u64;
-                    if !fill.push(data, max_keep) {
-                        guard.unregister();
-                    }
+                    guard.make_room(received.max(declared)).await;
+                    fill.push(data);
                 }
             }
             Ok(None) => break BodyEnd::Complete,

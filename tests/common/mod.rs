@@ -31,8 +31,9 @@ pub struct Reply {
 
 pub enum ReplyBody {
     Bytes(Vec<u8>),
-    /// `n` bytes generated in 64 KiB chunks, without Content-Length unless `with_length`,
-    /// `pace` apart (blocking one of the origin's own threads: a slow origin).
+    /// `len` bytes of [`pattern`] generated in 64 KiB chunks, without
+    /// Content-Length unless `with_length`, `pace` apart (blocking one of the
+    /// origin's own threads: a slow origin).
     Generated {
         len: u64,
         with_length: bool,
@@ -272,16 +273,20 @@ fn render(reply: Reply) -> hyper::Response<Boxed> {
             if with_length {
                 b = b.header("content-length", len.to_string());
             }
-            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
-            let mut left = len;
+            const CHUNK: u64 = 64 * 1024;
+            // Every chunk is a slice of this, from its offset's place in the period.
+            let period = Bytes::from(pattern(0, CHUNK + 251));
+            let mut at = 0;
             let stream = futures_stream(move || {
-                if left == 0 {
+                if at == len {
                     return None;
                 }
-                let n = left.min(chunk.len() as u64);
-                left -= n;
+                let n = (len - at).min(CHUNK);
+                let start = (at % 251) as usize;
+                at += n;
                 std::thread::sleep(pace);
-                Some(Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))))
+                let chunk = period.slice(start..start + n as usize);
+                Some(Ok::<_, Infallible>(Frame::data(chunk)))
             });
             StreamBody::new(stream).boxed()
         }
