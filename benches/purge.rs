@@ -37,7 +37,7 @@ fn main() {
     }
     let head = Arc::new(Head {
         status: StatusCode::OK,
-        headers: Arc::new(headers),
+        headers: kura::cache::fields::Fields::from_map(&headers),
         received_at: Instant::now(),
         freshness: Freshness {
             lifetime: Duration::from_secs(3600),

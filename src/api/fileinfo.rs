@@ -73,7 +73,7 @@ const SMALL_FILE: u64 = 1 << 20;
 fn record(path: &str, obj: &Object, refs: usize, filling: bool) -> Value {
     let now = crate::procfs::unix_now() as i64;
     let head = &obj.head;
-    let h = &head.headers;
+    let h = &head.headers.to_map();
     let file = obj.disk_file();
     let updated = now
         - Instant::now()

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod disk;
+pub mod fields;
 pub mod fill;
 pub mod hot;
 pub mod key;

@@ -11,12 +11,12 @@
 //! `body_len + head_len + 32`, whose magic or head checksum is wrong, or whose
 //! head does not decode, is not an object (a crash tore it) and is deleted.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use super::fields::Fields;
 use super::policy::Freshness;
 use super::store::Head;
 use crate::config::TtlSource;
@@ -220,7 +220,7 @@ pub fn decode_head(record: &Bytes) -> Option<(String, Head)> {
         key,
         Head {
             status,
-            headers: Arc::new(headers),
+            headers: Fields::from_map(&headers),
             received_at,
             freshness: Freshness {
                 lifetime,
@@ -248,7 +248,7 @@ mod tests {
         headers.append("x-twice", HeaderValue::from_static("b"));
         Head {
             status: StatusCode::NOT_FOUND,
-            headers: Arc::new(headers),
+            headers: Fields::from_map(&headers),
             received_at: Instant::now() - Duration::from_secs(30),
             freshness: Freshness {
                 lifetime: Duration::from_secs(600),
@@ -275,7 +275,7 @@ mod tests {
         let (key, back) = decode_head(&encode_head("v\0/a", &h).into()).unwrap();
         assert_eq!(key, "v\0/a");
         assert_eq!(back.status, h.status);
-        assert_eq!(back.headers, h.headers);
+        assert_eq!(back.headers.to_map(), h.headers.to_map());
         assert_eq!(back.vary, h.vary);
         assert_eq!(back.freshness.lifetime, h.freshness.lifetime);
         assert_eq!(back.freshness.initial_age, h.freshness.initial_age);

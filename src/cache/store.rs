@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 
 use super::admission::Sketch;
 use super::disk::{Disk, DiskFile, DiskState, FileIoCounts, TmpObject};
+use super::fields::Fields;
 use super::fill::{BodyEnd, Fill, HeadOutcome, Keeping, SpoolFile, SPOOL_BATCH};
 use super::hot::{Chunks, HotBodies};
 use super::policy::Freshness;
@@ -51,9 +52,11 @@ const PIECE: usize = 1 << 20;
 pub struct Head {
     /// Origin status.
     pub status: StatusCode,
-    /// Origin end-to-end headers (hop-by-hop headers removed); shared, so an
-    /// invalidated or extended copy does not copy them.
-    pub headers: Arc<HeaderMap>,
+    /// Origin end-to-end headers (hop-by-hop headers removed), in a buffer of
+    /// their own (an origin's point into the connection's read buffer, which
+    /// each cached object would pin); shared, so an invalidated or extended
+    /// copy does not copy them.
+    pub headers: Fields,
     /// When the response arrived.
     pub received_at: Instant,
     /// Lifetime and initial age.
@@ -89,34 +92,6 @@ impl Head {
             },
             vary: self.vary.clone(),
             purged,
-        }
-    }
-
-    /// A copy to keep in the cache: the headers in one buffer of their own. An
-    /// origin's headers point into the connection's read buffer; kept as they
-    /// are, each cached object would pin kilobytes of it.
-    pub fn compacted(&self) -> Head {
-        let total: usize = self.headers.values().map(|v| v.len()).sum();
-        let mut buf = bytes::BytesMut::with_capacity(total);
-        for v in self.headers.values() {
-            buf.extend_from_slice(v.as_bytes());
-        }
-        let buf = buf.freeze();
-        let mut headers = HeaderMap::with_capacity(self.headers.len());
-        let mut at = 0;
-        for (name, v) in self.headers.iter() {
-            let value = HeaderValue::from_maybe_shared(buf.slice(at..at + v.len()))
-                .expect("the bytes of a valid value");
-            headers.append(name.clone(), value);
-            at += v.len();
-        }
-        Head {
-            status: self.status,
-            headers: Arc::new(headers),
-            received_at: self.received_at,
-            freshness: self.freshness,
-            vary: self.vary.clone(),
-            purged: self.purged,
         }
     }
 
@@ -1409,7 +1384,6 @@ impl FillGuard {
                 return;
             }
         };
-        let head = Arc::new(head.compacted());
         let store = self.store.clone();
         let object = move |head: Arc<Head>, body: Stored, (id, len): (u64, u64)| Object {
             head,
@@ -1567,7 +1541,7 @@ mod tests {
     pub(super) fn head(lifetime: u64) -> Arc<Head> {
         Arc::new(Head {
             status: StatusCode::OK,
-            headers: Arc::default(),
+            headers: Default::default(),
             received_at: Instant::now(),
             freshness: Freshness {
                 lifetime: Duration::from_secs(lifetime),

@@ -4,9 +4,10 @@
 
 use std::time::SystemTime;
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 
+use crate::cache::fields::Fields;
 use crate::cache::store::Head;
 
 /// Most ranges served as one multipart reply; more is answered with the whole body
@@ -52,9 +53,9 @@ pub fn decide(method: &Method, request: &HeaderMap, head: &Head, len: u64) -> An
 }
 
 /// `If-None-Match` (weak comparison), else `If-Modified-Since` against `Last-Modified`.
-fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
+fn not_modified(request: &HeaderMap, stored: &Fields) -> bool {
     if request.contains_key(header::IF_NONE_MATCH) {
-        let Some(etag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
+        let Some(etag) = stored.get_str(&header::ETAG) else {
             return false;
         };
         return request
@@ -67,15 +68,11 @@ fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
                 t == "*" || weak(t) == weak(etag)
             });
     }
-    let date = |h: &HeaderMap, n| {
-        h.get(n)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-    };
-    match (
-        date(request, header::IF_MODIFIED_SINCE),
-        date(stored, header::LAST_MODIFIED),
-    ) {
+    let date = |v: Option<&str>| v.and_then(|v| httpdate::parse_http_date(v).ok());
+    let since = request
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok());
+    match (date(since), date(stored.get_str(&header::LAST_MODIFIED))) {
         (Some(since), Some(modified)) => modified <= since,
         _ => false,
     }
@@ -86,22 +83,18 @@ fn weak(tag: &str) -> &str {
 }
 
 /// `If-Range`: a strong ETag equal to the stored one, or the exact `Last-Modified`.
-fn if_range_holds(request: &HeaderMap, stored: &HeaderMap) -> bool {
+fn if_range_holds(request: &HeaderMap, stored: &Fields) -> bool {
     let Some(cond) = request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) else {
         return true;
     };
     let cond = cond.trim();
     if cond.starts_with('"') {
         return stored
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
+            .get_str(&header::ETAG)
             .is_some_and(|e| !e.starts_with("W/") && e == cond);
     }
     let parse = |s: &str| httpdate::parse_http_date(s).ok();
-    let modified: Option<SystemTime> = stored
-        .get(header::LAST_MODIFIED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse);
+    let modified: Option<SystemTime> = stored.get_str(&header::LAST_MODIFIED).and_then(parse);
     modified.is_some() && modified == parse(cond)
 }
 

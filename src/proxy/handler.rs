@@ -19,6 +19,7 @@ use super::headers;
 use super::metered::{self, AccessGuard, Exchanged, Metered, OriginLeg};
 use super::origin::{Leg, OriginError, SendBody};
 use super::{Runtime, VhostRt};
+use crate::cache::fields::Fields;
 use crate::cache::fill::{BodyEnd, HeadOutcome};
 use crate::cache::policy;
 use crate::cache::read::Part;
@@ -463,7 +464,7 @@ pub(super) fn answer_from(
             let mut headers = HeaderMap::new();
             for name in answer::NOT_MODIFIED_FIELDS {
                 for v in head.headers.get_all(&name) {
-                    headers.append(name.clone(), v.clone());
+                    headers.append(name.clone(), v);
                 }
             }
             finish_response(
@@ -476,7 +477,7 @@ pub(super) fn answer_from(
             )
         }
         Answer::Unsatisfiable => {
-            let mut headers = HeaderMap::clone(&head.headers);
+            let mut headers = head.headers.to_map();
             headers.remove(header::CONTENT_LENGTH);
             headers.insert(
                 header::CONTENT_RANGE,
@@ -492,7 +493,7 @@ pub(super) fn answer_from(
             )
         }
         Answer::Partial(ranges) => {
-            let mut headers = HeaderMap::clone(&head.headers);
+            let mut headers = head.headers.to_map();
             headers.remove(header::CONTENT_LENGTH);
             let parts = if let [(first, last)] = ranges[..] {
                 headers.insert(
@@ -642,8 +643,8 @@ pub(super) async fn fetch(
             if validator == header::ETAG && !etag {
                 continue;
             }
-            if let Some(v) = old.head.headers.get(validator) {
-                headers.insert(condition, v.clone());
+            if let Some(v) = old.head.headers.get(&validator) {
+                headers.insert(condition, v);
             }
         }
     }
@@ -805,7 +806,7 @@ pub(super) async fn fetch(
     let vary = vary_of(&caching.vary, &head_parts.headers, &req.headers);
     let head = Arc::new(Head {
         status: kept_status,
-        headers: Arc::new(head_parts.headers),
+        headers: Fields::from_map(&head_parts.headers),
         received_at: Instant::now(),
         freshness,
         vary,
@@ -858,7 +859,7 @@ fn revalidated(
     old: &Arc<Object>,
     fresh: &HeaderMap,
 ) -> Arc<Object> {
-    let mut headers = HeaderMap::clone(&old.head.headers);
+    let mut headers = old.head.headers.to_map();
     for name in fresh.keys() {
         if matches!(
             *name,
@@ -881,7 +882,7 @@ fn revalidated(
     let status = old.head.status;
     let head = |freshness, headers| Head {
         status,
-        headers: Arc::new(headers),
+        headers: Fields::from_map(&headers),
         received_at: Instant::now(),
         freshness,
         vary: old.head.vary.clone(),
@@ -938,7 +939,7 @@ fn origin_failed(vhost: &VhostRt, guard: FillGuard, status: StatusCode, keep: Du
     );
     let head = Arc::new(Head {
         status,
-        headers: Arc::new(headers),
+        headers: Fields::from_map(&headers),
         received_at: Instant::now(),
         freshness: policy::Freshness {
             lifetime: keep,
@@ -1394,7 +1395,7 @@ pub(super) fn respond(
     let age = result.is_hit().then(|| head.age(Instant::now()).as_secs());
     finish_response(
         head.status,
-        HeaderMap::clone(&head.headers),
+        head.headers.to_map(),
         result,
         client,
         age,

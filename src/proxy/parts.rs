@@ -28,6 +28,7 @@ use super::body::{Body, BodyError, Parts};
 use super::handler::{self, Conn, FetchRequest, Served, View};
 use super::origin::Leg;
 use super::VhostRt;
+use crate::cache::fields::Fields;
 use crate::cache::fill::HeadOutcome;
 use crate::cache::read::Part;
 use crate::cache::store::{FillGuard, Head, Invalidate, Lookup, Object, Store};
@@ -73,7 +74,7 @@ pub(super) async fn serve(
         Found::Answered(served) => return *served,
     };
     let Some(total) = part_total(&head, index, cx.size) else {
-        if index == 0 && !head.headers.contains_key(header::CONTENT_RANGE) {
+        if index == 0 && !head.headers.contains_key(&header::CONTENT_RANGE) {
             // Small enough to come whole (or an error kept for the URL).
             return match found {
                 Found::Stored(obj) => {
@@ -92,12 +93,12 @@ pub(super) async fn serve(
         return handler::pass(vhost, conn, parts, None, (CacheResult::Miss, Leg::Cache)).await;
     };
     let object = Identity::of(&head, total);
-    let mut headers = HeaderMap::clone(&head.headers);
+    let mut headers = head.headers.to_map();
     headers.remove(header::CONTENT_RANGE);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
     let whole = Head {
         status: StatusCode::OK,
-        headers: Arc::new(headers),
+        headers: Fields::from_map(&headers),
         received_at: head.received_at,
         freshness: head.freshness,
         vary: head.vary.clone(),
@@ -173,8 +174,12 @@ fn first_byte(request: &HeaderMap) -> u64 {
 /// small object, an origin that ignores ranges, or an error for the URL.
 pub(super) fn accept(head: &http::response::Parts, (first, last): (u64, u64)) -> bool {
     match head.status {
-        StatusCode::PARTIAL_CONTENT => content_range(&head.headers)
-            .is_some_and(|(start, end, length)| start == first && end == last.min(length - 1)),
+        StatusCode::PARTIAL_CONTENT => content_range(
+            head.headers
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .is_some_and(|(start, end, length)| start == first && end == last.min(length - 1)),
         // Past the end (or an empty object): nothing to keep.
         StatusCode::RANGE_NOT_SATISFIABLE => false,
         _ => first == 0,
@@ -182,9 +187,8 @@ pub(super) fn accept(head: &http::response::Parts, (first, last): (u64, u64)) ->
 }
 
 /// A `Content-Range: bytes first-last/length`.
-fn content_range(headers: &HeaderMap) -> Option<(u64, u64, u64)> {
-    let v = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
-    let (range, length) = v.strip_prefix("bytes ")?.split_once('/')?;
+fn content_range(value: Option<&str>) -> Option<(u64, u64, u64)> {
+    let (range, length) = value?.strip_prefix("bytes ")?.split_once('/')?;
     let (first, last) = range.split_once('-')?;
     let first: u64 = first.trim().parse().ok()?;
     let last: u64 = last.trim().parse().ok()?;
@@ -195,7 +199,7 @@ fn content_range(headers: &HeaderMap) -> Option<(u64, u64, u64)> {
 /// The object's length when `head` is a stored part `index` of parts of `size`
 /// bytes: a 200 keeping the `Content-Range` of exactly that part.
 fn part_total(head: &Head, index: u64, size: u64) -> Option<u64> {
-    let (first, last, length) = content_range(&head.headers)?;
+    let (first, last, length) = content_range(head.headers.get_str(&header::CONTENT_RANGE))?;
     let start = index * size;
     (head.status == StatusCode::OK && first == start && last == (start + size).min(length) - 1)
         .then_some(length)
@@ -214,7 +218,7 @@ impl Identity {
     fn of(head: &Head, length: u64) -> Identity {
         let validator = [header::ETAG, header::LAST_MODIFIED]
             .into_iter()
-            .find_map(|name| Some((name.clone(), head.headers.get(&name)?.clone())));
+            .find_map(|name| Some((name.clone(), head.headers.get(&name)?)));
         Identity { length, validator }
     }
 
@@ -224,7 +228,7 @@ impl Identity {
             && self
                 .validator
                 .as_ref()
-                .is_none_or(|(name, value)| head.headers.get(name) == Some(value))
+                .is_none_or(|(name, value)| head.headers.get(name).as_ref() == Some(value))
     }
 }
 
