@@ -24,6 +24,7 @@ use crate::config::{self, ConfFiles, Config, ConfigErrors};
 use crate::log::Logs;
 use crate::proxy::{self, Runtime, Scheme};
 use crate::snmp::service::{Prepared, Service};
+use crate::stats::counter::ObjectEvent;
 use crate::stats::Stats;
 
 /// Where the configuration comes from.
@@ -411,17 +412,18 @@ impl Daemon {
         for c in by_cache.values() {
             snapshot.host.merge(c);
         }
-        if let Some((_, bytes)) = self.store.memory_tier() {
-            snapshot.host.memory += bytes;
+        let io: HashMap<_, _> = self.store.take_io().into_iter().collect();
+        let mut events = self.store.take_object_events();
+        for (name, taken) in &io {
+            events.entry(name.clone()).or_default()[ObjectEvent::Swap as usize] += taken.swaps;
         }
-        let file_io: HashMap<_, _> = self.store.take_file_io().into_iter().collect();
-        let events = self.store.take_object_events();
         for v in &self.runtime().config.vhosts {
             let c = by_cache.get(v.cache_name()).copied().unwrap_or_default();
             if let Some(stats) = self.stats.vhost(&v.name) {
                 stats.set_stored(&c);
-                if let Some(io) = file_io.get(v.cache_name()) {
-                    stats.add_file_io(io);
+                if let Some(taken) = io.get(v.cache_name()) {
+                    stats.add_file_io(&taken.file_io);
+                    stats.add_swapped_bytes(taken.swapped_bytes);
                 }
                 if let Some(e) = events.get(v.cache_name()) {
                     stats.add_object_events(e);

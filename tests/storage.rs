@@ -1018,6 +1018,82 @@ fn purges_made_before_a_kill_9_hold_after_it_through_the_stale_log() {
     }
 }
 
+/// The memory tier over the disks is counted per vhost: `Memory` is the vhost's
+/// bodies in it, and a body pushed out to make room (its object stays on disk)
+/// is a `CacheFileEvent.Swap` and its bytes `SecuredMemory`. Every body enters
+/// the tier when it is stored, so what is in it plus what was swapped out is
+/// every body stored.
+#[test]
+fn bodies_swapped_out_of_the_memory_tier_are_counted_per_vhost() {
+    const LEN: u64 = 8_000;
+    let disk = tempfile::tempdir().unwrap();
+    let origin = origin(LEN as usize);
+    let k = start(&least_memory(disk.path()), &origin);
+    // The tier is 1 % x 1 % of RAM (as kurad reads it): store three times that.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let ram_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let objects = (3 * ram_kib * 1024 / 10_000 / LEN).max(500);
+    let requests: String = (0..objects)
+        .map(|i| {
+            format!(
+                "url = \"http://{}/o{i}\"\noutput = \"/dev/null\"\n",
+                k.http()
+            )
+        })
+        .collect();
+    let config = disk.path().join("curl.conf");
+    std::fs::write(&config, requests).unwrap();
+    let fetched = std::process::Command::new("curl")
+        .args(["-s", "-H", "Host: www.test", "-K"])
+        .arg(&config)
+        .status()
+        .unwrap();
+    assert!(fetched.success());
+    eventually("every object stored", || {
+        object_files(disk.path()).len() as u64 == objects
+    });
+    // (swaps, their bytes, bytes in the tier) from one `/metrics` read; the
+    // totals are added once a second, the tier's gauge is live.
+    let tier = || {
+        let text = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+        let value = |prefix: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+        };
+        (
+            value("kura_cache_object_events_total{vhost=\"www.test\",event=\"swap\"}"),
+            value("kura_cache_swapped_bytes_total{vhost=\"www.test\"}"),
+            value("kura_memory_tier_bytes"),
+        )
+    };
+    eventually("every body stored entered the tier", || {
+        let (_, swapped, in_tier) = tier();
+        in_tier + swapped == objects * LEN
+    });
+    let (swaps, swapped, in_tier) = tier();
+    assert!(
+        swaps > 0,
+        "{objects} bodies of {LEN} bytes overflow the tier"
+    );
+    assert_eq!(swapped, swaps * LEN, "each swap is one body's bytes");
+    eventually("the vhost's Memory is its bodies in the tier", || {
+        let v = api(&k, "/monitoring/realtime");
+        v["Host"]["VirtualHost"][0]["Memory"].as_u64() == Some(in_tier)
+    });
+    let xml = curl(
+        &format!("http://{}/monitoring/average?type=xml", k.manager),
+        &[],
+    )
+    .text();
+    assert!(xml.contains("<SecuredMemory>"), "{xml}");
+    assert!(xml.contains("Swap=\""), "{xml}");
+}
+
 /// The `/metrics` total of `family` for www.test with `label`.
 fn www_total(k: &Kurad, family: &str, label: &str) -> u64 {
     let text = curl(&format!("http://{}/metrics", k.manager), &[]).text();

@@ -78,8 +78,9 @@ pub fn render(daemon: &Daemon) -> String {
     for f in catalog::prometheus() {
         let samples = totals.iter().flat_map(|(vhost, (counts, _))| {
             f.samples.iter().map(move |(labels, i, scale)| {
+                let sep = if labels.is_empty() { "" } else { "," };
                 (
-                    format!("vhost=\"{vhost}\",{labels}"),
+                    format!("vhost=\"{vhost}\"{sep}{labels}"),
                     (counts[*i] as f64 * scale).to_string(),
                 )
             })

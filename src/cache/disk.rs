@@ -98,24 +98,68 @@ pub struct DiskCounters {
     pub errors: AtomicU64,
 }
 
-/// File I/O of one vhost's objects: the counts of `VirtualHost.Disk`, in
-/// [`FileIo::ALL`] order, since they were last taken; and its files open now.
+/// What one vhost's disk objects cost outside the index, counted where it
+/// happens (each object file carries its vhost's): the file I/O of
+/// `VirtualHost.Disk` and its files open now; and its bodies in the memory
+/// tier, with those swapped out of it (`CacheFileEvent.Swap`, `SecuredMemory`).
 #[derive(Debug, Default)]
-pub struct FileIoCounts {
+pub struct VhostIo {
     /// Counts since last taken, in [`FileIo::ALL`] order.
     counts: [AtomicU64; FileIo::ALL.len()],
     /// Files open now.
     opened: AtomicU64,
+    /// Body bytes in the memory tier now.
+    in_memory: AtomicU64,
+    /// Bodies swapped out of the memory tier since last taken.
+    swaps: AtomicU64,
+    /// Their bytes.
+    swapped_bytes: AtomicU64,
 }
 
-impl FileIoCounts {
+/// [`VhostIo`]'s counts since they were last taken.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IoTaken {
+    /// File I/O, in [`FileIo::ALL`] order.
+    pub file_io: [u64; FileIo::ALL.len()],
+    /// Bodies swapped out of the memory tier (their objects stay on disk).
+    pub swaps: u64,
+    /// Their bytes (`SecuredMemory`).
+    pub swapped_bytes: u64,
+}
+
+impl VhostIo {
     fn add(&self, e: FileIo, n: u64) {
         self.counts[e as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     /// The counts so far; they start again from zero.
-    pub fn take(&self) -> [u64; FileIo::ALL.len()] {
-        std::array::from_fn(|i| self.counts[i].swap(0, Ordering::Relaxed))
+    pub fn take(&self) -> IoTaken {
+        let take = |n: &AtomicU64| n.swap(0, Ordering::Relaxed);
+        IoTaken {
+            file_io: std::array::from_fn(|i| take(&self.counts[i])),
+            swaps: take(&self.swaps),
+            swapped_bytes: take(&self.swapped_bytes),
+        }
+    }
+
+    /// A body of `len` bytes entered the memory tier.
+    pub fn entered_memory(&self, len: u64) {
+        self.in_memory.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// A body of `len` bytes left the memory tier: `swapped` out to make room
+    /// (its object stays on disk), or with its object.
+    pub fn left_memory(&self, len: u64, swapped: bool) {
+        self.in_memory.fetch_sub(len, Ordering::Relaxed);
+        if swapped {
+            self.swaps.fetch_add(1, Ordering::Relaxed);
+            self.swapped_bytes.fetch_add(len, Ordering::Relaxed);
+        }
+    }
+
+    /// Body bytes of the vhost's objects in the memory tier now.
+    pub fn in_memory(&self) -> u64 {
+        self.in_memory.load(Ordering::Relaxed)
     }
 
     /// The vhost's object files open for reading now (`FileOpened`).
@@ -131,7 +175,7 @@ pub struct OpenFile {
     /// The file.
     file: File,
     /// Its vhost's counters, where it is counted as open.
-    io: Arc<FileIoCounts>,
+    io: Arc<VhostIo>,
 }
 
 impl Drop for OpenFile {
@@ -354,7 +398,7 @@ impl Disk {
         (number, key): (u64, &str),
         head: &Head,
         body: &[Bytes],
-        io: Arc<FileIoCounts>,
+        io: Arc<VhostIo>,
     ) -> io::Result<DiskFile> {
         let mut tmp = self.begin(number)?;
         tmp.append(body)?;
@@ -549,7 +593,7 @@ impl TmpObject {
 
     /// Ends the file with the head and footer and renames it into `objects/`
     /// (blocking), counted in `io` (its vhost's) as one write of the file.
-    pub fn commit(mut self, key: &str, head: &Head, io: Arc<FileIoCounts>) -> io::Result<DiskFile> {
+    pub fn commit(mut self, key: &str, head: &Head, io: Arc<VhostIo>) -> io::Result<DiskFile> {
         if !self.disk.is_normal() {
             return Err(io::Error::other("the disk is out of service"));
         }
@@ -672,7 +716,7 @@ pub struct DiskFile {
     /// Set when the index dropped the object: the file goes with the last holder.
     doomed: AtomicBool,
     /// Where its vhost's file I/O is counted.
-    io: Arc<FileIoCounts>,
+    io: Arc<VhostIo>,
 }
 
 impl DiskFile {
@@ -682,7 +726,7 @@ impl DiskFile {
         number: u64,
         footer: Footer,
         verified: bool,
-        io: Arc<FileIoCounts>,
+        io: Arc<VhostIo>,
     ) -> DiskFile {
         DiskFile {
             disk,
@@ -750,6 +794,16 @@ impl DiskFile {
         self.io.add(FileIo::ReadCount, 1);
         self.io.add(FileIo::ReadSize, len);
         Ok(bytes)
+    }
+
+    /// Where its vhost's I/O is counted.
+    pub fn io(&self) -> &Arc<VhostIo> {
+        &self.io
+    }
+
+    /// Body bytes.
+    pub fn body_len(&self) -> u64 {
+        self.footer.body_len
     }
 
     /// Queues writing `head` over the file's head.

@@ -2,11 +2,15 @@
 //! recently used first out, within `ContentMemoryRatio` of the memory
 //! `SystemMemoryRatio` grants. A body enters when it is stored and when it is
 //! read whole from its disk, so what clients ask for again is served from memory.
+//! Each body is counted in its vhost's [`VhostIo`] (`Memory`), and so is a
+//! body pushed out to make room (`CacheFileEvent.Swap`, `SecuredMemory`).
 
 use bytes::Bytes;
 use lru::LruCache;
 use parking_lot::Mutex;
 use std::sync::Arc;
+
+use super::disk::{DiskFile, VhostIo};
 
 /// Shards of the tier (object numbers spread evenly over them).
 const SHARDS: usize = 16;
@@ -15,8 +19,8 @@ const SHARDS: usize = 16;
 pub type Chunks = Arc<[Bytes]>;
 
 struct Shard {
-    /// Bodies by object number, with their length.
-    bodies: LruCache<u64, (Chunks, u64)>,
+    /// Bodies by object number, with their length and their vhost's counts.
+    bodies: LruCache<u64, (Chunks, u64, Arc<VhostIo>)>,
     /// Bytes held.
     bytes: u64,
 }
@@ -69,22 +73,30 @@ impl HotBodies {
             .lock()
             .bodies
             .get(&number)
-            .map(|(c, _)| c.clone())
+            .map(|(c, ..)| c.clone())
     }
 
-    /// Keeps the body of object `number` of `len` bytes, evicting older bodies.
-    pub fn insert(&self, number: u64, body: Chunks, len: u64) {
+    /// Keeps `body`, the body of `file`'s object, swapping older bodies out.
+    pub fn insert(&self, file: &DiskFile, body: Chunks) {
+        let len = file.body_len();
         if len > self.max_body() {
             return;
         }
-        let mut shard = self.shard(number).lock();
-        if let Some((_, old)) = shard.bodies.put(number, (body, len)) {
+        let io = file.io().clone();
+        io.entered_memory(len);
+        let mut shard = self.shard(file.number).lock();
+        if let Some((_, (_, old, old_io))) = shard.bodies.push(file.number, (body, len, io)) {
+            // The same object's body again (the tier is unbounded by count).
             shard.bytes -= old;
+            old_io.left_memory(old, false);
         }
         shard.bytes += len;
         while shard.bytes > self.shard_capacity {
             match shard.bodies.pop_lru() {
-                Some((_, (_, n))) => shard.bytes -= n,
+                Some((_, (_, n, io))) => {
+                    shard.bytes -= n;
+                    io.left_memory(n, true);
+                }
                 None => break,
             }
         }
@@ -93,8 +105,9 @@ impl HotBodies {
     /// Forgets the body of object `number` (it left the cache).
     pub fn remove(&self, number: u64) {
         let mut shard = self.shard(number).lock();
-        if let Some((_, n)) = shard.bodies.pop(&number) {
+        if let Some((_, n, io)) = shard.bodies.pop(&number) {
             shard.bytes -= n;
+            io.left_memory(n, false);
         }
     }
 

@@ -152,8 +152,7 @@ impl BodyReader {
         if let (Some((hot, got)), Source::File(df)) = (promote.as_mut(), &*source) {
             got.push(out.clone());
             if part_done {
-                let len = got.iter().map(|c| c.len() as u64).sum();
-                hot.insert(df.number, std::mem::take(got).into(), len);
+                hot.insert(df, std::mem::take(got).into());
                 *promote = None;
             }
         }

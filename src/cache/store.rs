@@ -24,7 +24,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use super::admission::Sketch;
-use super::disk::{Disk, DiskFile, DiskState, FileIoCounts, TmpObject};
+use super::disk::{Disk, DiskFile, DiskState, IoTaken, TmpObject, VhostIo};
 use super::fields::Fields;
 use super::fill::{BodyEnd, Fill, HeadOutcome, Keeping, SpoolFile, SPOOL_BATCH};
 use super::hot::{Chunks, HotBodies};
@@ -33,7 +33,7 @@ use super::read::{BodyReader, Part, Source};
 use super::stale::{Entry, Scope, StaleLog};
 use crate::config::{OnCrash, StorageConfig};
 use crate::stats::contents::Contents;
-use crate::stats::counter::{FileIo, ObjectEvent};
+use crate::stats::counter::ObjectEvent;
 use crate::stats::system::WAITING_WRITES;
 
 /// Shards of the store; a power of two well above the core count.
@@ -447,7 +447,7 @@ pub struct Store {
     /// `<SyncStale>`: where purges are written before they are answered.
     stale: std::sync::OnceLock<StaleLog>,
     /// File I/O of each vhost's objects (by cache name), taken once a second.
-    file_io: Mutex<HashMap<String, Arc<FileIoCounts>>>,
+    file_io: Mutex<HashMap<String, Arc<VhostIo>>>,
 }
 
 /// What [`Store::maintain`] asks of the daemon.
@@ -730,7 +730,9 @@ impl Store {
             }
         }
         for (vhost, io) in self.file_io.lock().iter() {
-            out.entry(vhost.clone()).or_default().opened = io.opened();
+            let c = out.entry(vhost.clone()).or_default();
+            c.opened = io.opened();
+            c.memory += io.in_memory();
         }
         out
     }
@@ -787,7 +789,7 @@ impl Store {
     }
 
     /// Where the file I/O of `key`'s vhost is counted.
-    fn file_io_of(&self, key: &str) -> Arc<FileIoCounts> {
+    fn file_io_of(&self, key: &str) -> Arc<VhostIo> {
         per_vhost(&mut self.file_io.lock(), key).clone()
     }
 
@@ -806,9 +808,9 @@ impl Store {
         out
     }
 
-    /// The file I/O of each vhost's objects (by cache name) since the last call,
-    /// in [`crate::stats::counter::FileIo::ALL`] order.
-    pub fn take_file_io(&self) -> Vec<(String, [u64; FileIo::ALL.len()])> {
+    /// The file I/O and memory-tier swaps of each vhost's objects (by cache
+    /// name) since the last call.
+    pub fn take_io(&self) -> Vec<(String, IoTaken)> {
         let table = self.file_io.lock();
         table.iter().map(|(v, io)| (v.clone(), io.take())).collect()
     }
@@ -1450,7 +1452,7 @@ impl FillGuard {
             let stored = match written {
                 Ok(Ok(file)) => {
                     if let Some(body) = hot_body {
-                        hot.insert(size.0, body, size.1);
+                        hot.insert(&file, body);
                     }
                     Some(object(head, Stored::Disk(Arc::new(file)), size))
                 }

@@ -403,10 +403,12 @@ pub fn request_counts() -> &'static [Member] {
     &MEMBERS
 }
 
-/// `VirtualHost.Memory` and `VirtualHost.Disk` (after `FileSystem`): what the store holds
-/// for the vhost, gauges of its counts: body bytes in memory, body bytes in all
-/// (`TotalSize`), objects per size class (`Distribution`); and between them the file
-/// I/O of its objects (`Create` .. `WriteSize`), per-second means like every count.
+/// `VirtualHost.Memory`, `SecuredMemory` and `VirtualHost.Disk` (after `FileSystem`):
+/// what the store holds for the vhost, gauges of its counts: body bytes in memory
+/// (Memory-Only objects and the memory tier), body bytes in all (`TotalSize`),
+/// objects per size class (`Distribution`); and as per-second means like every
+/// count, body bytes swapped out of the memory tier (`SecuredMemory`) and the file
+/// I/O of its objects (`Create` .. `WriteSize`).
 pub fn stored() -> &'static [Member] {
     static MEMBERS: LazyLock<Vec<Member>> = LazyLock::new(|| {
         let level = |l| Source::Rate(counter::stored(l));
@@ -419,6 +421,11 @@ pub fn stored() -> &'static [Member] {
         });
         vec![
             value("Memory", "bytes", level(Stored::Memory)),
+            value(
+                "SecuredMemory",
+                "bytes",
+                Source::Rate(counter::SECURED_MEMORY),
+            ),
             Member::Group {
                 name: "Disk".into(),
                 members: [value("TotalSize", "bytes", level(Stored::Bytes))]
@@ -440,21 +447,14 @@ pub fn stored() -> &'static [Member] {
     &MEMBERS
 }
 
-/// `VirtualHost.CacheFileEvent`: objects stored (`Create`), evicted or cleaned up
-/// (`Erase`), purged (`Purge`) and expired (`Expire`), per-second means like
-/// every count. `Swap`, STON's move of a body out of memory, is not collected:
-/// the memory tier over the disks is not split by vhost.
+/// `VirtualHost.CacheFileEvent`: objects stored (`Create`), bodies swapped out
+/// of the memory tier (`Swap`), objects evicted or cleaned up (`Erase`),
+/// purged (`Purge`) and expired (`Expire`), per-second means like every count.
 pub fn cache_file_events() -> &'static [Field] {
     static FIELDS: LazyLock<Vec<Field>> = LazyLock::new(|| {
-        let event =
-            |e: ObjectEvent| field(e.as_str(), "count", Source::Rate(counter::object_event(e)));
-        vec![
-            event(ObjectEvent::Create),
-            field("Swap", "count", Source::NotCollected),
-            event(ObjectEvent::Erase),
-            event(ObjectEvent::Purge),
-            event(ObjectEvent::Expire),
-        ]
+        ObjectEvent::ALL
+            .map(|e| field(e.as_str(), "count", Source::Rate(counter::object_event(e))))
+            .into()
     });
     &FIELDS
 }
@@ -968,7 +968,7 @@ pub fn prometheus() -> &'static [PromFamily] {
             },
             PromFamily {
                 name: "kura_cache_object_events",
-                help: "Objects stored, evicted, purged and expired.",
+                help: "Objects stored, swapped out of memory, evicted, purged and expired.",
                 samples: ObjectEvent::ALL
                     .iter()
                     .map(|e| {
@@ -976,6 +976,11 @@ pub fn prometheus() -> &'static [PromFamily] {
                         (format!("event=\"{event}\""), counter::object_event(*e), 1.0)
                     })
                     .collect(),
+            },
+            PromFamily {
+                name: "kura_cache_swapped_bytes",
+                help: "Body bytes swapped out of the memory tier to make room (SecuredMemory).",
+                samples: vec![(String::new(), counter::SECURED_MEMORY, 1.0)],
             },
             PromFamily {
                 name: "kura_cache_file_bytes",

@@ -213,19 +213,23 @@ impl FileIo {
 pub enum ObjectEvent {
     /// Stored from an origin response (`Create`).
     Create = 0,
+    /// The body swapped out of the memory tier to make room; the object stays
+    /// on its disk (`Swap`).
+    Swap = 1,
     /// Evicted (quota, memory budget, a disk taken out, a torn body) or cleaned
     /// up (`Erase`).
-    Erase = 1,
+    Erase = 2,
     /// Purged, hard-purged or cleared (`Purge`).
-    Purge = 2,
+    Purge = 3,
     /// Expired by `expire` or `expireafter` (`Expire`).
-    Expire = 3,
+    Expire = 4,
 }
 
 impl ObjectEvent {
-    /// Every event.
-    pub const ALL: [ObjectEvent; 4] = [
+    /// Every event, in the guide's order.
+    pub const ALL: [ObjectEvent; 5] = [
         ObjectEvent::Create,
+        ObjectEvent::Swap,
         ObjectEvent::Erase,
         ObjectEvent::Purge,
         ObjectEvent::Expire,
@@ -233,7 +237,7 @@ impl ObjectEvent {
 
     /// The guide's attribute name.
     pub fn as_str(self) -> &'static str {
-        ["Create", "Erase", "Purge", "Expire"][self as usize]
+        ["Create", "Swap", "Erase", "Purge", "Expire"][self as usize]
     }
 }
 
@@ -281,7 +285,9 @@ const SSL: usize = BYPASSED + 1;
 const PORT_BYPASS: usize = SSL + 2;
 const FILE_IO: usize = PORT_BYPASS + PortBypassEvent::ALL.len();
 const OBJECT_EVENTS: usize = FILE_IO + FileIo::ALL.len();
-const STORED: usize = OBJECT_EVENTS + ObjectEvent::ALL.len();
+/// Body bytes swapped out of the memory tier (`SecuredMemory`).
+pub const SECURED_MEMORY: usize = OBJECT_EVENTS + ObjectEvent::ALL.len();
+const STORED: usize = SECURED_MEMORY + 1;
 
 /// Store levels: [`Stored::ALL`], then the size classes.
 pub const STORED_LEVELS: usize = Stored::ALL.len() + SIZE_CLASSES;
@@ -448,6 +454,7 @@ mod tests {
         all.extend(PortBypassEvent::ALL.map(port_bypass));
         all.extend(FileIo::ALL.map(file_io));
         all.extend(ObjectEvent::ALL.map(object_event));
+        all.push(SECURED_MEMORY);
         all.extend(Stored::ALL.map(stored));
         all.extend((0..SIZE_CLASSES).map(stored_class));
         all.sort();

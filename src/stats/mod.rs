@@ -346,6 +346,12 @@ impl VhostStats {
         }
     }
 
+    /// Adds the body bytes of the vhost's objects swapped out of the memory tier
+    /// since the last call (`SecuredMemory`).
+    pub fn add_swapped_bytes(&self, bytes: u64) {
+        self.slot().counters[counter::SECURED_MEMORY].fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Adds the events of the vhost's objects since the last call, in
     /// [`counter::ObjectEvent::ALL`] order (once a second, from the store's counts).
     pub fn add_object_events(&self, events: &[u64; counter::ObjectEvent::ALL.len()]) {
