@@ -403,6 +403,82 @@ fn a_disk_stays_within_its_quota_under_ten_times_as_many_unique_objects() {
     assert_eq!(origin.count("/popular"), 1);
 }
 
+/// Bodies being written to a disk as they arrive count against its quota as
+/// they grow: older objects are evicted to make room, so the disk never holds
+/// more than its quota (give or take a file being unlinked).
+#[test]
+fn bodies_being_written_count_against_the_quota() {
+    const LEN: u64 = 6_000_000;
+    const QUOTA: u64 = 50_000_000;
+    let disk = tempfile::tempdir().unwrap();
+    // `/slow/*` takes about a second (64 KiB every 10 ms), the rest come at once.
+    let origin = Origin::start(|s| Reply {
+        status: 200,
+        headers: vec![("cache-control".into(), "max-age=3600".into())],
+        body: ReplyBody::Generated {
+            len: LEN,
+            with_length: true,
+            pace: Duration::from_millis(if s.path.starts_with("/slow/") { 10 } else { 0 }),
+        },
+        delay: Duration::ZERO,
+        reset: false,
+    });
+    let server = storage_xml(
+        "",
+        &[(disk.path(), "0.05")],
+        "<SystemMemoryRatio>1</SystemMemoryRatio><ContentMemoryRatio>1</ContentMemoryRatio>",
+    );
+    let k = start(&server, &origin);
+    // 42 MB: room for one more, so each new one is admitted (a full cache admits
+    // only objects asked for more often than what they would evict).
+    for i in 0..7 {
+        assert_eq!(
+            get(k.http(), "www.test", &format!("/old/{i}")).body.len() as u64,
+            LEN
+        );
+    }
+    eventually("7 objects stored", || object_files(disk.path()).len() == 7);
+    let used = || -> u64 {
+        let tmp: u64 = tmp_files(disk.path()).iter().sum();
+        tmp + object_files(disk.path())
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let http = k.http();
+    let most = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..4)
+            .map(|i| s.spawn(move || get(http, "www.test", &format!("/slow/{i}"))))
+            .collect();
+        let mut most = 0;
+        while clients.iter().any(|c| !c.is_finished()) {
+            most = most.max(used());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for c in clients {
+            assert_eq!(c.join().unwrap().body.len() as u64, LEN);
+        }
+        most
+    });
+    assert!(
+        most <= QUOTA + LEN + 100_000,
+        "{most} bytes on the disk while 4 bodies of {LEN} were written (quota {QUOTA})"
+    );
+    // New objects were stored by evicting old ones (a full cache may also refuse
+    // a new object asked for once: TinyLFU admission), and the disk holds what
+    // was stored less what was evicted, within its quota.
+    eventually("the evictions counted", || {
+        let event = |e: &str| www_total(&k, "kura_cache_object_events", &format!("event=\"{e}\""));
+        let (stored, erased) = (event("create"), event("erase"));
+        stored > 7 && erased > 0 && stored - erased == object_files(disk.path()).len() as u64
+    });
+    let stored: u64 = object_files(disk.path()).iter().map(|(_, n)| n).sum();
+    assert!(
+        stored <= QUOTA,
+        "{stored} bytes of objects on a quota of {QUOTA}"
+    );
+}
+
 #[test]
 fn a_failing_disk_is_taken_out_and_the_others_keep_serving() {
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

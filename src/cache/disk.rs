@@ -209,6 +209,9 @@ pub struct Disk {
     pub objects: AtomicU64,
     /// Bytes of those files.
     pub bytes: AtomicU64,
+    /// Body bytes in files being written in `tmp/` (bodies written as they
+    /// arrive), counted against the quota with `bytes`.
+    pub writing: AtomicU64,
     /// I/O counters.
     pub counters: DiskCounters,
     /// The disk's chore thread.
@@ -249,6 +252,7 @@ impl Disk {
             fail_count,
             objects: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            writing: AtomicU64::new(0),
             counters: DiskCounters::default(),
             chores: Mutex::new(tx),
         });
@@ -587,7 +591,9 @@ impl TmpObject {
             out.write_all(chunk)?;
         }
         out.flush()?;
-        self.body_len += body.iter().map(|c| c.len() as u64).sum::<u64>();
+        let len = body.iter().map(|c| c.len() as u64).sum::<u64>();
+        self.body_len += len;
+        self.disk.writing.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
 
@@ -628,6 +634,10 @@ impl TmpObject {
 
 impl Drop for TmpObject {
     fn drop(&mut self) {
+        // Committed, the file is counted in `bytes` once it is indexed.
+        self.disk
+            .writing
+            .fetch_sub(self.body_len, Ordering::Relaxed);
         if !self.committed {
             let _ = std::fs::remove_file(&self.path);
         }

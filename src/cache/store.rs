@@ -654,14 +654,16 @@ impl Store {
         self.max_object.store(smallest, Ordering::Relaxed);
     }
 
-    /// Evicts objects of `disk` until it is within its quota: the least
-    /// recently used of each shard in turn, from shard `start` on (an
-    /// approximation of one LRU list per disk without a lock over all shards).
+    /// Evicts objects of `disk` until its files, with the bodies being written
+    /// to it, are within its quota: the least recently used of each shard in
+    /// turn, from shard `start` on (an approximation of one LRU list per disk
+    /// without a lock over all shards).
     fn trim(&self, disk: &Disk, start: usize) {
         let hot = self.hot.as_deref();
         let mut shard_no = start;
         let mut empty_in_a_row = 0;
-        while disk.bytes.load(Ordering::Relaxed) > disk.capacity() && empty_in_a_row < SHARDS {
+        let used = || disk.bytes.load(Ordering::Relaxed) + disk.writing.load(Ordering::Relaxed);
+        while used() > disk.capacity() && empty_in_a_row < SHARDS {
             let mut shard = self.shards[shard_no % SHARDS].lock();
             shard_no += 1;
             let victim = shard
@@ -1338,7 +1340,11 @@ impl FillGuard {
         self.spool = Some(Spooling {
             id,
             disk: home,
-            writer: tokio::spawn(write_spool(self.fill.clone(), tmp)),
+            writer: tokio::spawn(write_spool(
+                self.fill.clone(),
+                tmp,
+                (self.store.clone(), Store::shard_of(&self.key)),
+            )),
         });
         true
     }
@@ -1479,9 +1485,15 @@ enum Kept {
 }
 
 /// Writes the fill's body to `tmp` as it arrives (a spool, see
-/// [`FillGuard::make_room`]); gives the file back once it holds the whole body,
-/// `None` when the body was cut, no longer kept, or could not be written.
-async fn write_spool(fill: Arc<Fill>, mut tmp: TmpObject) -> Option<TmpObject> {
+/// [`FillGuard::make_room`]), evicting from its disk (from shard `shard` on) to
+/// keep what is written within the quota; gives the file back once it holds
+/// the whole body, `None` when the body was cut, no longer kept, or could not
+/// be written.
+async fn write_spool(
+    fill: Arc<Fill>,
+    mut tmp: TmpObject,
+    (store, shard): (Arc<Store>, usize),
+) -> Option<TmpObject> {
     let mut next = 0;
     loop {
         let batch = fill.unwritten(&mut next, SPOOL_BATCH).await.ok()?;
@@ -1504,6 +1516,7 @@ async fn write_spool(fill: Arc<Fill>, mut tmp: TmpObject) -> Option<TmpObject> {
             return None;
         }
         fill.spooled(tmp.written());
+        store.trim(tmp.disk(), shard);
     }
 }
 
