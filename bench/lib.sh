@@ -1,7 +1,7 @@
 # bench/lib.sh: what the bench scripts share; sourced after they `cd` to the repository.
 # Sets KURAD, SHARED, RUN (a new directory in /dev/shm named after the script), PIDS
 # (processes stopped on exit) and CLEANUP (paths removed on exit, RUN first); defines
-# wait_port, start_origin and start_kura.
+# wait_port, start_origin, start_kura, origin_requests and tree_ticks.
 KURAD=${KURAD:-target/release/kurad}
 SHARED=${SHARED:-../shared}
 RUN=$(mktemp -d "/dev/shm/kura-$(basename "$0" .sh).XXXXXX")
@@ -44,4 +44,16 @@ start_kura() {
   PIDS+=("$KURA_PID")
   wait_port "$3"
   wait_port "$2"
+}
+
+# Requests the origin (start_origin) has answered so far, this one included.
+origin_requests() { curl -s http://127.0.0.1:19080/__origin_status | awk 'NR == 3 { print $3 }'; }
+
+# utime + stime (ticks) of a process and its children, live and reaped.
+tree_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
 }

@@ -30,7 +30,6 @@ TICK=$(getconf CLK_TCK)
 
 start_origin
 head -c "$SIZE" /dev/urandom >"$RUN/docroot/big.bin"
-origin_requests() { curl -s http://127.0.0.1:19080/__origin_status | awk 'NR == 3 { print $3 }'; }
 
 # A kurad with one <Disk> on tmpfs in $RUN/NAME/disk: start_kura's arguments.
 start_kura_on_disk() {
@@ -56,14 +55,6 @@ wait_port 19094
 TARGETS=(kura-parts nginx-slice)
 ((SIZE_MB > 64)) || TARGETS+=(kura-whole)
 
-# utime + stime (ticks) of a process and its children, live and reaped.
-tree_ticks() {
-  local total=0 p
-  for p in $1 $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
 
 echo "# <PartSize> 1 MiB against nginx slice 1m, $SIZE_MB MiB object"
 echo

@@ -28,7 +28,6 @@ TICK=$(getconf CLK_TCK)
 start_origin
 head -c "$SIZE" /dev/urandom >"$RUN/docroot/big.bin"
 cksum <"$RUN/docroot/big.bin" >"$RUN/sum.origin"
-origin_requests() { curl -s http://127.0.0.1:19080/__origin_status | awk 'NR == 3 { print $3 }'; }
 
 declare -A ROOT PORT=([kura]=19090 [nginx]=19094)
 mkdir -p "$RUN/kura/disk"
@@ -44,14 +43,6 @@ ROOT[nginx]=$!
 wait_port 19080
 wait_port 19094
 
-# utime + stime (ticks) of a process and its children, live and reaped.
-tree_ticks() {
-  local total=0 p
-  for p in $1 $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
 # The largest VmHWM (KiB) among a process and its children.
 peak_kib() {
   local max=0 p v
