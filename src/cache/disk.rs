@@ -610,9 +610,10 @@ impl TmpObject {
             body_crc: self.crc.clone().finalize(),
             head_crc: crc32fast::hash(&head_record),
         };
-        let mut out = &*self.file;
-        out.write_all(&head_record)?;
-        out.write_all(&footer.encode())?;
+        // Head and footer in one write.
+        let mut tail = head_record;
+        tail.extend_from_slice(&footer.encode());
+        (&*self.file).write_all(&tail)?;
         std::fs::rename(&self.path, self.disk.object_path(self.number))?;
         self.committed = true;
         let disk = &self.disk.counters;

@@ -35,19 +35,25 @@ impl Fields {
         }
     }
 
-    /// Every field with its value.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
+    /// Each field's name with where its value starts and ends in `values`.
+    fn positions(&self) -> impl Iterator<Item = (&HeaderName, usize, usize)> {
         let mut start = 0;
         self.names.iter().map(move |(name, end)| {
-            let value = self.value(start, *end);
+            let field = (name, start, *end as usize);
             start = *end as usize;
-            (name, value)
+            field
         })
     }
 
-    fn value(&self, start: usize, end: u32) -> HeaderValue {
-        HeaderValue::from_maybe_shared(self.values.slice(start..end as usize))
+    fn value(&self, start: usize, end: usize) -> HeaderValue {
+        HeaderValue::from_maybe_shared(self.values.slice(start..end))
             .expect("the bytes of a valid value")
+    }
+
+    /// Every field with its value.
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
+        self.positions()
+            .map(|(name, start, end)| (name, self.value(start, end)))
     }
 
     /// A `HeaderMap` with the fields, for a response to change.
@@ -61,7 +67,9 @@ impl Fields {
 
     /// The values of the fields named `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = HeaderValue> + 'a {
-        self.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v)
+        self.positions()
+            .filter(move |(n, ..)| *n == name)
+            .map(|(_, start, end)| self.value(start, end))
     }
 
     /// The first value of the fields named `name`.
@@ -72,15 +80,8 @@ impl Fields {
     /// The first value of the fields named `name` as text, if it is visible
     /// ASCII (as `HeaderValue::to_str` has it).
     pub fn get_str(&self, name: &HeaderName) -> Option<&str> {
-        let mut start = 0;
-        let (_, end) = self.names.iter().find(|(n, end)| {
-            let found = n == name;
-            if !found {
-                start = *end as usize;
-            }
-            found
-        })?;
-        let bytes = &self.values[start..*end as usize];
+        let (_, start, end) = self.positions().find(|(n, ..)| *n == name)?;
+        let bytes = &self.values[start..end];
         let visible = bytes.iter().all(|&b| b == b'\t' || (32..127).contains(&b));
         visible.then(|| std::str::from_utf8(bytes).ok()).flatten()
     }
@@ -98,12 +99,6 @@ impl Fields {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
-    }
-}
-
-impl From<&HeaderMap> for Fields {
-    fn from(map: &HeaderMap) -> Fields {
-        Fields::from_map(map)
     }
 }
 

@@ -446,8 +446,9 @@ pub struct Store {
     admission: bool,
     /// `<SyncStale>`: where purges are written before they are answered.
     stale: std::sync::OnceLock<StaleLog>,
-    /// File I/O of each vhost's objects (by cache name), taken once a second.
-    file_io: Mutex<HashMap<String, Arc<VhostIo>>>,
+    /// File I/O and memory-tier use of each vhost's objects (by cache name),
+    /// taken once a second.
+    vhost_io: Mutex<HashMap<String, Arc<VhostIo>>>,
 }
 
 /// What [`Store::maintain`] asks of the daemon.
@@ -505,7 +506,7 @@ impl Store {
             next_id: AtomicU64::new(1),
             admission: true,
             stale: std::sync::OnceLock::new(),
-            file_io: Mutex::new(HashMap::new()),
+            vhost_io: Mutex::new(HashMap::new()),
         }
     }
 
@@ -598,7 +599,7 @@ impl Store {
                     found.number,
                     found.footer,
                     clean,
-                    self.file_io_of(&key),
+                    self.vhost_io_of(&key),
                 ))),
                 head: Arc::new(found.head),
                 last_access: AtomicU64::new(now),
@@ -731,7 +732,7 @@ impl Store {
                 per_vhost(&mut out, key).fills += 1;
             }
         }
-        for (vhost, io) in self.file_io.lock().iter() {
+        for (vhost, io) in self.vhost_io.lock().iter() {
             let c = out.entry(vhost.clone()).or_default();
             c.opened = io.opened();
             c.memory += io.in_memory();
@@ -790,9 +791,9 @@ impl Store {
         Some(())
     }
 
-    /// Where the file I/O of `key`'s vhost is counted.
-    fn file_io_of(&self, key: &str) -> Arc<VhostIo> {
-        per_vhost(&mut self.file_io.lock(), key).clone()
+    /// Where the file I/O and memory-tier use of `key`'s vhost is counted.
+    fn vhost_io_of(&self, key: &str) -> Arc<VhostIo> {
+        per_vhost(&mut self.vhost_io.lock(), key).clone()
     }
 
     /// The events of each vhost's objects (by cache name) since the last call, in
@@ -813,7 +814,7 @@ impl Store {
     /// The file I/O and memory-tier swaps of each vhost's objects (by cache
     /// name) since the last call.
     pub fn take_io(&self) -> Vec<(String, IoTaken)> {
-        let table = self.file_io.lock();
+        let table = self.vhost_io.lock();
         table.iter().map(|(v, io)| (v.clone(), io.take())).collect()
     }
 
@@ -1291,18 +1292,17 @@ impl FillGuard {
     /// arrives up to [`Store::max_object`], else nothing (the fill is no longer
     /// advertised).
     pub async fn make_room(&mut self, size: u64) {
-        let store = self.store.clone();
         let keeping = match self.fill.keeping() {
-            Keeping::Memory if size > store.max_in_memory() => {
-                let spooled = size <= store.max_object()
-                    && store.admits(&self.key, size)
+            Keeping::Memory if size > self.store.max_in_memory() => {
+                let spooled = size <= self.store.max_object()
+                    && self.store.admits(&self.key, size)
                     && self.spool().await;
                 if !spooled {
                     self.fill.stop_keeping();
                 }
                 self.fill.keeping()
             }
-            Keeping::Spool if size > store.max_object() => {
+            Keeping::Spool if size > self.store.max_object() => {
                 self.fill.stop_keeping();
                 Keeping::Nothing
             }
@@ -1384,7 +1384,8 @@ impl FillGuard {
                     self.unregister();
                     return;
                 }
-                Kept::Memory(regroup(chunks), len)
+                let id = self.store.next_id.fetch_add(1, Ordering::Relaxed);
+                Kept::Memory(regroup(chunks), (id, len))
             }
             (None, Some(spooling)) if end == BodyEnd::Complete => Kept::Spooled(spooling),
             _ => {
@@ -1416,9 +1417,8 @@ impl FillGuard {
             // the home just failed): nothing is stored.
             (hot, _) => {
                 let stored = match kept {
-                    Kept::Memory(body, len) if hot.is_none() => {
-                        let id = store.next_id.fetch_add(1, Ordering::Relaxed);
-                        Some(object(head, Stored::Memory(body), (id, len)))
+                    Kept::Memory(body, size) if hot.is_none() => {
+                        Some(object(head, Stored::Memory(body), size))
                     }
                     _ => None,
                 };
@@ -1427,13 +1427,12 @@ impl FillGuard {
             }
         };
         let waiting = WriteInFlight::new();
-        let io = store.file_io_of(&names.0);
+        let io = store.vhost_io_of(&names.0);
         tokio::spawn(async move {
             let key = stored_key(&names.1, &head);
             let blocking_head = head.clone();
             let (written, hot_body, size) = match kept {
-                Kept::Memory(body, len) => {
-                    let id = store.next_id.fetch_add(1, Ordering::Relaxed);
+                Kept::Memory(body, (id, len)) => {
                     let (disk, chunks) = (home.clone(), body.clone());
                     let written = tokio::task::spawn_blocking(move || {
                         disk.write((id, &key), &blocking_head, &chunks, io)
@@ -1478,8 +1477,8 @@ impl FillGuard {
 
 /// A whole body a fill kept, to be stored.
 enum Kept {
-    /// In memory: the body and its length.
-    Memory(Chunks, u64),
+    /// In memory: the body, and the object number and body length.
+    Memory(Chunks, (u64, u64)),
     /// In its file, still being written.
     Spooled(Spooling),
 }
