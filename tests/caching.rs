@@ -2417,11 +2417,7 @@ fn purge_sec_after_url_belongs_to_the_url() {
 fn two_vhosts_with_a(extra: &str) -> (Scripted, Kurad) {
     let o = Scripted::new();
     o.fixed("/a", "A", &[("cache-control", "max-age=600")]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = listen_port();
     let listen = format!("<Listen>127.0.0.1:{port}</Listen>");
     let vhosts = vhost("one.test", o.origin.addr, extra)
         .replace("<Listen>127.0.0.1:0</Listen>", &listen)

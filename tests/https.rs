@@ -107,11 +107,7 @@ fn most_specific_listen_wins_on_a_shared_port() {
     let (any_cert, any_key) = ca.leaf("any", "any.test", &["any.test"], false);
     let (lo_cert, lo_key) = ca.leaf("lo", "lo.test", &["lo.test"], false);
     // A free port, for `*:port` and `127.0.0.2:port` to share.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = listen_port();
     let https = https_block(&format!("Listen=\"*:{port}\""), &any_cert, &any_key, None)
         + &https_block(
             &format!("Listen=\"127.0.0.2:{port}\""),

@@ -697,7 +697,7 @@ fn port_bypass_relays_tcp_to_the_origin_and_is_counted() {
     let echo = echo_service();
     let dead = dead_addr();
     // Two free ports (two vhosts cannot both take port 0: one wildcard address).
-    let (live_port, dead_port) = (dead_addr().port(), dead_addr().port());
+    let (live_port, dead_port) = (listen_port(), listen_port());
     let server = server_xml("", "").replace(
         "<Manager Port=\"0\" Role=\"Admin\" />",
         "<Manager Port=\"0\" Role=\"Admin\" /><SNMP Port=\"0\" Status=\"Active\" />",

@@ -329,6 +329,32 @@ pub fn kuractl_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kuractl")
 }
 
+/// A port for a test to write into a configuration (where port 0 cannot serve:
+/// two listens sharing one port). Taken from below the kernel's ephemeral range,
+/// so no outgoing connection or port-0 listener of a concurrent test can take it
+/// between this check and kurad's bind; free on every address when returned.
+pub fn listen_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let below = (low - 10_000)..low;
+    // A random start per process, so concurrent test binaries try different ports.
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as usize;
+    loop {
+        let port = below.start + ((seed + NEXT.fetch_add(1, Ordering::Relaxed)) % 10_000) as u16;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
 /// Writes a configuration directory.
 pub fn conf_dir(server_xml: &str, vhosts_xml: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
