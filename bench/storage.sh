@@ -6,6 +6,7 @@
 #
 #   cargo build --release --bins && bench/storage.sh          # 1,000,000 objects
 #   OBJECTS=100000 bench/storage.sh
+#   INDEXING=Disk bench/storage.sh                             # <Indexing>Disk
 #
 # The origin is nginx with ../shared/bench/conf/origin-nginx.conf (the peers.sh
 # origin); the objects are /1k.bin?i=N. kurad runs with conf/bench's vhosts
@@ -15,6 +16,7 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 export OBJECTS=${OBJECTS:-1000000}
+INDEXING=${INDEXING:-Memory}
 . bench/lib.sh
 KURA_PID=""
 metric() { curl -s http://127.0.0.1:19091/metrics | awk -v n="$1" '$1 == n { print $2 }'; }
@@ -31,6 +33,7 @@ cat >"$RUN/conf/server.xml" <<EOF
         <Storage><Disk>$RUN/disk</Disk></Storage>
         <SystemMemoryRatio>1</SystemMemoryRatio>
         <ContentMemoryRatio>1</ContentMemoryRatio>
+        <Indexing>$INDEXING</Indexing>
     </Cache>
 </Server>
 EOF
@@ -79,6 +82,7 @@ clean_ready_ms=$READY_MS
 clean_index_ms=$(indexed_ms)
 after_restart=$(metric kura_cache_objects)
 rss_restart=$(rss_kib)
+cold=$(metric kura_cache_cold_objects)
 kill -KILL "$KURA_PID"; wait "$KURA_PID" 2>/dev/null || true
 start_kurad
 crash_ready_ms=$READY_MS
@@ -87,7 +91,7 @@ after_crash=$(metric kura_cache_objects)
 hit=$(curl -s -o /dev/null -D - -H 'Host: bench.kura' 'http://127.0.0.1:19090/1k.bin?i=7' | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" { print $2 }')
 
 cat <<EOF
-## kurad disk store, $cached objects of 1 KiB (tmpfs disk)
+## kurad disk store, $cached objects of 1 KiB (tmpfs disk, \`<Indexing>$INDEXING\`)
 
 | figure | value |
 |---|---:|
@@ -98,7 +102,7 @@ cat <<EOF
 | **index memory per object** (RSS growth less the memory tier) | **$per_object bytes** |
 | clean stop (SIGTERM to exit) | $stop_ms ms |
 | start after a clean stop: index rebuilt / ports open | $clean_index_ms / $clean_ready_ms ms |
-| objects indexed after it | $after_restart |
+| objects indexed after it (of them cold: head only in the file) | $after_restart ($cold) |
 | RSS after the restart | $((rss_restart / 1024)) MiB |
 | start after kill -9: index rebuilt / ports open | $crash_index_ms / $crash_ready_ms ms |
 | objects indexed after it | $after_crash |

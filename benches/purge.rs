@@ -51,9 +51,13 @@ fn main() {
         purged: false,
     });
     let body = Bytes::from(vec![0u8; 1024]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     for i in 0..OBJECTS {
         let k = key::primary_key("bench.kura", &format!("/1k.bin?i={i}"));
-        let Lookup::Fetch { fill, .. } = store.lookup(&k, &HeaderMap::new(), Instant::now()) else {
+        let lookup = rt.block_on(store.lookup_checked(&k, &HeaderMap::new(), Instant::now()));
+        let Lookup::Fetch { fill, .. } = lookup else {
             unreachable!("every key is new");
         };
         fill.fill().push(body.clone());
@@ -65,7 +69,7 @@ fn main() {
         let mut n = 0;
         for shard in 0..Store::SHARDS {
             let select = |k: &str| pattern.matches(key::split(k).1);
-            n += store.invalidate(shard, select, action, Instant::now()).0;
+            n += store.invalidate(shard, select, action, Instant::now()).0 .0;
         }
         let took = t.elapsed();
         println!(

@@ -139,9 +139,10 @@ fn the_spec_example_configuration_is_understood() {
     assert!(!stdout.contains("unknown") && !stderr.contains("unknown"));
     // What is not implemented yet is listed with its place, never dropped silently.
     assert!(
-        stdout.contains("server.xml:62: Server/Cache/Indexing: recognised, not implemented"),
+        stdout.contains("server.xml:63: Server/Cache/MaxSockets: recognised, not implemented"),
         "{stdout}"
     );
+    assert!(!stdout.contains("Indexing"), "<Indexing> is read: {stdout}");
     assert!(
         stdout.contains("Vhosts/URLRewrite: recognised, not implemented"),
         "{stdout}"

@@ -61,7 +61,10 @@ fn object_files(disk: &Path) -> Vec<(PathBuf, u64)> {
             .flatten()
             .flatten()
         {
-            out.push((f.path(), f.metadata().unwrap().len()));
+            // A file deleted since the listing is not there any more.
+            if let Ok(meta) = f.metadata() {
+                out.push((f.path(), meta.len()));
+            }
         }
     }
     out
@@ -609,15 +612,7 @@ fn memory_only_mode_stays_within_its_memory() {
         &server_xml("<SystemMemoryRatio>1</SystemMemoryRatio>", ""),
         &origin,
     );
-    let budget_mib = {
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-        let kib: u64 = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib / 1024 / 100 / 2
-    };
+    let budget_mib = ram_bytes() / (1 << 20) / 100 / 2;
     // Three times the budget in unique 1 MiB objects.
     for i in 0..budget_mib * 3 {
         assert_eq!(get(k.http(), "www.test", &format!("/mem/{i}")).status, 200);
@@ -1106,29 +1101,9 @@ fn bodies_swapped_out_of_the_memory_tier_are_counted_per_vhost() {
     let origin = origin(LEN as usize);
     let k = start(&least_memory(disk.path()), &origin);
     // The tier is 1 % x 1 % of RAM (as kurad reads it): store three times that.
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let ram_kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    let objects = (3 * ram_kib * 1024 / 10_000 / LEN).max(500);
-    let requests: String = (0..objects)
-        .map(|i| {
-            format!(
-                "url = \"http://{}/o{i}\"\noutput = \"/dev/null\"\n",
-                k.http()
-            )
-        })
-        .collect();
-    let config = disk.path().join("curl.conf");
-    std::fs::write(&config, requests).unwrap();
-    let fetched = std::process::Command::new("curl")
-        .args(["-s", "-H", "Host: www.test", "-K"])
-        .arg(&config)
-        .status()
-        .unwrap();
-    assert!(fetched.success());
+    let objects = (3 * ram_bytes() / 10_000 / LEN).max(500);
+    let work = tempfile::tempdir().unwrap();
+    fetch_all(&k, work.path(), (0..objects).map(|i| format!("/o{i}")));
     eventually("every object stored", || {
         object_files(disk.path()).len() as u64 == objects
     });
@@ -1278,4 +1253,154 @@ fn open_files_and_fills_in_progress_are_counted() {
     eventually("the file closed, the fill stored", || {
         files(&k) == [2, 0, 2]
     });
+}
+
+/// Bytes of RAM as kurad reads it (`MemTotal`).
+fn ram_bytes() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// The `/metrics` gauge `name` (no labels).
+fn gauge(k: &Kurad, name: &str) -> u64 {
+    let text = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// Fetches `paths` from www.test through one curl (one connection).
+fn fetch_all(k: &Kurad, dir: &Path, paths: impl Iterator<Item = String>) {
+    let requests: String = paths
+        .map(|p| format!("url = \"http://{}{p}\"\noutput = \"/dev/null\"\n", k.http()))
+        .collect();
+    let config = dir.join("curl.conf");
+    std::fs::write(&config, requests).unwrap();
+    let fetched = std::process::Command::new("curl")
+        .args(["-s", "-f", "-H", "Host: www.test", "-K"])
+        .arg(&config)
+        .status()
+        .unwrap();
+    assert!(fetched.success());
+}
+
+/// `<Indexing>Disk` (chapter 18): memory keeps the heads of as many objects as
+/// the memory for bodies holds at 1 KiB a head (1 % x 1 % of RAM here); the
+/// others are cold, their heads only in their files. Three times that many
+/// objects on a quota for about two times: cold objects are evicted first,
+/// every object on disk is counted, and after a restart (everything cold) a
+/// cold object is a hit read from its file; purges reach cold objects.
+#[test]
+fn disk_indexing_keeps_the_heads_of_cold_objects_in_their_files() {
+    const LEN: usize = 1000;
+    let heads = ram_bytes() / 10_000 / 1024;
+    let objects = 3 * heads;
+    let disk = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let origin = origin(LEN);
+    // A file is the body, a head record of about 200 bytes and the footer.
+    let quota = format!("{:.6}", (2 * heads * (LEN as u64 + 300)) as f64 / 1e9);
+    let server = storage_xml(
+        "",
+        &[(disk.path(), &quota)],
+        "<SystemMemoryRatio>1</SystemMemoryRatio><ContentMemoryRatio>1</ContentMemoryRatio>\
+         <Indexing>Disk</Indexing>",
+    );
+    let k = start(&server, &origin);
+    fetch_all(&k, work.path(), (0..objects).map(|i| format!("/o{i}")));
+    // Asked for a second time, the last third is admitted over the first
+    // objects (TinyLFU refused them while they had been asked for once).
+    fetch_all(
+        &k,
+        work.path(),
+        (2 * heads..objects).map(|i| format!("/o{i}")),
+    );
+    let event = |e: &str| www_total(&k, "kura_cache_object_events", &format!("event=\"{e}\""));
+    eventually("the last third stored", || {
+        (2 * heads..objects).all(|i| origin.count(&format!("/o{i}")) <= 2)
+            && event("create") - event("erase") == object_files(disk.path()).len() as u64
+            && event("erase") > 0
+    });
+    let files = object_files(disk.path());
+    let on_disk: u64 = files.iter().map(|(_, n)| n).sum();
+    let cold = gauge(&k, "kura_cache_cold_objects");
+    let indexed = gauge(&k, "kura_cache_objects");
+    eprintln!("{objects} stored, {} kept ({on_disk} bytes on a {quota} GB quota), {cold} cold, {heads} heads", files.len());
+    assert!(on_disk <= (quota.parse::<f64>().unwrap() * 1e9) as u64);
+    assert_eq!(indexed, files.len() as u64, "every file is indexed");
+    assert!(cold > 0, "more objects than heads in memory");
+    assert!(
+        indexed - cold <= heads,
+        "{} heads in memory",
+        indexed - cold
+    );
+    let last = format!("/o{}", objects - 1);
+    let asked = origin.count(&last);
+    assert_eq!(get(k.http(), "www.test", &last).text(), body_of(&last, LEN));
+    assert_eq!(origin.count(&last), asked, "{last} is kept");
+
+    // After a restart every object is cold: served from its file all the same.
+    assert!(stop(k, "TERM").success());
+    let k = start(&server, &origin);
+    assert_eq!(gauge(&k, "kura_cache_cold_objects"), indexed);
+    // The last objects were stored last: kept.
+    let sample: Vec<String> = (objects - 3..objects).map(|i| format!("/o{i}")).collect();
+    for p in &sample {
+        let asked = origin.count(p);
+        assert_eq!(get(k.http(), "www.test", p).text(), body_of(p, LEN));
+        assert_eq!(
+            origin.count(p),
+            asked,
+            "{p} read from its file, not fetched"
+        );
+    }
+    let cold_after = gauge(&k, "kura_cache_cold_objects");
+    assert!(cold_after < indexed, "asked-for objects are whole again");
+
+    // Purges reach cold objects: an exact purge, then an expire of them all.
+    let target = sample.last().unwrap().clone();
+    // Least recently used first: the first object stored went.
+    get(k.http(), "www.test", "/o0");
+    assert_eq!(
+        origin.count("/o0"),
+        2,
+        "the first object stored was evicted"
+    );
+    let cold_one = format!("/o{}", objects - 10);
+    let purged = api(&k, &format!("/command/purge?url=www.test{cold_one}"));
+    assert_eq!(purged["result"]["Count"], 1, "{purged}");
+    let asked = origin.count(&cold_one);
+    assert_eq!(
+        get(k.http(), "www.test", &cold_one).text(),
+        body_of(&cold_one, LEN)
+    );
+    assert_eq!(
+        origin.count(&cold_one),
+        asked + 1,
+        "a purged cold object is fetched again"
+    );
+    let expired = api(&k, "/command/expire?url=www.test/*");
+    assert_eq!(
+        expired["result"]["Count"].as_u64(),
+        Some(indexed),
+        "{expired}"
+    );
+    let asked = origin.count(&target);
+    get(k.http(), "www.test", &target);
+    assert_eq!(
+        origin.count(&target),
+        asked + 1,
+        "an expired cold object is revalidated"
+    );
+    let hard = api(&k, "/command/hardpurge?url=www.test/*");
+    assert_eq!(hard["result"]["Count"].as_u64(), Some(indexed), "{hard}");
+    eventually("every file deleted", || {
+        object_files(disk.path()).is_empty()
+    });
+    assert_eq!(gauge(&k, "kura_cache_objects"), 0);
 }

@@ -352,6 +352,13 @@ fn storage(out: &mut String, daemon: &Daemon) {
     );
     family(
         out,
+        "kura_cache_cold_objects",
+        "gauge",
+        "Cached objects whose head is only in their file (<Indexing>Disk); 0 with <Indexing>Memory.",
+        [(String::new(), daemon.store.cold_objects().to_string())],
+    );
+    family(
+        out,
         "kura_cache_bytes",
         "gauge",
         "Bytes the cached objects take: memory in Memory-Only mode, object files with disks.",

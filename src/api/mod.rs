@@ -217,9 +217,9 @@ async fn route(
             let rt = daemon.runtime();
             match fileinfo::locate(&rt.config, url) {
                 Some((cache_name, path)) => {
-                    let found = daemon
-                        .store
-                        .peek(&crate::cache::key::primary_key(&cache_name, &path));
+                    let key = crate::cache::key::primary_key(&cache_name, &path);
+                    daemon.store.warm(&key).await;
+                    let found = daemon.store.peek(&key);
                     reply(StatusCode::OK, &fileinfo::reply(&path, found))
                 }
                 None => error(

@@ -1,6 +1,7 @@
 //! `/command/purge`, `expire`, `expireafter`, `hardpurge` (chapter 5) as GET or
 //! POST forms, and the `PURGE`/`EXPIRE`/`HARDPURGE` methods.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
@@ -71,7 +72,7 @@ pub fn targets(url: &str) -> Vec<String> {
 
 /// Runs a purge-family command and builds the guide's reply.
 pub async fn execute(
-    store: &Store,
+    store: &Arc<Store>,
     config: &Config,
     command: Command,
     targets: &[String],

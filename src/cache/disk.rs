@@ -214,6 +214,10 @@ pub struct Disk {
     pub writing: AtomicU64,
     /// I/O counters.
     pub counters: DiskCounters,
+    /// Head rewrites queued, and done by the chore thread: while they differ, a
+    /// head read from a file may be older than its object's (`<Indexing>Disk`
+    /// reads waits for them).
+    rewrites: (AtomicU64, AtomicU64),
     /// The disk's chore thread.
     chores: Mutex<mpsc::Sender<Chore>>,
 }
@@ -254,6 +258,7 @@ impl Disk {
             bytes: AtomicU64::new(0),
             writing: AtomicU64::new(0),
             counters: DiskCounters::default(),
+            rewrites: (AtomicU64::new(0), AtomicU64::new(0)),
             chores: Mutex::new(tx),
         });
         let worker = Arc::downgrade(&disk);
@@ -543,7 +548,54 @@ impl Disk {
     }
 
     fn chore(&self, chore: Chore) {
+        if matches!(chore, Chore::Rewrite { .. }) {
+            self.rewrites.0.fetch_add(1, Ordering::AcqRel);
+        }
         let _ = self.chores.lock().send(chore);
+    }
+
+    /// Reads the key, head and footer of object file `number` (blocking), after
+    /// the head rewrites queued so far: what a file says is then its object's
+    /// latest head. `None` when the file is gone or not a whole object.
+    pub fn read_head(&self, number: u64) -> Option<(String, Head, Footer)> {
+        if self.rewrites.0.load(Ordering::Acquire) != self.rewrites.1.load(Ordering::Acquire) {
+            self.flush();
+        }
+        let found = read_object(&self.object_path(number))?;
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let len = u64::from(found.2.head_len) + FOOTER_LEN;
+        self.counters.read_bytes.fetch_add(len, Ordering::Relaxed);
+        Some(found)
+    }
+
+    /// Queues writing `head` over the head of object file `number`, whose
+    /// footer is `footer`, counted in `io` (its vhost's).
+    pub fn rewrite_head(
+        &self,
+        (number, footer): (u64, Footer),
+        key: &str,
+        head: &Head,
+        io: &VhostIo,
+    ) {
+        let record = record::encode_head(key, head);
+        let footer = Footer {
+            head_len: record.len() as u32,
+            head_crc: crc32fast::hash(&record),
+            ..footer
+        };
+        io.add(FileIo::WriteCount, 1);
+        io.add(FileIo::WriteSize, record.len() as u64 + FOOTER_LEN);
+        self.chore(Chore::Rewrite {
+            number,
+            footer,
+            record,
+        });
+    }
+
+    /// Queues deleting object file `number`, counted in `io` (its vhost's).
+    pub fn remove(&self, number: u64, io: &VhostIo) {
+        io.add(FileIo::Delete, 1);
+        self.chore(Chore::Unlink(number));
     }
 }
 
@@ -685,7 +737,11 @@ fn chore_loop(disk: std::sync::Weak<Disk>, rx: mpsc::Receiver<Chore>) {
                 number,
                 footer,
                 record,
-            } => rewrite(&disk.object_path(number), footer, &record),
+            } => {
+                let done = rewrite(&disk.object_path(number), footer, &record);
+                disk.rewrites.1.fetch_add(1, Ordering::AcqRel);
+                done
+            }
             Chore::Flush(done) => {
                 let _ = done.send(());
                 Ok(())
@@ -819,20 +875,8 @@ impl DiskFile {
 
     /// Queues writing `head` over the file's head.
     pub fn rewrite_head(&self, key: &str, head: &Head) {
-        let record = record::encode_head(key, head);
-        let footer = Footer {
-            head_len: record.len() as u32,
-            head_crc: crc32fast::hash(&record),
-            ..self.footer
-        };
-        self.io.add(FileIo::WriteCount, 1);
-        self.io
-            .add(FileIo::WriteSize, record.len() as u64 + FOOTER_LEN);
-        self.disk.chore(Chore::Rewrite {
-            number: self.number,
-            footer,
-            record,
-        });
+        self.disk
+            .rewrite_head((self.number, self.footer), key, head, &self.io);
     }
 
     /// The index dropped the object: delete the file once nobody reads it.
@@ -844,8 +888,7 @@ impl DiskFile {
 impl Drop for DiskFile {
     fn drop(&mut self) {
         if self.doomed.load(Ordering::Acquire) {
-            self.io.add(FileIo::Delete, 1);
-            self.disk.chore(Chore::Unlink(self.number));
+            self.disk.remove(self.number, &self.io);
         }
     }
 }

@@ -187,7 +187,7 @@ fn action(command: Command, target: &Target, purge_hard: bool) -> Result<Invalid
 /// Runs `command` on `urls`, one store shard at a time, yielding between shards
 /// so serving goes on during a purge of millions of objects.
 pub async fn run(
-    store: &Store,
+    store: &Arc<Store>,
     config: &Config,
     command: Command,
     urls: &[String],
@@ -214,9 +214,19 @@ pub async fn run(
         let (select, shards) = selection(&t.cache_name, &t.url, collective);
         let exact = shards.len() == 1;
         for shard in shards {
-            let (n, bytes) = store.invalidate(shard, &select, action, Instant::now());
+            let ((n, bytes), cold) = store.invalidate(shard, &select, action, Instant::now());
             out.count += n;
             out.size += bytes;
+            if !cold.is_empty() {
+                let store = store.clone();
+                let changed = tokio::task::spawn_blocking(move || {
+                    store.invalidate_cold(cold, Instant::now())
+                })
+                .await
+                .unwrap_or_default();
+                out.count += changed.0;
+                out.size += changed.1;
+            }
             if !exact {
                 tokio::task::yield_now().await;
             }
@@ -270,7 +280,8 @@ pub fn replay(store: &Store, entries: &[Entry]) -> usize {
                 let url = UrlPattern::new(url);
                 let (select, shards) = selection(cache_name, &url, *collective);
                 for shard in shards {
-                    changed += store.invalidate(shard, &select, action, Instant::now()).0;
+                    let ((n, _), cold) = store.invalidate(shard, &select, action, Instant::now());
+                    changed += n + store.invalidate_cold(cold, Instant::now()).0;
                 }
             }
         }

@@ -8,6 +8,10 @@
 //! written there before it is indexed, a disk over its quota evicts the least
 //! recently used objects of its shards in turn, and the memory tier
 //! ([`HotBodies`]) keeps the bodies clients ask for in RAM.
+//!
+//! With `<Indexing>Disk` each shard keeps at most `hot_limit` objects whole;
+//! past it the least recently used become [`Cold`]: their heads are read back
+//! from their files when they are asked for again.
 
 use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
@@ -31,7 +35,7 @@ use super::hot::{Chunks, HotBodies};
 use super::policy::Freshness;
 use super::read::{BodyReader, Part, Source};
 use super::stale::{Entry, Scope, StaleLog};
-use crate::config::{OnCrash, StorageConfig};
+use crate::config::{Indexing, OnCrash, StorageConfig};
 use crate::stats::contents::Contents;
 use crate::stats::counter::ObjectEvent;
 use crate::stats::system::WAITING_WRITES;
@@ -42,6 +46,12 @@ const SHARDS: usize = 64;
 /// URLs per shard whose `Vary` fields are remembered (beyond it the oldest are
 /// forgotten: their next request is a miss that learns them again).
 const VARY_SPECS: usize = 4096;
+
+/// Memory an indexed object with its head takes (1,059 bytes measured with
+/// 1 KiB objects, docs/bench/2026-12-02-storage-1m-fields.md): with
+/// `<Indexing>Disk`, the memory for bodies over this is how many objects keep
+/// their heads in memory (the guide's "Caching Count" is about the same ratio).
+const HEAD_IN_MEMORY: u64 = 1024;
 
 /// Stored bodies are regrouped into pieces of about this size: a hit is then
 /// sent in few large writes, not in the origin's small frames.
@@ -205,9 +215,38 @@ impl Object {
     }
 }
 
+/// An object whose head is only in its file (`<Indexing>Disk`): what its
+/// accounting, its eviction and reading it back need.
+#[derive(Debug)]
+struct Cold {
+    /// The disk holding its file.
+    disk: Arc<Disk>,
+    /// Where its vhost's file I/O is counted.
+    io: Arc<VhostIo>,
+    /// Its file's number.
+    number: u64,
+    /// Body bytes.
+    len: u64,
+    /// Bytes of its file, as charged to the shard and the disk.
+    size: u64,
+    /// Unix second of its last hit.
+    last_access: u64,
+    /// Whether its body's checksum is known to hold.
+    verified: bool,
+}
+
 struct Shard {
     /// Complete objects, least recently used first out.
     objects: LruCache<String, (Arc<Object>, u64)>,
+    /// Objects whose heads are only in their files, least recently used first
+    /// out (`<Indexing>Disk`; empty otherwise).
+    cold: LruCache<String, Cold>,
+    /// How many objects keep their heads in memory (`usize::MAX` with
+    /// `<Indexing>Memory`).
+    hot_limit: usize,
+    /// Bumped when cold heads were rewritten: a head read from a file before
+    /// is read again.
+    cold_epoch: u64,
     /// Bytes charged for `objects`.
     bytes: u64,
     /// Bytes `objects` may be charged.
@@ -238,6 +277,9 @@ impl Shard {
             discard(&obj, hot);
             return;
         }
+        if let Some(cold) = self.cold.pop(&key) {
+            self.drop_cold(&key, cold, None);
+        }
         self.account(&key, &obj, true);
         let name = key.clone();
         if let Some((_, (old, old_charge))) = self.objects.push(key, (obj, charge)) {
@@ -248,6 +290,74 @@ impl Shard {
         }
         self.bytes += charge;
         self.evict(hot);
+        self.cool(hot);
+    }
+
+    /// Makes the least recently used objects past `hot_limit` cold: their
+    /// heads leave memory, their files stay. An object being read stays (its
+    /// readers rely on its file), as the most recently used.
+    fn cool(&mut self, hot: Option<&HotBodies>) {
+        let mut busy = Vec::new();
+        while self.objects.len() > self.hot_limit {
+            let Some((key, (obj, charge))) = self.objects.pop_lru() else {
+                break;
+            };
+            let Some(f) = obj.disk_file().filter(|_| Arc::strong_count(&obj) == 1) else {
+                busy.push((key, (obj, charge)));
+                continue;
+            };
+            if Arc::strong_count(f) > 1 {
+                busy.push((key, (obj, charge)));
+                continue;
+            }
+            if let Some(hot) = hot {
+                hot.remove(f.number);
+            }
+            let cold = Cold {
+                disk: f.disk.clone(),
+                io: f.io().clone(),
+                number: f.number,
+                len: obj.len,
+                size: charge,
+                last_access: obj.last_access(),
+                verified: f.verified(),
+            };
+            if let Some((key, old)) = self.cold.push(key, cold) {
+                self.drop_cold(&key, old, None);
+            }
+        }
+        for (key, entry) in busy {
+            self.objects.push(key, entry);
+        }
+    }
+
+    /// Indexes cold object `key` found at start; an older copy of the key goes.
+    fn keep_cold(&mut self, key: String, cold: Cold) {
+        self.bytes += cold.size;
+        self.count(&key, (cold.len, 0), Some((&cold.disk, cold.size)), true);
+        if let Some((key, old)) = self.cold.push(key, cold) {
+            self.drop_cold(&key, old, None);
+        }
+    }
+
+    /// Deletes cold object `key` (taken out of `cold`), counted as `why` (a
+    /// replaced copy is not counted).
+    fn drop_cold(&mut self, key: &str, cold: Cold, why: Option<ObjectEvent>) {
+        self.bytes -= cold.size;
+        self.count(key, (cold.len, 0), Some((&cold.disk, cold.size)), false);
+        if let Some(why) = why {
+            self.note(key, why, 1);
+        }
+        cold.disk.remove(cold.number, &cold.io);
+    }
+
+    /// Takes cold object `key` out of the index and deletes its file, counted
+    /// as `why`; returns its body bytes.
+    fn forget_cold(&mut self, key: &str, why: ObjectEvent) -> Option<u64> {
+        let cold = self.cold.pop(key)?;
+        let len = cold.len;
+        self.drop_cold(key, cold, Some(why));
+        Some(len)
     }
 
     /// Drops least recently used objects until the budget holds.
@@ -288,26 +398,36 @@ impl Shard {
     /// Counts an object entering (`add`) or leaving the index: its disk's
     /// objects and bytes, and its vhost's contents.
     fn account(&mut self, key: &str, obj: &Object, add: bool) {
-        let in_memory = match &obj.body {
-            Stored::Memory(_) => obj.len,
-            Stored::Disk(f) => {
-                let (objects, bytes) = (&f.disk.objects, &f.disk.bytes);
-                if add {
-                    objects.fetch_add(1, Ordering::Relaxed);
-                    bytes.fetch_add(f.size(), Ordering::Relaxed);
-                } else {
-                    objects.fetch_sub(1, Ordering::Relaxed);
-                    bytes.fetch_sub(f.size(), Ordering::Relaxed);
-                }
-                0
+        match &obj.body {
+            Stored::Memory(_) => self.count(key, (obj.len, obj.len), None, add),
+            Stored::Disk(f) => self.count(key, (obj.len, 0), Some((&f.disk, f.size())), add),
+        }
+    }
+
+    /// Counts an object of `len` body bytes, `in_memory` of them in memory, and
+    /// its file (disk and size), entering (`add`) or leaving the index.
+    fn count(
+        &mut self,
+        key: &str,
+        (len, in_memory): (u64, u64),
+        file: Option<(&Disk, u64)>,
+        add: bool,
+    ) {
+        if let Some((disk, size)) = file {
+            if add {
+                disk.objects.fetch_add(1, Ordering::Relaxed);
+                disk.bytes.fetch_add(size, Ordering::Relaxed);
+            } else {
+                disk.objects.fetch_sub(1, Ordering::Relaxed);
+                disk.bytes.fetch_sub(size, Ordering::Relaxed);
             }
-        };
+        }
         let vhost = super::key::split(key).0;
         match self.contents.get_mut(vhost) {
-            Some(c) => c.count(obj.len, in_memory, add),
+            Some(c) => c.count(len, in_memory, add),
             None if add => {
                 let mut c = Contents::default();
-                c.count(obj.len, in_memory, true);
+                c.count(len, in_memory, true);
                 self.contents.insert(vhost.to_string(), c);
             }
             None => {}
@@ -384,6 +504,34 @@ fn rendezvous(shard: usize, disk: &Disk) -> f64 {
     // A uniform draw in (0, 1) from the hash's top 53 bits.
     let u = ((h.finish() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     -(disk.capacity() as f64) / u.ln()
+}
+
+/// Cold objects an invalidation selected, whose heads must be read to change
+/// them (see [`Store::invalidate_cold`]).
+pub struct ColdHeads {
+    /// Their shard.
+    shard: usize,
+    /// What to do to them.
+    action: Invalidate,
+    /// Each one's key and file.
+    files: Vec<(String, ColdFile)>,
+}
+
+/// A cold object's file, as an invalidation reads and rewrites it.
+struct ColdFile {
+    /// The disk holding it.
+    disk: Arc<Disk>,
+    /// Where its vhost's file I/O is counted.
+    io: Arc<VhostIo>,
+    /// Its number.
+    number: u64,
+}
+
+impl ColdHeads {
+    /// Whether there is nothing to read.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
 }
 
 /// What a lookup found.
@@ -470,7 +618,7 @@ impl Store {
         memory: u64,
         disks: Vec<Arc<Disk>>,
         quotas: Vec<Option<u64>>,
-        on_crash: OnCrash,
+        (on_crash, indexing): (OnCrash, Indexing),
     ) -> Store {
         // With disks, the disks' quotas bound the shards (see `trim`).
         let budget = if disks.is_empty() {
@@ -478,10 +626,19 @@ impl Store {
         } else {
             u64::MAX
         };
+        let hot_limit = match indexing {
+            Indexing::Disk if !disks.is_empty() => {
+                ((memory / HEAD_IN_MEMORY) as usize / SHARDS).max(1)
+            }
+            _ => usize::MAX,
+        };
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
                     objects: LruCache::unbounded(),
+                    cold: LruCache::unbounded(),
+                    hot_limit,
+                    cold_epoch: 0,
                     bytes: 0,
                     budget,
                     home: None,
@@ -517,7 +674,7 @@ impl Store {
             capacity,
             Vec::new(),
             Vec::new(),
-            OnCrash::Hang,
+            (OnCrash::Hang, Indexing::Memory),
         ))
     }
 
@@ -565,7 +722,7 @@ impl Store {
             memory,
             opened.into_iter().map(|(d, _)| d).collect(),
             storage.disks.iter().map(|d| d.quota).collect(),
-            storage.on_crash,
+            (storage.on_crash, storage.indexing),
         );
         let count = loaded.len();
         store.index(loaded);
@@ -591,6 +748,28 @@ impl Store {
         let hot = self.hot.as_deref();
         for Loaded { disk, clean, found } in loaded {
             let key = found.key;
+            let io = self.vhost_io_of(&key);
+            let mut shard = self.shard(&key).lock();
+            if !found.head.vary.is_empty() {
+                let names = found.head.vary.iter().map(|(n, _)| n.clone()).collect();
+                shard
+                    .vary
+                    .put(super::key::variant_base(&key).to_string(), names);
+            }
+            if shard.hot_limit != usize::MAX {
+                // `<Indexing>Disk`: heads are read when asked for.
+                let cold = Cold {
+                    disk,
+                    io,
+                    number: found.number,
+                    len: found.footer.body_len,
+                    size: found.footer.file_len(),
+                    last_access: now,
+                    verified: clean,
+                };
+                shard.keep_cold(key, cold);
+                continue;
+            }
             let obj = Object {
                 len: found.footer.body_len,
                 id: found.number,
@@ -599,18 +778,11 @@ impl Store {
                     found.number,
                     found.footer,
                     clean,
-                    self.vhost_io_of(&key),
+                    io,
                 ))),
                 head: Arc::new(found.head),
                 last_access: AtomicU64::new(now),
             };
-            let mut shard = self.shard(&key).lock();
-            if !obj.head.vary.is_empty() {
-                let names = obj.head.vary.iter().map(|(n, _)| n.clone()).collect();
-                shard
-                    .vary
-                    .put(super::key::variant_base(&key).to_string(), names);
-            }
             shard.keep(key, Arc::new(obj), hot);
         }
     }
@@ -646,6 +818,15 @@ impl Store {
             for key in gone {
                 shard.forget(&key, hot, ObjectEvent::Erase);
             }
+            let gone: Vec<String> = shard
+                .cold
+                .iter()
+                .filter(|(_, c)| !c.disk.is_normal())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in gone {
+                shard.forget_cold(&key, ObjectEvent::Erase);
+            }
         }
         for (i, disk) in live.iter().enumerate() {
             self.trim(disk, i);
@@ -667,6 +848,18 @@ impl Store {
         while used() > disk.capacity() && empty_in_a_row < SHARDS {
             let mut shard = self.shards[shard_no % SHARDS].lock();
             shard_no += 1;
+            // Cold objects were used less recently than any kept whole.
+            let cold = shard
+                .cold
+                .iter()
+                .rev()
+                .find(|(_, c)| std::ptr::eq(&*c.disk, disk))
+                .map(|(k, _)| k.clone());
+            if let Some(key) = cold {
+                shard.forget_cold(&key, ObjectEvent::Erase);
+                empty_in_a_row = 0;
+                continue;
+            }
             let victim = shard
                 .objects
                 .iter()
@@ -757,8 +950,10 @@ impl Store {
             Some(disk) => disk.bytes.load(Ordering::Relaxed) + len > disk.capacity(),
             None => shard.bytes + len > shard.budget,
         };
-        match shard.objects.peek_lru() {
-            Some((victim, _)) if full => {
+        let first_out = (shard.cold.peek_lru().map(|(k, _)| k))
+            .or_else(|| shard.objects.peek_lru().map(|(k, _)| k));
+        match first_out {
+            Some(victim) if full => {
                 shard.sketch.estimate(key_hash(key)) > shard.sketch.estimate(key_hash(victim))
             }
             _ => true,
@@ -885,8 +1080,13 @@ impl Store {
     }
 
     /// Finds the variant of base key `base` that a request with headers `request`
-    /// selects (RFC 9111 4.1).
-    pub fn lookup(self: &Arc<Self>, base: &str, request: &HeaderMap, now: Instant) -> Lookup {
+    /// selects (RFC 9111 4.1); `Err` with its key when that object is cold.
+    fn probe(
+        self: &Arc<Self>,
+        base: &str,
+        request: &HeaderMap,
+        now: Instant,
+    ) -> Result<Lookup, String> {
         let mut shard = self.shard(base).lock();
         let key: Cow<'_, str> = match shard.vary.peek(base) {
             Some(names) => Cow::Owned(super::key::variant(
@@ -906,7 +1106,7 @@ impl Store {
                 unservable = true;
             } else if obj.head.vary_matches(request) {
                 if obj.head.is_fresh(now) {
-                    return Lookup::Fresh(obj.clone());
+                    return Ok(Lookup::Fresh(obj.clone()));
                 }
                 stale = Some(obj.clone());
             }
@@ -916,14 +1116,17 @@ impl Store {
             shard.forget(key, self.hot.as_deref(), ObjectEvent::Erase);
         }
         if let Some(fill) = shard.filling.get(key) {
-            return Lookup::Join {
+            return Ok(Lookup::Join {
                 fill: fill.clone(),
                 stale,
-            };
+            });
+        }
+        if shard.cold.contains(key) {
+            return Err(key.to_string());
         }
         let fill = Arc::new(Fill::default());
         shard.filling.insert(key.to_string(), fill.clone());
-        Lookup::Fetch {
+        Ok(Lookup::Fetch {
             fill: FillGuard {
                 store: self.clone(),
                 key: key.to_string(),
@@ -934,7 +1137,7 @@ impl Store {
                 spool: None,
             },
             stale,
-        }
+        })
     }
 
     /// A fill of `key` that no other client joins, for a client that found a
@@ -953,8 +1156,10 @@ impl Store {
         }
     }
 
-    /// [`Store::lookup`], after checking the body of a disk object found after
-    /// an unclean stop: a torn one is dropped and never served.
+    /// Finds the variant of base key `base` that a request with headers
+    /// `request` selects (RFC 9111 4.1), reading a cold object's head back,
+    /// and checking the body of a disk object found after an unclean stop: a
+    /// torn one is dropped and never served.
     pub async fn lookup_checked(
         self: &Arc<Self>,
         base: &str,
@@ -962,7 +1167,13 @@ impl Store {
         now: Instant,
     ) -> Lookup {
         loop {
-            let lookup = self.lookup(base, request, now);
+            let lookup = match self.probe(base, request, now) {
+                Ok(lookup) => lookup,
+                Err(cold) => {
+                    self.promote(&cold).await;
+                    continue;
+                }
+            };
             let obj = match &lookup {
                 Lookup::Fresh(o)
                 | Lookup::Join { stale: Some(o), .. }
@@ -994,6 +1205,78 @@ impl Store {
                 Lookup::Join { fill, .. } => return Lookup::Join { fill, stale: None },
                 Lookup::Fetch { fill, .. } => return Lookup::Fetch { fill, stale: None },
             }
+        }
+    }
+
+    /// Reads cold object `key`'s head back from its file and keeps it whole
+    /// again; a file gone, torn or holding another key takes it out of the
+    /// index. Returns once `key` is not cold.
+    async fn promote(&self, key: &str) {
+        loop {
+            let (disk, number, epoch) = {
+                let shard = self.shard(key).lock();
+                match shard.cold.peek(key) {
+                    Some(c) => (c.disk.clone(), c.number, shard.cold_epoch),
+                    None => return,
+                }
+            };
+            let read = tokio::task::spawn_blocking(move || disk.read_head(number))
+                .await
+                .ok()
+                .flatten();
+            let mut shard = self.shard(key).lock();
+            // Heads rewritten meanwhile, or another copy: read again.
+            if shard.cold_epoch != epoch || shard.cold.peek(key).is_none_or(|c| c.number != number)
+            {
+                continue;
+            }
+            let cold = shard.cold.pop(key).expect("peeked under the lock");
+            match read {
+                Some((found, head, footer)) if found == key && footer.file_len() == cold.size => {
+                    let obj = Object {
+                        head: Arc::new(head),
+                        len: cold.len,
+                        id: number,
+                        body: Stored::Disk(Arc::new(DiskFile::new(
+                            cold.disk,
+                            number,
+                            footer,
+                            cold.verified,
+                            cold.io,
+                        ))),
+                        last_access: AtomicU64::new(cold.last_access),
+                    };
+                    // Not kept whole while cold: nothing to replace.
+                    shard
+                        .objects
+                        .push(key.to_string(), (Arc::new(obj), cold.size));
+                    shard.cool(self.hot.as_deref());
+                }
+                _ => {
+                    tracing::warn!(file = %cold.disk.object_path(number).display(), "cold object unreadable; dropped");
+                    shard.drop_cold(key, cold, Some(ObjectEvent::Erase));
+                }
+            }
+            return;
+        }
+    }
+
+    /// Keeps whole again the cold object of `key` or, failing that, of another
+    /// variant of its URL (what [`Store::peek`] finds).
+    pub async fn warm(&self, key: &str) {
+        let cold = {
+            let shard = self.shard(key).lock();
+            let primary = super::key::primary(key);
+            if shard.cold.contains(key) {
+                Some(key.to_string())
+            } else {
+                (shard.cold.iter())
+                    .find(|(k, _)| super::key::primary(k) == primary)
+                    .map(|(k, _)| k.clone())
+            }
+        };
+        if let Some(key) = cold {
+            self.promote(&key).await;
         }
     }
 
@@ -1054,21 +1337,33 @@ impl Store {
                 *cur = new.clone();
                 new.persist_head(key);
             }
+        } else if let Some(size) = shard
+            .cold
+            .peek(key)
+            .filter(|c| old.disk_file().is_some_and(|f| f.number == c.number))
+            .map(|c| c.size)
+        {
+            // It went cold while being revalidated: whole again, with the new head.
+            shard.cold.pop(key);
+            shard.objects.push(key.to_string(), (new.clone(), size));
+            new.persist_head(key);
+            shard.cool(self.hot.as_deref());
         }
         new
     }
 
     /// Applies `action` to the objects of shard `shard` whose key `select` picks;
-    /// returns how many objects and body bytes were affected. Objects already
-    /// purged (or, for expire, already stale) are not counted again.
+    /// returns how many objects and body bytes were affected, and the cold
+    /// objects whose heads [`Store::invalidate_cold`] must change. Objects
+    /// already purged (or, for expire, already stale) are not counted again.
     pub fn invalidate(
         &self,
-        shard: usize,
+        shard_no: usize,
         select: impl Fn(&str) -> bool,
         action: Invalidate,
         now: Instant,
-    ) -> (usize, u64) {
-        let mut shard = self.shards[shard].lock();
+    ) -> ((usize, u64), ColdHeads) {
+        let mut shard = self.shards[shard_no].lock();
         let mut done = (0, 0);
         let mut gone = Vec::new();
         let mut changed: Vec<(String, u64)> = Vec::new();
@@ -1100,13 +1395,76 @@ impl Store {
         for key in gone {
             shard.forget(&key, self.hot.as_deref(), ObjectEvent::Purge);
         }
+        let mut cold = ColdHeads {
+            shard: shard_no,
+            action,
+            files: Vec::new(),
+        };
+        let selected: Vec<String> = (shard.cold.iter())
+            .filter(|(k, _)| select(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in selected {
+            if action == Invalidate::HardPurge {
+                // Deleting needs no head.
+                let len = shard.forget_cold(&key, ObjectEvent::Purge);
+                done.0 += 1;
+                done.1 += len.unwrap_or(0);
+            } else if let Some(c) = shard.cold.peek(&key) {
+                let file = ColdFile {
+                    disk: c.disk.clone(),
+                    io: c.io.clone(),
+                    number: c.number,
+                };
+                cold.files.push((key, file));
+            }
+        }
+        (done, cold)
+    }
+
+    /// Changes the heads of the cold objects `cold` lists as its invalidation
+    /// says (blocking: each head is read from its file, the new one written
+    /// through the disk's queue); returns how many objects and body bytes
+    /// changed. A copy made whole meanwhile gets the new head too.
+    pub fn invalidate_cold(&self, cold: ColdHeads, now: Instant) -> (usize, u64) {
+        let mut changed = Vec::new();
+        for (key, ColdFile { disk, io, number }) in cold.files {
+            let Some((found, head, footer)) = disk.read_head(number) else {
+                continue;
+            };
+            if found != key {
+                continue;
+            }
+            if let Some(Some(head)) = invalidated(&head, cold.action, now) {
+                disk.rewrite_head((number, footer), &key, &head, &io);
+                changed.push((key, number, footer.body_len, head));
+            }
+        }
+        let mut shard = self.shards[cold.shard].lock();
+        // Heads read before the rewrites are read again.
+        shard.cold_epoch += 1;
+        let mut done = (0, 0);
+        for (key, number, len, head) in changed {
+            done.0 += 1;
+            done.1 += len;
+            shard.note(&key, cold.action.event(), 1);
+            if let Some((obj, _)) = shard.objects.peek_mut(&key) {
+                if obj.disk_file().is_some_and(|f| f.number == number) {
+                    *obj = Arc::new(obj.with_head(head));
+                }
+            }
+        }
         done
     }
 
     /// Applies `action` to the object stored under exactly `key`, without walking
-    /// its shard; returns whether it changed anything.
+    /// its shard; returns whether it changed anything. A cold object is
+    /// deleted, but only a whole one ([`Store::warm`]) has a head to change.
     pub fn invalidate_key(&self, key: &str, action: Invalidate, now: Instant) -> bool {
         let mut shard = self.shard(key).lock();
+        if action == Invalidate::HardPurge && shard.forget_cold(key, ObjectEvent::Purge).is_some() {
+            return true;
+        }
         let Some((obj, _)) = shard.objects.peek_mut(key) else {
             return false;
         };
@@ -1145,24 +1503,34 @@ impl Store {
     /// Drops objects not hit since unix second `before` (`/command/cleanup?age=`);
     /// returns how many objects and bytes were dropped.
     pub fn drop_idle(&self, before: u64) -> (usize, u64) {
-        self.retain(|o| o.last_access() >= before, ObjectEvent::Erase)
+        self.retain(|last_access| last_access >= before, ObjectEvent::Erase)
     }
 
-    /// Drops the objects `keep` refuses, counted as `why`.
-    fn retain(&self, keep: impl Fn(&Object) -> bool, why: ObjectEvent) -> (usize, u64) {
+    /// Drops the objects whose last hit (unix second) `keep` refuses, counted as `why`.
+    fn retain(&self, keep: impl Fn(u64) -> bool, why: ObjectEvent) -> (usize, u64) {
         let mut dropped = (0, 0);
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             let gone: Vec<String> = shard
                 .objects
                 .iter()
-                .filter(|(_, (o, _))| !keep(o))
+                .filter(|(_, (o, _))| !keep(o.last_access()))
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in gone {
                 if let Some(obj) = shard.forget(&key, self.hot.as_deref(), why) {
                     dropped.0 += 1;
                     dropped.1 += obj.len;
+                }
+            }
+            let gone: Vec<String> = (shard.cold.iter())
+                .filter(|(_, c)| !keep(c.last_access))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in gone {
+                if let Some(len) = shard.forget_cold(&key, why) {
+                    dropped.0 += 1;
+                    dropped.1 += len;
                 }
             }
         }
@@ -1174,8 +1542,13 @@ impl Store {
     pub fn usage(&self) -> (usize, u64) {
         self.shards.iter().fold((0, 0), |(n, b), s| {
             let s = s.lock();
-            (n + s.objects.len(), b + s.bytes)
+            (n + s.objects.len() + s.cold.len(), b + s.bytes)
         })
+    }
+
+    /// Number of cold objects (`<Indexing>Disk`).
+    pub fn cold_objects(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().cold.len()).sum()
     }
 
     /// Ends fill `fill` registered under `key`; a stored object goes under the
@@ -1571,7 +1944,10 @@ mod tests {
     }
 
     fn fetch(store: &Arc<Store>, key: &str) -> FillGuard {
-        match store.lookup(key, &HeaderMap::new(), Instant::now()) {
+        match store
+            .probe(key, &HeaderMap::new(), Instant::now())
+            .expect("not cold")
+        {
             Lookup::Fetch { fill, .. } => fill,
             _ => panic!("expected a miss for {key}"),
         }
@@ -1582,12 +1958,17 @@ mod tests {
         let store = Store::new(1 << 20);
         let g = fetch(&store, "k");
         assert!(matches!(
-            store.lookup("k", &HeaderMap::new(), Instant::now()),
+            store
+                .probe("k", &HeaderMap::new(), Instant::now())
+                .expect("not cold"),
             Lookup::Join { .. }
         ));
         g.fill().push(Bytes::from_static(b"body"));
         g.finish(head(60), BodyEnd::Complete);
-        match store.lookup("k", &HeaderMap::new(), Instant::now()) {
+        match store
+            .probe("k", &HeaderMap::new(), Instant::now())
+            .expect("not cold")
+        {
             Lookup::Fresh(o) => match &o.body {
                 Stored::Memory(chunks) => assert_eq!(chunks.concat(), b"body"),
                 Stored::Disk(_) => panic!("a memory store keeps bodies in memory"),
@@ -1622,6 +2003,7 @@ mod tests {
             fail_count: 10,
             on_crash: OnCrash::Hang,
             sync_stale: false,
+            indexing: Indexing::Memory,
         };
         let store = Store::open(&storage, 1 << 20);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -1635,7 +2017,9 @@ mod tests {
             // The write task has not run yet on this one thread.
             assert_eq!(WAITING_WRITES.load(Ordering::Relaxed), 1);
             while !matches!(
-                store.lookup("k", &HeaderMap::new(), Instant::now()),
+                store
+                    .probe("k", &HeaderMap::new(), Instant::now())
+                    .expect("not cold"),
                 Lookup::Fresh(_)
             ) {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -1687,7 +2071,10 @@ mod tests {
         for &id in trace {
             let size = sizes[id];
             bytes += size as u64;
-            match store.lookup(&format!("v\0/o/{id}"), &empty, Instant::now()) {
+            match store
+                .probe(&format!("v\0/o/{id}"), &empty, Instant::now())
+                .expect("not cold")
+            {
                 Lookup::Fresh(_) => {
                     hits += 1;
                     hit_bytes += size as u64;
@@ -1742,7 +2129,12 @@ mod tests {
         for percent in [1, 5] {
             let capacity = (total * percent / 100) as u64;
             let tinylfu = Store::new(capacity);
-            let mut lru = Store::with_shards(capacity, Vec::new(), Vec::new(), OnCrash::Hang);
+            let mut lru = Store::with_shards(
+                capacity,
+                Vec::new(),
+                Vec::new(),
+                (OnCrash::Hang, Indexing::Memory),
+            );
             lru.admission = false;
             let lru = Arc::new(lru);
             let (t_obj, t_bytes) = replay(&tinylfu, &trace, &sizes);

@@ -231,7 +231,11 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
     };
 
     let cache = server.child("Cache");
-    let storage = read_storage(cx, &cache.child("Storage"), &cache.child("SyncStale"));
+    let storage = read_storage(
+        cx,
+        &cache.child("Storage"),
+        (&cache.child("SyncStale"), &cache.child("Indexing")),
+    );
     let cleanup = read_cleanup(cx, &cache.child("Cleanup"));
     let mut listen_ips = Vec::new();
     for el in cache.list("Listen") {
@@ -301,8 +305,12 @@ fn read_server(cx: &mut Cx, root: &Element) -> ServerSettings {
 }
 
 /// `<Storage>`: its failure policy and the `<Disk>` directories in file order;
-/// and `<SyncStale>`.
-fn read_storage(cx: &mut Cx, storage: &Node<'_>, sync_stale: &Node<'_>) -> StorageConfig {
+/// `<SyncStale>` and `<Indexing>`.
+fn read_storage(
+    cx: &mut Cx,
+    storage: &Node<'_>,
+    (sync_stale, indexing): (&Node<'_>, &Node<'_>),
+) -> StorageConfig {
     let elements = storage.list("Disk");
     let mut disks: Vec<DiskConfig> = Vec::new();
     for el in &elements {
@@ -350,6 +358,15 @@ fn read_storage(cx: &mut Cx, storage: &Node<'_>, sync_stale: &Node<'_>) -> Stora
             OnCrash::Hang,
         ),
         sync_stale: cx.get(sync_stale.value(), value::on_off, true),
+        indexing: cx.get(
+            indexing.value(),
+            |s| match s.trim().to_ascii_lowercase().as_str() {
+                "memory" => Ok(Indexing::Memory),
+                "disk" => Ok(Indexing::Disk),
+                _ => Err(format!("unknown value \"{s}\" (Memory or Disk)")),
+            },
+            Indexing::Memory,
+        ),
     }
 }
 

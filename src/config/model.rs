@@ -165,6 +165,18 @@ pub struct StorageConfig {
     /// `<Cache><SyncStale>`: purges are written to `stale.log` and applied
     /// again at the next start after a crash.
     pub sync_stale: bool,
+    /// `<Cache><Indexing>`: whether every stored head stays in memory.
+    pub indexing: Indexing,
+}
+
+/// `<Cache><Indexing>` (chapter 18): where the heads of stored objects live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexing {
+    /// Every object's head in memory (the guide's default).
+    Memory,
+    /// The heads of recently used objects in memory, the rest only in their
+    /// files: memory holds a small entry per cold object.
+    Disk,
 }
 
 /// `<Storage OnCrash>`: what kurad does when every disk has failed.

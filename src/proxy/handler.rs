@@ -292,6 +292,7 @@ async fn serve_cached(
     if client_refresh {
         // The variant this client asked for; others are other clients' business.
         let variant = store.variant_key(&key, &parts.headers);
+        store.warm(&variant).await;
         store.invalidate_key(&variant, Invalidate::Expire, now);
     }
     let lookup = store.lookup_checked(&key, &parts.headers, now).await;
@@ -1088,7 +1089,7 @@ pub(super) async fn pass(
 /// as Admin may send them.
 async fn purge_method(
     rt: &Runtime,
-    store: &Store,
+    store: &Arc<Store>,
     conn: &Conn,
     parts: &Parts,
     command: crate::cache::purge::Command,

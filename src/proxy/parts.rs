@@ -264,7 +264,9 @@ impl PartCx {
         let key = key::part(&self.request.key, self.size, index);
         let now = Instant::now();
         if self.refresh {
-            store.invalidate_key(&store.variant_key(&key, headers), Invalidate::Expire, now);
+            let variant = store.variant_key(&key, headers);
+            store.warm(&variant).await;
+            store.invalidate_key(&variant, Invalidate::Expire, now);
         }
         let caching = &self.vhost.cfg.caching;
         match store.lookup_checked(&key, headers, now).await {
