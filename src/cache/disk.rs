@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::fields::Fields;
 use super::record::{self, Footer, FOOTER_LEN};
 use super::store::Head;
 use crate::stats::counter::FileIo;
@@ -451,7 +452,10 @@ impl Disk {
     /// Lists every object file (blocking), reading the 256 directories on as
     /// many threads as there are cores; files that are not whole objects are
     /// deleted.
-    pub fn scan(&self) -> Vec<Found> {
+    /// With `keep_fields` false (`<Indexing>Disk`, which reads heads back when
+    /// asked for) each head found is kept without its header fields, so the
+    /// scan's peak memory is about what the index keeps.
+    pub fn scan(&self, keep_fields: bool) -> Vec<Found> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
@@ -459,7 +463,7 @@ impl Disk {
                     scope.spawn(move || {
                         (0..=255u8)
                             .filter(|i| usize::from(*i) % threads == t)
-                            .flat_map(|i| self.scan_dir(i))
+                            .flat_map(|i| self.scan_dir(i, keep_fields))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -472,7 +476,7 @@ impl Disk {
     }
 
     /// The object files of `objects/XX`.
-    fn scan_dir(&self, i: u8) -> Vec<Found> {
+    fn scan_dir(&self, i: u8, keep_fields: bool) -> Vec<Found> {
         let dir = self.path.join("objects").join(format!("{i:02x}"));
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Vec::new();
@@ -486,12 +490,17 @@ impl Disk {
                 .and_then(|n| u64::from_str_radix(n, 16).ok());
             let object = number.and_then(|n| read_object(&path).map(|o| (n, o)));
             match object {
-                Some((number, (key, head, footer))) => found.push(Found {
-                    number,
-                    key,
-                    head,
-                    footer,
-                }),
+                Some((number, (key, mut head, footer))) => {
+                    if !keep_fields {
+                        head.headers = Fields::default();
+                    }
+                    found.push(Found {
+                        number,
+                        key,
+                        head,
+                        footer,
+                    })
+                }
                 None => {
                     tracing::warn!(file = %path.display(), "not a whole cached object; deleted");
                     let _ = std::fs::remove_file(&path);

@@ -697,7 +697,7 @@ impl Store {
                 .map(|(disk, _)| {
                     scope.spawn(move || {
                         if disk.is_normal() {
-                            disk.scan()
+                            disk.scan(storage.indexing == Indexing::Memory)
                         } else {
                             Vec::new()
                         }
