@@ -25,7 +25,7 @@ cat > "$work/kura/vhosts.xml" <<XML
   <View Name="ab"><Vhost>a.bench</Vhost><Vhost>b.bench</Vhost></View>
 </Vhosts>
 XML
-"$kurad" --conf-dir "$work/kura" --state-dir "$work/state" >"$work/kurad.log" 2>&1 &
+"$kurad" --conf-dir "$work/kura" --state-dir "$work/state" --log-dir "$work/logs" >"$work/kurad.log" 2>&1 &
 kura_pid=$!
 # snmpd: read-only public for loopback, on 127.0.0.1:11161, in the foreground.
 echo "rocommunity public 127.0.0.1" > "$work/snmpd.conf"

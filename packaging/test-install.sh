@@ -24,7 +24,7 @@ version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)"
 deb1="$(ls "$dist"/kura_"$version"-1_*.deb)"
 work="$(mktemp -d)"
 unit=/lib/systemd/system/kura.service
-origin_pid="" kurad_pid="" notify_pid=""
+origin_pid="" kurad_pid="" launcher_pid="" notify_pid=""
 # KURA-MIB by name from /usr/share/snmp/mibs; the SNMPv2-SMI/TC/CONF it imports
 # are in Debian's non-free snmp-mibs-downloader, so they come from tests/mibs.
 mibs=(-m KURA-MIB -M "+$PWD/tests/mibs")

@@ -4,13 +4,15 @@
 //! reused, so a walk and a GET within the same second see the same numbers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use super::ber::{
     self, DecodeError, ErrorStatus, PduType, Request, ResponseWriter, Value, VarBinds, Version,
@@ -230,19 +232,38 @@ impl Agent {
         )
     }
 
-    /// Serves `socket` until the task is aborted.
-    pub async fn serve(mut self, socket: UdpSocket) {
+    /// Serves `socket` (non-blocking) until the task is aborted.
+    ///
+    /// The socket is registered for readability only. Registered for writing
+    /// too (as `tokio::net::UdpSocket` is), every reply the manager reads frees
+    /// send-buffer space, and that edge woke the idle runtime worker parked in
+    /// `epoll_wait`: about one extra wake-up per GET. A send that would block
+    /// waits for writability on a registration of its own (`writable`).
+    pub async fn serve(mut self, socket: std::net::UdpSocket) {
+        let socket = match register(socket, Interest::READABLE) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "snmp socket cannot be registered");
+                return;
+            }
+        };
         let mut buf = vec![0u8; 65_536];
         loop {
-            let (n, peer) = match socket.recv_from(&mut buf).await {
-                Ok(r) => r,
-                Err(e) => {
+            let received = match socket.readable().await {
+                Ok(mut ready) => ready.try_io(|s| s.get_ref().recv_from(&mut buf)),
+                Err(e) => Ok(Err(e)),
+            };
+            let (n, peer) = match received {
+                Ok(Ok(r)) => r,
+                // Nothing waiting after all: readiness is cleared, wait again.
+                Err(_would_block) => continue,
+                Ok(Err(e)) => {
                     tracing::debug!(error = %e, "snmp receive failed");
                     continue;
                 }
             };
             if let Some(reply) = self.answer(&buf[..n], peer.ip()) {
-                if let Err(e) = socket.send_to(reply, peer).await {
+                if let Err(e) = send(socket.get_ref(), reply, peer).await {
                     tracing::debug!(error = %e, %peer, "snmp send failed");
                 }
             }
@@ -642,6 +663,30 @@ impl<'a> Cx<'a> {
                 Number::Services => 72,
                 Number::AuthenTraps => 2,
             }),
+        }
+    }
+}
+
+/// Registers `socket` with the runtime for `interest` only.
+fn register(
+    socket: std::net::UdpSocket,
+    interest: Interest,
+) -> io::Result<AsyncFd<std::net::UdpSocket>> {
+    // SAFETY: the `AsyncFd` owns the socket, so its descriptor stays open and
+    // refers to the same socket for as long as the registration exists.
+    Ok(unsafe { AsyncFd::register_with_interest(socket, interest) }?)
+}
+
+/// Sends `reply` to `peer`; when the send buffer is full, waits until it has
+/// room (a registration for writability lives only that long).
+async fn send(socket: &std::net::UdpSocket, reply: &[u8], peer: SocketAddr) -> io::Result<()> {
+    loop {
+        match socket.send_to(reply, peer) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let writable = register(socket.try_clone()?, Interest::WRITABLE)?;
+                writable.writable().await?.clear_ready();
+            }
+            sent => return sent.map(drop),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use super::agent::{Agent, Model, VhostRow, ViewRow};
@@ -89,7 +89,8 @@ impl Service {
         if !snmp.active || running == Some(snmp.bind) {
             return Ok(None);
         }
-        let socket = UdpSocket::bind(snmp.bind).await?;
+        let socket = UdpSocket::bind(snmp.bind)?;
+        socket.set_nonblocking(true)?;
         Ok(Some(Prepared {
             spec: snmp.bind,
             socket,
