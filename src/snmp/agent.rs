@@ -249,11 +249,15 @@ impl Agent {
         };
         let mut buf = vec![0u8; 65_536];
         loop {
-            let received = match socket.readable().await {
-                Ok(mut ready) => ready.try_io(|s| s.get_ref().recv_from(&mut buf)),
-                Err(e) => Ok(Err(e)),
+            let mut ready = match socket.readable().await {
+                Ok(r) => r,
+                // The runtime is shutting down: nothing more will arrive.
+                Err(e) => {
+                    tracing::debug!(error = %e, "snmp socket closed");
+                    return;
+                }
             };
-            let (n, peer) = match received {
+            let (n, peer) = match ready.try_io(|s| s.get_ref().recv_from(&mut buf)) {
                 Ok(Ok(r)) => r,
                 // Nothing waiting after all: readiness is cleared, wait again.
                 Err(_would_block) => continue,
