@@ -235,10 +235,11 @@ impl Agent {
     /// Serves `socket` (non-blocking) until the task is aborted.
     ///
     /// The socket is registered for readability only. Registered for writing
-    /// too (as `tokio::net::UdpSocket` is), every reply the manager reads frees
-    /// send-buffer space, and that edge woke the idle runtime worker parked in
-    /// `epoll_wait`: about one extra wake-up per GET. A send that would block
-    /// waits for writability on a registration of its own (`writable`).
+    /// too (as `tokio::net::UdpSocket` is), every reply sent gave its
+    /// send-buffer space back (at once on loopback), and that writability edge
+    /// woke the idle runtime worker parked in `epoll_wait`: about one extra
+    /// wake-up per GET. A send that would block waits for writability on a
+    /// registration of its own (`send`).
     pub async fn serve(mut self, socket: std::net::UdpSocket) {
         let socket = match register(socket, Interest::READABLE) {
             Ok(s) => s,
