@@ -1147,13 +1147,7 @@ fn bodies_swapped_out_of_the_memory_tier_are_counted_per_vhost() {
 
 /// The `/metrics` total of `family` for www.test with `label`.
 fn www_total(k: &Kurad, family: &str, label: &str) -> u64 {
-    let text = curl(&format!("http://{}/metrics", k.manager), &[]).text();
-    let prefix = format!("{family}_total{{vhost=\"www.test\",{label}}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix}in\n{text}"))
-        .parse()
-        .unwrap()
+    metric(k, &format!("{family}_total{{vhost=\"www.test\",{label}}}"))
 }
 
 /// A vhost's file I/O on the disks (`VirtualHost.Disk.Create` .. `WriteSize`, and
@@ -1266,12 +1260,12 @@ fn ram_bytes() -> u64 {
     kib * 1024
 }
 
-/// The `/metrics` gauge `name` (no labels).
-fn gauge(k: &Kurad, name: &str) -> u64 {
+/// The value of `/metrics` series `series` (its name and labels as written).
+fn metric(k: &Kurad, series: &str) -> u64 {
     let text = curl(&format!("http://{}/metrics", k.manager), &[]).text();
     text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
 /// Fetches `paths` from www.test through one curl (one connection).
@@ -1328,8 +1322,8 @@ fn disk_indexing_keeps_the_heads_of_cold_objects_in_their_files() {
     });
     let files = object_files(disk.path());
     let on_disk: u64 = files.iter().map(|(_, n)| n).sum();
-    let cold = gauge(&k, "kura_cache_cold_objects");
-    let indexed = gauge(&k, "kura_cache_objects");
+    let cold = metric(&k, "kura_cache_cold_objects");
+    let indexed = metric(&k, "kura_cache_objects");
     eprintln!("{objects} stored, {} kept ({on_disk} bytes on a {quota} GB quota), {cold} cold, {heads} heads", files.len());
     assert!(on_disk <= (quota.parse::<f64>().unwrap() * 1e9) as u64);
     assert_eq!(indexed, files.len() as u64, "every file is indexed");
@@ -1347,7 +1341,7 @@ fn disk_indexing_keeps_the_heads_of_cold_objects_in_their_files() {
     // After a restart every object is cold: served from its file all the same.
     assert!(stop(k, "TERM").success());
     let k = start(&server, &origin);
-    assert_eq!(gauge(&k, "kura_cache_cold_objects"), indexed);
+    assert_eq!(metric(&k, "kura_cache_cold_objects"), indexed);
     // The last objects were stored last: kept.
     let sample: Vec<String> = (objects - 3..objects).map(|i| format!("/o{i}")).collect();
     for p in &sample {
@@ -1359,7 +1353,7 @@ fn disk_indexing_keeps_the_heads_of_cold_objects_in_their_files() {
             "{p} read from its file, not fetched"
         );
     }
-    let cold_after = gauge(&k, "kura_cache_cold_objects");
+    let cold_after = metric(&k, "kura_cache_cold_objects");
     assert!(cold_after < indexed, "asked-for objects are whole again");
 
     // Purges reach cold objects: an exact purge, then an expire of them all.
@@ -1402,5 +1396,5 @@ fn disk_indexing_keeps_the_heads_of_cold_objects_in_their_files() {
     eventually("every file deleted", || {
         object_files(disk.path()).is_empty()
     });
-    assert_eq!(gauge(&k, "kura_cache_objects"), 0);
+    assert_eq!(metric(&k, "kura_cache_objects"), 0);
 }

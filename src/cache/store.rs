@@ -360,6 +360,24 @@ impl Shard {
         Some(len)
     }
 
+    /// Deletes the cold objects `pick` selects, counted as `why`; returns how
+    /// many and their body bytes.
+    fn forget_cold_if(
+        &mut self,
+        pick: impl Fn(&str, &Cold) -> bool,
+        why: ObjectEvent,
+    ) -> (usize, u64) {
+        let keys: Vec<String> = (self.cold.iter())
+            .filter(|(k, c)| pick(k, c))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.iter()
+            .fold((0, 0), |(n, bytes), key| match self.forget_cold(key, why) {
+                Some(len) => (n + 1, bytes + len),
+                None => (n, bytes),
+            })
+    }
+
     /// Drops least recently used objects until the budget holds.
     fn evict(&mut self, hot: Option<&HotBodies>) {
         while self.bytes > self.budget {
@@ -818,15 +836,7 @@ impl Store {
             for key in gone {
                 shard.forget(&key, hot, ObjectEvent::Erase);
             }
-            let gone: Vec<String> = shard
-                .cold
-                .iter()
-                .filter(|(_, c)| !c.disk.is_normal())
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in gone {
-                shard.forget_cold(&key, ObjectEvent::Erase);
-            }
+            shard.forget_cold_if(|_, c| !c.disk.is_normal(), ObjectEvent::Erase);
         }
         for (i, disk) in live.iter().enumerate() {
             self.trim(disk, i);
@@ -1400,24 +1410,23 @@ impl Store {
             action,
             files: Vec::new(),
         };
-        let selected: Vec<String> = (shard.cold.iter())
-            .filter(|(k, _)| select(k))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in selected {
-            if action == Invalidate::HardPurge {
-                // Deleting needs no head.
-                let len = shard.forget_cold(&key, ObjectEvent::Purge);
-                done.0 += 1;
-                done.1 += len.unwrap_or(0);
-            } else if let Some(c) = shard.cold.peek(&key) {
-                let file = ColdFile {
-                    disk: c.disk.clone(),
-                    io: c.io.clone(),
-                    number: c.number,
-                };
-                cold.files.push((key, file));
-            }
+        if action == Invalidate::HardPurge {
+            // Deleting needs no head.
+            let (n, bytes) = shard.forget_cold_if(|k, _| select(k), ObjectEvent::Purge);
+            done.0 += n;
+            done.1 += bytes;
+        } else {
+            cold.files = (shard.cold.iter())
+                .filter(|(k, _)| select(k))
+                .map(|(k, c)| {
+                    let file = ColdFile {
+                        disk: c.disk.clone(),
+                        io: c.io.clone(),
+                        number: c.number,
+                    };
+                    (k.clone(), file)
+                })
+                .collect();
         }
         (done, cold)
     }
@@ -1523,16 +1532,9 @@ impl Store {
                     dropped.1 += obj.len;
                 }
             }
-            let gone: Vec<String> = (shard.cold.iter())
-                .filter(|(_, c)| !keep(c.last_access))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in gone {
-                if let Some(len) = shard.forget_cold(&key, why) {
-                    dropped.0 += 1;
-                    dropped.1 += len;
-                }
-            }
+            let (n, bytes) = shard.forget_cold_if(|_, c| !keep(c.last_access), why);
+            dropped.0 += n;
+            dropped.1 += bytes;
         }
         dropped
     }
