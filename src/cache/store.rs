@@ -1220,8 +1220,8 @@ impl Store {
 
     /// Reads cold object `key`'s head back from its file and keeps it whole
     /// again; a file gone, torn or holding another key takes it out of the
-    /// index. Returns once `key` is not cold.
-    async fn promote(&self, key: &str) {
+    /// index. Returns once `key` is not cold (at once when it was not).
+    pub async fn promote(&self, key: &str) {
         loop {
             let (disk, number, epoch) = {
                 let shard = self.shard(key).lock();
@@ -1468,7 +1468,7 @@ impl Store {
 
     /// Applies `action` to the object stored under exactly `key`, without walking
     /// its shard; returns whether it changed anything. A cold object is
-    /// deleted, but only a whole one ([`Store::warm`]) has a head to change.
+    /// deleted, but only a whole one ([`Store::promote`]) has a head to change.
     pub fn invalidate_key(&self, key: &str, action: Invalidate, now: Instant) -> bool {
         let mut shard = self.shard(key).lock();
         if action == Invalidate::HardPurge && shard.forget_cold(key, ObjectEvent::Purge).is_some() {

@@ -292,7 +292,7 @@ async fn serve_cached(
     if client_refresh {
         // The variant this client asked for; others are other clients' business.
         let variant = store.variant_key(&key, &parts.headers);
-        store.warm(&variant).await;
+        store.promote(&variant).await;
         store.invalidate_key(&variant, Invalidate::Expire, now);
     }
     let lookup = store.lookup_checked(&key, &parts.headers, now).await;

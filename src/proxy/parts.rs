@@ -265,7 +265,7 @@ impl PartCx {
         let now = Instant::now();
         if self.refresh {
             let variant = store.variant_key(&key, headers);
-            store.warm(&variant).await;
+            store.promote(&variant).await;
             store.invalidate_key(&variant, Invalidate::Expire, now);
         }
         let caching = &self.vhost.cfg.caching;
