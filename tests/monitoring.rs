@@ -468,6 +468,11 @@ fn session_gauges_follow_connections_and_requests_in_flight() {
     assert_eq!(after["ClientSession"], 2, "{after:#}");
     let system = &host_realtime(&k)["System"];
     assert_eq!(system["ServerSocket"]["Total"], 2, "{system:#}");
+    // The host's count: both ends of the two idle connections at least.
+    assert!(
+        system["TCPSocket"]["Established"].as_u64().unwrap() >= 4,
+        "{system:#}"
+    );
     assert!(
         system["ClientSocket"]["Total"].as_u64().unwrap() >= 1,
         "{system:#}"

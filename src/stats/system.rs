@@ -166,18 +166,22 @@ fn cpu_ticks() -> CpuTicks {
     t
 }
 
-/// Counts of `/proc/net/tcp{,6}` sockets in ESTABLISHED (state 01).
-fn tcp_established() -> u64 {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .map(|p| {
-            read(p)
-                .lines()
-                .skip(1)
-                .filter(|l| l.split_whitespace().nth(3) == Some("01"))
-                .count() as u64
-        })
-        .sum()
+/// The kernel's count of established TCP connections (MIB-II `tcpCurrEstab`:
+/// ESTABLISHED and CLOSE-WAIT, IPv4 and IPv6) from a `/proc/net/snmp` text: the
+/// figure `netstat -s` and the host's own snmpd report. A constant-time read,
+/// where listing `/proc/net/tcp{,6}` walks the whole connection hash table
+/// (8.7 ms a second on a 24 GiB host with five sockets, and a line per socket).
+fn tcp_curr_estab(snmp: &str) -> u64 {
+    let mut tcp = snmp.lines().filter_map(|l| l.strip_prefix("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "CurrEstab")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Received bytes, sent bytes, received packets and sent packets, summed over the
@@ -333,7 +337,7 @@ impl SystemStats {
         v[Sys::ServiceAllow as usize] = events[7] - st.last_events[7];
         v[Sys::ServiceDeny as usize] = events[8] - st.last_events[8];
         v[Sys::WaitingWrites as usize] = WAITING_WRITES.load(Ordering::Relaxed);
-        v[Sys::TcpEstablished as usize] = tcp_established();
+        v[Sys::TcpEstablished as usize] = tcp_curr_estab(&read("/proc/net/snmp"));
         v[Sys::TcpTimewait as usize] = sockstat("tw");
         v[Sys::TcpOrphan as usize] = sockstat("orphan");
         v[Sys::TcpAlloc as usize] = sockstat("alloc");
@@ -409,6 +413,19 @@ mod tests {
         );
         assert!(c(Sys::MemFree) > 0 && c(Sys::MemProcess) > 0);
         assert_eq!(w.seconds, 1);
+    }
+
+    #[test]
+    fn established_connections_come_from_the_tcp_mib() {
+        let snmp = "Ip: Forwarding DefaultTTL
+Ip: 1 64
+Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs
+Tcp: 1 200 120000 -1 111760 110455 1178 2736 42 112583513
+Udp: InDatagrams NoPorts
+Udp: 5 6
+";
+        assert_eq!(tcp_curr_estab(snmp), 42);
+        assert_eq!(tcp_curr_estab(""), 0, "no /proc/net/snmp: unknown");
     }
 
     #[test]
