@@ -209,9 +209,9 @@ fn net_totals(dev: &str) -> [u64; 4] {
     t
 }
 
-/// `TCP: inuse N orphan N tw N alloc N mem N` from /proc/net/sockstat.
-fn sockstat(key: &str) -> u64 {
-    let text = read("/proc/net/sockstat");
+/// The value after `key` on the `TCP: inuse N orphan N tw N alloc N mem N` line
+/// of a /proc/net/sockstat text (0 when absent).
+fn sockstat(text: &str, key: &str) -> u64 {
     let line = text.lines().find(|l| l.starts_with("TCP:")).unwrap_or("");
     let words: Vec<&str> = line.split_whitespace().collect();
     words
@@ -338,10 +338,15 @@ impl SystemStats {
         v[Sys::ServiceDeny as usize] = events[8] - st.last_events[8];
         v[Sys::WaitingWrites as usize] = WAITING_WRITES.load(Ordering::Relaxed);
         v[Sys::TcpEstablished as usize] = tcp_curr_estab(&read("/proc/net/snmp"));
-        v[Sys::TcpTimewait as usize] = sockstat("tw");
-        v[Sys::TcpOrphan as usize] = sockstat("orphan");
-        v[Sys::TcpAlloc as usize] = sockstat("alloc");
-        v[Sys::TcpMem as usize] = sockstat("mem");
+        let sockets = read("/proc/net/sockstat");
+        for (i, key) in [
+            (Sys::TcpTimewait, "tw"),
+            (Sys::TcpOrphan, "orphan"),
+            (Sys::TcpAlloc, "alloc"),
+            (Sys::TcpMem, "mem"),
+        ] {
+            v[i as usize] = sockstat(&sockets, key);
+        }
         for (i, l) in [Sys::Load1, Sys::Load5, Sys::Load15].into_iter().zip(load) {
             v[i as usize] = l;
         }
@@ -416,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn established_connections_come_from_the_tcp_mib() {
+    fn tcp_figures_come_from_the_tcp_mib_and_sockstat() {
         let snmp = "Ip: Forwarding DefaultTTL
 Ip: 1 64
 Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs
@@ -426,6 +431,12 @@ Udp: 5 6
 ";
         assert_eq!(tcp_curr_estab(snmp), 42);
         assert_eq!(tcp_curr_estab(""), 0, "no /proc/net/snmp: unknown");
+        let sockstat_text = "sockets: used 140
+TCP: inuse 5 orphan 1 tw 7 alloc 9 mem 3
+UDP: inuse 2 mem 4
+";
+        let read = |key| sockstat(sockstat_text, key);
+        assert_eq!(["tw", "orphan", "alloc", "mem"].map(read), [7, 1, 9, 3]);
     }
 
     #[test]
