@@ -154,6 +154,34 @@ fn objects_cached_before_a_restart_or_a_kill_9_are_hits_after_it() {
     }
 }
 
+/// After a restart a body is read from its file once, in the memory tier's
+/// 1 MiB pieces, and its later hits come from memory.
+#[test]
+fn a_body_read_from_disk_enters_the_memory_tier_in_whole_pieces() {
+    const LEN: usize = 3 << 20;
+    let disk = tempfile::tempdir().unwrap();
+    let origin = origin(LEN);
+    let server = storage_xml("", &[(disk.path(), ROOMY)], "");
+    let k = start(&server, &origin);
+    let path = "/clip.bin";
+    assert_eq!(get(k.http(), "www.test", path).body.len(), LEN);
+    eventually("stored", || object_files(disk.path()).len() == 1);
+    assert!(stop(k, "TERM").success());
+    let k = start(&server, &origin);
+    let reads = |k: &Kurad| {
+        let disk = disk.path().display();
+        metric(k, &format!("kura_disk_reads_total{{disk=\"{disk}\"}}"))
+    };
+    let before = reads(&k);
+    for _ in 0..3 {
+        let r = get(k.http(), "www.test", path);
+        assert_eq!((r.status, r.text() == body_of(path, LEN)), (200, true));
+    }
+    assert_eq!(reads(&k) - before, 3, "three 1 MiB reads, then memory");
+    assert_eq!(metric(&k, "kura_memory_tier_bodies"), 1);
+    assert_eq!(origin.count(path), 1);
+}
+
 #[test]
 fn a_torn_object_is_never_served_and_is_fetched_again() {
     let disk = tempfile::tempdir().unwrap();

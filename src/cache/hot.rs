@@ -18,6 +18,10 @@ const SHARDS: usize = 16;
 /// A body held in memory.
 pub type Chunks = Arc<[Bytes]>;
 
+/// Bodies in memory are held in pieces of about this size, whether stored from
+/// a fill or read from their disk: a hit is then sent in few large writes.
+pub const PIECE: u64 = 1 << 20;
+
 struct Shard {
     /// Bodies by object number, with their length and their vhost's counts.
     bodies: LruCache<u64, (Chunks, u64, Arc<VhostIo>)>,

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use super::disk::{DiskFile, OpenFile, READ_CHUNK};
-use super::hot::{Chunks, HotBodies};
+use super::hot::{Chunks, HotBodies, PIECE};
 
 /// A piece of a response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +120,12 @@ impl BodyReader {
                 }
             },
             Source::File(df) => {
+                // A body on its way into the memory tier is read in the tier's
+                // pieces, so its later hits take as few writes as a stored one's
+                // (docs/bench/2026-12-03-promote-pieces.md).
+                let chunk = if promote.is_some() { PIECE } else { READ_CHUNK };
                 let handle = reading.get_or_insert_with(|| {
-                    let (at, n) = (*from, READ_CHUNK.min(to - *from));
+                    let (at, n) = (*from, chunk.min(to - *from));
                     let (df, open) = (df.clone(), file.clone());
                     tokio::task::spawn_blocking(move || {
                         let f = match open {

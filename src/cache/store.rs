@@ -31,7 +31,7 @@ use super::admission::Sketch;
 use super::disk::{Disk, DiskFile, DiskState, IoTaken, TmpObject, VhostIo};
 use super::fields::Fields;
 use super::fill::{BodyEnd, Fill, HeadOutcome, Keeping, SpoolFile, SPOOL_BATCH};
-use super::hot::{Chunks, HotBodies};
+use super::hot::{Chunks, HotBodies, PIECE};
 use super::policy::Freshness;
 use super::read::{BodyReader, Part, Source};
 use super::stale::{Entry, Scope, StaleLog};
@@ -52,10 +52,6 @@ const VARY_SPECS: usize = 4096;
 /// `<Indexing>Disk`, the memory for bodies over this is how many objects keep
 /// their heads in memory (the guide's "Caching Count" is about the same ratio).
 const HEAD_IN_MEMORY: u64 = 1024;
-
-/// Stored bodies are regrouped into pieces of about this size: a hit is then
-/// sent in few large writes, not in the origin's small frames.
-const PIECE: usize = 1 << 20;
 
 /// A stored response head.
 #[derive(Debug)]
@@ -487,18 +483,19 @@ fn stored_key(base: &str, head: &Head) -> String {
 /// Joins consecutive chunks into pieces of at least [`PIECE`] bytes (one copy
 /// when the object is stored, saved on every hit).
 fn regroup(chunks: Vec<Bytes>) -> Chunks {
-    if chunks.len() <= 1 || chunks.iter().all(|c| c.len() >= PIECE / 2) {
+    let piece_len = PIECE as usize;
+    if chunks.len() <= 1 || chunks.iter().all(|c| c.len() >= piece_len / 2) {
         return chunks.into();
     }
     let mut left: usize = chunks.iter().map(|c| c.len()).sum();
     let mut out = Vec::new();
-    let mut piece: Vec<u8> = Vec::with_capacity(left.min(PIECE));
+    let mut piece: Vec<u8> = Vec::with_capacity(left.min(piece_len));
     for c in chunks {
         piece.extend_from_slice(&c);
         left -= c.len();
-        if piece.len() >= PIECE {
+        if piece.len() >= piece_len {
             out.push(Bytes::from(std::mem::take(&mut piece)));
-            piece.reserve(left.min(PIECE));
+            piece.reserve(left.min(piece_len));
         }
     }
     if !piece.is_empty() || out.is_empty() {
