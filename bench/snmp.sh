@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # SNMP agent benchmark: kurad against net-snmp's snmpd on this machine, in one run, with the
 # same load generator (../shared/bench/snmp-load.py). Prints GET/s, p50/p99 latency and the
-# agent's CPU per GET (from /proc/PID/stat), and the bulk walk of each agent's tree.
+# agent's CPU per GET (from /proc/PID/stat) over ROUNDS interleaved rounds (default 3) with the
+# median kurad/snmpd ratios, and the bulk walk of each agent's tree.
 #   bench/snmp.sh [seconds]        (needs: snmpd, snmp, python3, a release build of kurad)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$here/../shared}
 secs=${1:-10}
+rounds=${ROUNDS:-3}   # interleaved rounds of the GET loads; the summary takes the median ratio
 kurad=$here/target/release/kurad
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -44,6 +46,7 @@ load() { # name pid port window oid
   local gets; gets=$(awk '{print $2}' <<<"$out")
   local us; us=$(python3 -c "print(round(($t1-$t0)/$hz*1e6/($gets*$secs), 2))")
   echo "| $1 | $4 | $out | cpu_us_per_get $us |"
+  echo "$1 $4 $us $(awk '{print $4}' <<<"$out")" >>"$work/results"
 }
 
 walk() { # name pid port root: 20 walks, so the agent's CPU ticks (10 ms) are measurable
@@ -56,10 +59,25 @@ walk() { # name pid port root: 20 walks, so the agent's CPU ticks (10 ms) are me
 }
 
 echo "## GET of sysUpTime.0 ($secs s each, same generator)"
-for w in 1 16; do
-  load snmpd "$snmpd_pid" 11161 "$w" 1.3.6.1.2.1.1.3.0
-  load kurad "$kura_pid" 11162 "$w" 1.3.6.1.2.1.1.3.0
+for round in $(seq "$rounds"); do
+  for w in 1 16; do
+    load snmpd "$snmpd_pid" 11161 "$w" 1.3.6.1.2.1.1.3.0
+    load kurad "$kura_pid" 11162 "$w" 1.3.6.1.2.1.1.3.0
+  done
 done
+echo "## kurad / snmpd per round (CPU per GET; p50), and the median"
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+for w in ("1", "16"):
+    agent = lambda a: [r for r in rows if r[0] == a and r[1] == w]
+    pairs = list(zip(agent("snmpd"), agent("kurad")))
+    cpu = [float(k[2]) / float(s[2]) for s, k in pairs]
+    p50 = [float(k[3]) / float(s[3]) for s, k in pairs]
+    fmt = lambda xs: " / ".join(f"{x:.3f}" for x in xs)
+    print(f"| window {w} | cpu ratio {fmt(cpu)} (median {statistics.median(cpu):.3f}) "
+          f"| p50 ratio {fmt(p50)} (median {statistics.median(p50):.3f}) |")
+PY
 echo "## GET of a vhost counter at minute 5 (kurad only: 1.3.6.1.4.1.40001.1.4.3.1.11.11.10.9.5.1)"
 load kurad "$kura_pid" 11162 16 1.3.6.1.4.1.40001.1.4.3.1.11.11.10.9.5.1
 echo "## snmpbulkwalk -Cr50 of each agent's whole tree"
