@@ -391,7 +391,12 @@ fn v1_and_v2c_errors_and_set_refusal() {
 }
 
 /// A GETBULK request, hand-encoded.
-fn bulk_request(non_repeaters: i32, max_repetitions: i32, oids: &[&[u32]]) -> Vec<u8> {
+fn bulk_request(
+    request_id: i32,
+    non_repeaters: i32,
+    max_repetitions: i32,
+    oids: &[&[u32]],
+) -> Vec<u8> {
     fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
         if body.len() < 128 {
@@ -423,7 +428,7 @@ fn bulk_request(non_repeaters: i32, max_repetitions: i32, oids: &[&[u32]]) -> Ve
     let pdu = tlv(
         0xA5,
         &[
-            int(42),
+            int(request_id),
             int(non_repeaters),
             int(max_repetitions),
             tlv(0x30, &vbs),
@@ -463,6 +468,7 @@ fn getbulk_edge_cases_and_size_limit() {
     let reply = exchange(
         agent,
         &bulk_request(
+            42,
             5,
             10,
             &[&[1, 3, 6, 1, 2, 1, 1], &[1, 3, 6, 1, 4, 1, 40001, 1, 1]],
@@ -495,7 +501,7 @@ fn getbulk_edge_cases_and_size_limit() {
     // Huge max-repetitions: whole bindings up to 1472 bytes, never tooBig.
     let reply = exchange(
         agent,
-        &bulk_request(0, i32::MAX, &[&[1, 3, 6, 1, 4, 1, 40001, 1]]),
+        &bulk_request(42, 0, i32::MAX, &[&[1, 3, 6, 1, 4, 1, 40001, 1]]),
     )
     .unwrap();
     assert!(
@@ -729,6 +735,48 @@ fn allow_list_drops_other_addresses_and_garbage_is_counted_not_answered() {
         ],
     );
     assert!(out.trim().ends_with(" 3"), "snmpInASNParseErrs: {out}");
+}
+
+#[test]
+fn queued_requests_from_several_pollers_are_all_answered_to_their_senders() {
+    let k = Kurad::start(conf_dir(&server("", ""), &vhosts_xml("")));
+    let agent = k.snmp();
+    let pollers: Vec<UdpSocket> = (0..3)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(700)))
+                .unwrap();
+            s
+        })
+        .collect();
+    let id = |poller: usize, n: i32| 100 * poller as i32 + n;
+    // Sent back to back before any reply is read, so they queue in the agent's
+    // socket and are taken several per receive; garbage among them is dropped alone.
+    for n in 0..8 {
+        for (p, s) in pollers.iter().enumerate() {
+            let request = bulk_request(id(p, n), 0, 1, &[&[1, 3, 6, 1, 2, 1, 1]]);
+            s.send_to(&request, agent).unwrap();
+            if n == 3 {
+                s.send_to(b"garbage", agent).unwrap();
+            }
+        }
+    }
+    let mut buf = vec![0u8; 65_536];
+    for (p, s) in pollers.iter().enumerate() {
+        let mut answered = Vec::new();
+        while let Ok(n) = s.recv(&mut buf) {
+            let (_, msg) = snmp_parser::parse_snmp_v2c(&buf[..n]).expect("a well-formed reply");
+            let snmp_parser::SnmpPdu::Generic(pdu) = &msg.pdu else {
+                panic!("not a response: {:?}", msg.pdu)
+            };
+            answered.push(pdu.req_id as i32);
+        }
+        let sent: Vec<i32> = (0..8).map(|n| id(p, n)).collect();
+        assert_eq!(
+            answered, sent,
+            "poller {p} gets each of its replies once, in order"
+        );
+    }
 }
 
 #[test]
