@@ -2,8 +2,10 @@
 # SNMP agent benchmark: kurad against net-snmp's snmpd on this machine, in one run, with the
 # same load generator (../shared/bench/snmp-load.py). Prints GET/s, p50/p99 latency and the
 # agent's CPU per GET (from /proc/PID/stat) over ROUNDS interleaved rounds (default 3) with the
-# median kurad/snmpd ratios, and the bulk walk of each agent's tree.
-#   bench/snmp.sh [seconds]        (needs: snmpd, snmp, python3, a release build of kurad)
+# median ratios, and the bulk walk of each agent's tree. snmpd runs twice: as installed, and
+# with its per-request TCP-wrappers check stubbed out; a null agent (echo) measures the floor
+# (both need a C compiler).
+#   bench/snmp.sh [seconds]        (needs: snmpd, snmp, python3, cc, a release build of kurad)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$here/../shared}
@@ -33,6 +35,19 @@ kura_pid=$!
 echo "rocommunity public 127.0.0.1" > "$work/snmpd.conf"
 snmpd -f -Lf "$work/snmpd.log" -C -c "$work/snmpd.conf" -p "$work/snmpd.pid" udp:127.0.0.1:11161 &
 snmpd_pid=$!
+# The same snmpd without TCP wrappers: Debian's build asks libwrap's hosts_ctl() about every
+# request, which re-reads /etc/hosts.allow and /etc/hosts.deny (about half its CPU per GET
+# here). A preloaded hosts_ctl that admits everyone shows snmpd's own request path, on 11163.
+cc -shared -fPIC -O2 -o "$work/nowrap.so" "$here/bench/ref/no-tcp-wrappers.c"
+LD_PRELOAD="$work/nowrap.so" snmpd -f -Lf "$work/snmpd-nowrap.log" -C -c "$work/snmpd.conf" \
+  -p "$work/snmpd-nowrap.pid" udp:127.0.0.1:11163 &
+nowrap_pid=$!
+# The floor: a null agent that sends each datagram straight back (blocking recvfrom/sendto, no
+# SNMP work at all), on 11164. No agent that answers each request with its own datagram can
+# cost less per GET on this machine, with this generator.
+cc -O2 -o "$work/echo" "$here/bench/ref/echo-udp.c"
+"$work/echo" 11164 &
+echo_pid=$!
 sleep 2
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -62,26 +77,31 @@ echo "## GET of sysUpTime.0 ($secs s each, same generator)"
 for round in $(seq "$rounds"); do
   for w in 1 16; do
     load snmpd "$snmpd_pid" 11161 "$w" 1.3.6.1.2.1.1.3.0
+    load snmpd-nowrap "$nowrap_pid" 11163 "$w" 1.3.6.1.2.1.1.3.0
+    load null-agent "$echo_pid" 11164 "$w" 1.3.6.1.2.1.1.3.0
     load kurad "$kura_pid" 11162 "$w" 1.3.6.1.2.1.1.3.0
   done
 done
-echo "## kurad / snmpd per round (CPU per GET; p50), and the median"
+echo "## Ratios per round (CPU per GET; p50), and the median"
 python3 - "$work/results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-for w in ("1", "16"):
-    agent = lambda a: [r for r in rows if r[0] == a and r[1] == w]
-    pairs = list(zip(agent("snmpd"), agent("kurad")))
-    cpu = [float(k[2]) / float(s[2]) for s, k in pairs]
-    p50 = [float(k[3]) / float(s[3]) for s, k in pairs]
-    fmt = lambda xs: " / ".join(f"{x:.3f}" for x in xs)
-    print(f"| window {w} | cpu ratio {fmt(cpu)} (median {statistics.median(cpu):.3f}) "
-          f"| p50 ratio {fmt(p50)} (median {statistics.median(p50):.3f}) |")
+for ours, peer in [("kurad", "snmpd"), ("kurad", "snmpd-nowrap"), ("null-agent", "snmpd"),
+                   ("null-agent", "snmpd-nowrap"), ("kurad", "null-agent")]:
+    for w in ("1", "16"):
+        agent = lambda a: [r for r in rows if r[0] == a and r[1] == w]
+        pairs = list(zip(agent(peer), agent(ours)))
+        cpu = [float(k[2]) / float(s[2]) for s, k in pairs]
+        p50 = [float(k[3]) / float(s[3]) for s, k in pairs]
+        fmt = lambda xs: " / ".join(f"{x:.3f}" for x in xs)
+        print(f"| {ours} / {peer} | window {w} | cpu ratio {fmt(cpu)} (median {statistics.median(cpu):.3f}) "
+              f"| p50 ratio {fmt(p50)} (median {statistics.median(p50):.3f}) |")
 PY
 echo "## GET of a vhost counter at minute 5 (kurad only: 1.3.6.1.4.1.40001.1.4.3.1.11.11.10.9.5.1)"
 load kurad "$kura_pid" 11162 16 1.3.6.1.4.1.40001.1.4.3.1.11.11.10.9.5.1
 echo "## snmpbulkwalk -Cr50 of each agent's whole tree"
 for i in 1 2 3; do
   walk snmpd "$snmpd_pid" 11161 .1
+  walk snmpd-nowrap "$nowrap_pid" 11163 .1
   walk kurad "$kura_pid" 11162 .1.3.6.1.4.1.40001
 done
