@@ -751,7 +751,7 @@ fn queued_requests_from_several_pollers_are_all_answered_to_their_senders() {
         .collect();
     let id = |poller: usize, n: i32| 100 * poller as i32 + n;
     // Sent back to back before any reply is read, so they queue in the agent's
-    // socket and are taken several per receive; garbage among them is dropped alone.
+    // socket; garbage among them is dropped alone.
     for n in 0..8 {
         for (p, s) in pollers.iter().enumerate() {
             let request = bulk_request(id(p, n), 0, 1, &[&[1, 3, 6, 1, 2, 1, 1]]);
