@@ -312,15 +312,7 @@ fn a_stalled_log_drops_lines_and_counts_them_without_stalling_requests() {
     for _ in 0..20 {
         assert_eq!(get(k.http(), "a.test", "/hit/x.jpg").status, 200);
     }
-    let metrics = curl(&format!("http://{}/metrics", k.manager), &[]).text();
-    let dropped: u64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("kura_log_dropped_lines_total{log=\"access\",vhost=\"a.test\"} ")
-        })
-        .unwrap_or_else(|| panic!("no access drop counter:\n{metrics}"))
-        .parse()
-        .unwrap();
+    let dropped = access_lines_dropped(&k);
     // The writer takes what waits (at most the bound, four) and blocks opening
     // the FIFO; four more may wait behind it: every later line is dropped.
     assert!(dropped >= 20 - 2 * 4, "{dropped} dropped");
@@ -333,6 +325,55 @@ fn a_stalled_log_drops_lines_and_counts_them_without_stalling_requests() {
         .unwrap();
         (v["Host"]["System"]["Log"]["Dropped"].as_i64().unwrap() > 0).then_some(())
     });
+}
+
+/// a.test's access log drop counter, from `/metrics`.
+fn access_lines_dropped(k: &Kurad) -> u64 {
+    let metrics = curl(&format!("http://{}/metrics", k.manager), &[]).text();
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("kura_log_dropped_lines_total{log=\"access\",vhost=\"a.test\"} ")
+        })
+        .unwrap_or_else(|| panic!("no access drop counter:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+/// The access log is on a full disk (`/dev/full`): every request is still served,
+/// and the lines the file refuses are dropped and counted, none uncounted.
+#[test]
+fn a_full_log_disk_drops_lines_and_counts_them_without_stalling_requests() {
+    let origin = origin();
+    let dir = conf_dir(
+        &server_xml("", ""),
+        &vhosts_xml(&vhost(
+            "a.test",
+            origin.addr,
+            r#"<Log><Access Local="ON">ON</Access></Log>"#,
+        )),
+    );
+    let vhost_logs = dir.path().join("logs/a.test");
+    std::fs::create_dir_all(&vhost_logs).unwrap();
+    std::os::unix::fs::symlink("/dev/full", vhost_logs.join("access.log")).unwrap();
+    let k = Kurad::start(dir);
+    // Lines of over 4 KiB (long URLs): the writer's 64 KiB file buffer holds at most
+    // 15 of them, waiting for the disk to take them.
+    let path = format!("/hit/{}.jpg", "x".repeat(4096));
+    let requests = 40;
+    for _ in 0..requests {
+        assert_eq!(get(k.http(), "a.test", &path).status, 200);
+    }
+    let dropped = wait_for("the refused lines counted", || {
+        let n = access_lines_dropped(&k);
+        (n >= requests - 15).then_some(n)
+    });
+    assert!(dropped <= requests, "{dropped} dropped of {requests} lines");
+    assert!(
+        k.wait_log("cannot write the log file"),
+        "the failure is reported: {}",
+        k.log()
+    );
 }
 
 /// logrotate moves the file and sends SIGUSR1: lines go on into the moved file

@@ -263,6 +263,11 @@ impl LogFile {
             rolled = Some(self.roll()?);
         }
         let o = self.open(now)?;
+        // A line enters the buffer whole or not at all, so a disk that refuses the
+        // flush (full) never leaves half a line to be joined to a later one.
+        if o.out.capacity() - o.out.buffer().len() < len as usize {
+            o.out.flush()?;
+        }
         o.out.write_all(line.as_bytes())?;
         o.out.write_all(b"\n")?;
         o.size += len;

@@ -4,7 +4,7 @@
 //! The request path formats its line and appends it to its sink's buffer under
 //! a short lock; when the buffers hold their capacity of lines together, the line
 //! is dropped and counted ([`Sink::dropped`], [`DROPPED`]), so a slow or stuck disk never
-//! stalls serving. The thread takes every buffer once per [`GATHER`] while lines
+//! stalls serving. Lines a full or failing disk refuses are dropped and counted alike. The thread takes every buffer once per [`GATHER`] while lines
 //! come, and sleeps on its control channel when none do (the first line after
 //! that wakes it): no wake-up and no cross-thread allocation per line, which is
 //! what a queue of `String`s cost. The thread also feeds log trace (the last
@@ -135,7 +135,7 @@ pub struct Sink {
     trace: broadcast::Sender<Arc<str>>,
     /// The last [`RECENT_LINES`] lines, replayed to a new follower.
     recent: Mutex<VecDeque<Arc<str>>>,
-    /// Lines dropped because the buffer was full.
+    /// Lines dropped: the buffers were full, or the file refused them.
     pub dropped: AtomicU64,
     /// Lines waiting for the writer.
     pending: Mutex<Pending>,
@@ -171,8 +171,7 @@ impl Sink {
         let queued = &self.shared.queued;
         if queued.fetch_add(1, Ordering::Relaxed) >= self.shared.capacity {
             queued.fetch_sub(1, Ordering::Relaxed);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            self.drop_lines(1);
             return;
         }
         {
@@ -186,6 +185,12 @@ impl Sink {
         if idle.load(Ordering::Relaxed) && idle.swap(false, Ordering::SeqCst) {
             let _ = self.control.try_send(Msg::Wake);
         }
+    }
+
+    /// Counts lines that will never reach the file.
+    fn drop_lines(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+        DROPPED.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Takes the lines waiting (the writer).
@@ -489,12 +494,13 @@ fn write(
         let _ = slot.file.flush();
         *slot = fresh();
     }
-    for line in batch.text.split_terminator('\n') {
+    for (i, line) in batch.text.split_terminator('\n').enumerate() {
         match slot.file.write(line, now) {
             Ok(Some(r)) => finish_in_background(r),
             Ok(None) => {}
             Err(e) => {
-                // The rest of the batch would fail alike.
+                // A full or failing disk: the rest of the batch would fail alike.
+                sink.drop_lines((batch.lines - i) as u64);
                 slot.report("write", &e);
                 return;
             }
