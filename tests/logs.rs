@@ -286,11 +286,9 @@ fn bad_log_attributes_are_placed_errors() {
     }
 }
 
-/// The writer is stalled on a FIFO nobody reads (as on a hung disk) with a queue of
-/// four lines: every request is still served, the lines that do not fit are
-/// dropped, and the drops show in `/metrics` and in `System.Log.Dropped`.
-#[test]
-fn a_stalled_log_drops_lines_and_counts_them_without_stalling_requests() {
+/// A configuration with a.test's access log ON, and the path its file will have,
+/// its directory made so a test can put something else there first.
+fn access_log_in_place() -> (Origin, tempfile::TempDir, PathBuf) {
     let origin = origin();
     let dir = conf_dir(
         &server_xml("", ""),
@@ -302,9 +300,17 @@ fn a_stalled_log_drops_lines_and_counts_them_without_stalling_requests() {
     );
     let vhost_logs = dir.path().join("logs/a.test");
     std::fs::create_dir_all(&vhost_logs).unwrap();
-    let fifo = vhost_logs.join("access.log");
+    (origin, dir, vhost_logs.join("access.log"))
+}
+
+/// The writer is stalled on a FIFO nobody reads (as on a hung disk) with a queue of
+/// four lines: every request is still served, the lines that do not fit are
+/// dropped, and the drops show in `/metrics` and in `System.Log.Dropped`.
+#[test]
+fn a_stalled_log_drops_lines_and_counts_them_without_stalling_requests() {
+    let (_origin, dir, access_log) = access_log_in_place();
     assert!(std::process::Command::new("mkfifo")
-        .arg(&fifo)
+        .arg(&access_log)
         .status()
         .unwrap()
         .success());
@@ -344,18 +350,8 @@ fn access_lines_dropped(k: &Kurad) -> u64 {
 /// and the lines the file refuses are dropped and counted, none uncounted.
 #[test]
 fn a_full_log_disk_drops_lines_and_counts_them_without_stalling_requests() {
-    let origin = origin();
-    let dir = conf_dir(
-        &server_xml("", ""),
-        &vhosts_xml(&vhost(
-            "a.test",
-            origin.addr,
-            r#"<Log><Access Local="ON">ON</Access></Log>"#,
-        )),
-    );
-    let vhost_logs = dir.path().join("logs/a.test");
-    std::fs::create_dir_all(&vhost_logs).unwrap();
-    std::os::unix::fs::symlink("/dev/full", vhost_logs.join("access.log")).unwrap();
+    let (_origin, dir, access_log) = access_log_in_place();
+    std::os::unix::fs::symlink("/dev/full", &access_log).unwrap();
     let k = Kurad::start(dir);
     // Lines of over 4 KiB (long URLs): the writer's 64 KiB file buffer holds at most
     // 15 of them, waiting for the disk to take them.

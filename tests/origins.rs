@@ -34,8 +34,9 @@ fn kura(origin_xml: &str, options: &str) -> Kurad {
 
 /// kurad as [`kura`], with `<Options>` and `svc/www.test/` files (name, text) too.
 fn kura_full(origin_xml: &str, origin_options: &str, options: &str, svc: &[(&str, &str)]) -> Kurad {
+    // Every test keeps the originerror log, for the tests that read it.
     let server = server_xml(
-        "",
+        "<OriginErrorLog>ON</OriginErrorLog>",
         &format!("<OriginOptions>{origin_options}</OriginOptions><Options>{options}</Options>"),
     );
     let vhost = format!(
@@ -170,6 +171,36 @@ fn a_killed_origin_is_excluded_requests_keep_succeeding_and_it_recovers() {
     assert!(
         served.iter().any(|s| s == "a"),
         "a gets traffic again: {served:?}"
+    );
+
+    // The originerror log tells the story as the guide's example does: errors, the
+    // exclusion with the IPs left, the recovery with the IPs in service.
+    let log = k.dir.path().join("logs/originerror.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let service: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("#2"))
+        .map(|l| {
+            let (stamp, rest) = l.split_at("#YYYY.MM.DD HH:MM:SS".len());
+            chrono::NaiveDateTime::parse_from_str(&stamp[1..], "%Y.%m.%d %H:%M:%S")
+                .unwrap_or_else(|e| panic!("{e}: {l}"));
+            rest.to_string()
+        })
+        .collect();
+    assert_eq!(
+        service,
+        [
+            format!(" [www.test] {a_addr} excluded from service"),
+            format!(" [www.test] Origin server list: {}", b.addr),
+            format!(" [www.test] {a_addr} recovered back in service"),
+            format!(" [www.test] Origin server list: {a_addr} {}", b.addr),
+        ],
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!(" [ERROR] 127.0.0.1 127.0.0.1 GET /after/"))),
+        "{text}"
     );
 }
 

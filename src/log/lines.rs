@@ -49,6 +49,39 @@ pub fn origin_error(
     )
 }
 
+/// An origin IP as the originerror log's service lines name it: the bare IP on
+/// port 80 (the guide's example), `IP:port` otherwise (its syslog example).
+fn service_addr(a: std::net::SocketAddr) -> String {
+    if a.port() == 80 {
+        a.ip().to_string()
+    } else {
+        a.to_string()
+    }
+}
+
+/// The two originerror lines of an origin IP leaving or coming back into service:
+/// `#date time [vhost] IP excluded from service` (or `recovered back in service`),
+/// then `#date time [vhost] Origin server list: IP IP ...`, the IPs requests go to now.
+pub fn origin_service(
+    at: Time,
+    vhost: &str,
+    ip: std::net::SocketAddr,
+    back: bool,
+    in_service: &[std::net::SocketAddr],
+) -> [String; 2] {
+    let stamp = at.format("%Y.%m.%d %H:%M:%S");
+    let change = if back {
+        "recovered back in service"
+    } else {
+        "excluded from service"
+    };
+    let list: Vec<String> = in_service.iter().copied().map(service_addr).collect();
+    [
+        format!("#{stamp} [{vhost}] {} {change}", service_addr(ip)),
+        format!("#{stamp} [{vhost}] Origin server list: {}", list.join(" ")),
+    ]
+}
+
 /// The origin log's fields (chapter 12, "Origin Log").
 pub const ORIGIN_FIELDS: &str = "date time cs-sid cs-tcount c-ip cs-method s-domain cs-uri s-ip sc-status cs-range sc-sock-error sc-http-error sc-content-length cs-requestsize sc-responsesize sc-bytes time-taken time-dns time-connect time-firstbyte time-complete cs-reqinfo cs-acceptencoding sc-cachecontrol s-port sc-contentencoding session-id session-type";
 
@@ -196,5 +229,39 @@ mod tests {
             "2012.11.15 07:06:10 [example.com] [ERROR] 192.168.0.13 192.168.0.13 GET /Upload/ProductImage/stock/1716439_SM.jpg 20110 Connect-Timeout -"
         );
         assert_eq!(e.split(' ').count(), ORIGIN_ERROR_FIELDS.split(' ').count());
+    }
+
+    #[test]
+    fn service_lines_follow_the_guides_example() {
+        let t = chrono::Local
+            .with_ymd_and_hms(2012, 11, 15, 7, 6, 30)
+            .unwrap();
+        let a = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(
+            origin_service(
+                t,
+                "example.com",
+                a("192.168.0.13:80"),
+                false,
+                &[a("192.168.0.14:80")]
+            ),
+            [
+                "#2012.11.15 07:06:30 [example.com] 192.168.0.13 excluded from service",
+                "#2012.11.15 07:06:30 [example.com] Origin server list: 192.168.0.14",
+            ]
+        );
+        assert_eq!(
+            origin_service(
+                t,
+                "example.com",
+                a("192.168.0.14:102"),
+                true,
+                &[a("192.168.0.14:102"), a("[::1]:8080")]
+            ),
+            [
+                "#2012.11.15 07:06:30 [example.com] 192.168.0.14:102 recovered back in service",
+                "#2012.11.15 07:06:30 [example.com] Origin server list: 192.168.0.14:102 [::1]:8080",
+            ]
+        );
     }
 }

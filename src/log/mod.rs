@@ -140,6 +140,23 @@ pub fn origin_error(
     ));
 }
 
+/// Writes the originerror lines of an origin IP of `vhost` leaving (`back` false)
+/// or coming back into service, with the IPs requests go to now (chapter 12).
+pub fn origin_service(
+    vhost: &str,
+    ip: std::net::SocketAddr,
+    back: bool,
+    in_service: &[std::net::SocketAddr],
+) {
+    let Some(g) = GLOBAL.load_full() else { return };
+    if g.origin_error.wanted() {
+        let now = chrono::Local::now();
+        for line in lines::origin_service(now, vhost, ip, back, in_service) {
+            g.origin_error.send(line);
+        }
+    }
+}
+
 /// The global logs.
 pub struct GlobalSinks {
     /// `<InfoLog>`: tracing events at info and above.

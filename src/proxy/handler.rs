@@ -28,7 +28,7 @@ use crate::cache::{self, CacheResult};
 use crate::config::headers::Side;
 use crate::config::origin::HeaderSetting;
 use crate::config::{CachingPolicy, ClientPolicy, TtlSource, VaryPolicy};
-use crate::stats::counter::{Gauge, OriginEvent};
+use crate::stats::counter::Gauge;
 use crate::stats::{Counting, GaugeGuard, VhostStats};
 
 static VIA: LazyLock<HeaderValue> = LazyLock::new(|| {
@@ -675,7 +675,6 @@ pub(super) async fn fetch(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
-            record_origin_failure(&vhost, &e, (&method, &req.pq), origin_started);
             let extension = match e {
                 OriginError::Connect { .. } | OriginError::NoAddress => ttl.connect_timeout,
                 _ => ttl.receive_timeout,
@@ -1074,7 +1073,6 @@ pub(super) async fn pass(
         }
         Err(e) => {
             tracing::warn!(vhost = %vhost.cfg.name, error = %e, "origin request failed");
-            record_origin_failure(vhost, &e, (&parts.method, pq), origin_started);
             (
                 error_response(e.status(), CacheResult::Error),
                 CacheResult::Error,
@@ -1149,39 +1147,6 @@ fn invalidate_after_unsafe(vhost: &VhostRt, store: &Store, parts: &Parts, resp: 
             now,
         );
     }
-}
-
-/// Counts a failed origin request by the guide's kinds (ConnectTimeout, ReceiveTimeout,
-/// Close) and writes its originerror line.
-fn record_origin_failure(
-    vhost: &VhostRt,
-    e: &OriginError,
-    (method, uri): (&Method, &str),
-    started: Instant,
-) {
-    let (event, addr, kind) = match e {
-        OriginError::Connect {
-            addr, timed_out, ..
-        } => {
-            let kind = if *timed_out {
-                "Connect-Timeout"
-            } else {
-                "Connect-Fail"
-            };
-            (OriginEvent::ConnectFailure, addr, kind)
-        }
-        OriginError::Timeout { addr, .. } => (OriginEvent::ReceiveTimeout, addr, "Receive-Timeout"),
-        OriginError::Http { addr, .. } => (OriginEvent::Close, addr, "ClosedWithoutResponse"),
-        OriginError::NoAddress | OriginError::AllExcluded => return,
-    };
-    vhost.stats.record_origin_event(event, 1);
-    crate::log::origin_error(
-        &vhost.cfg.name,
-        addr,
-        (method.as_str(), uri),
-        started.elapsed(),
-        kind,
-    );
 }
 
 /// What the origin log needs of a request before it is sent away.

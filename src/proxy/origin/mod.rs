@@ -13,7 +13,7 @@ pub mod table;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -26,6 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::origin::OriginPolicy;
 use crate::config::VhostConfig;
+use crate::stats::counter::OriginEvent;
 use crate::stats::VhostStats;
 use connect::Connector;
 use table::{Balance, OriginTable, Target};
@@ -224,7 +225,7 @@ impl OriginPool {
 
     /// `/command/resetorigin`: every IP usable again, and new connections from now on.
     pub fn reset(&self) {
-        self.table.reset();
+        self.table.reset(&self.vhost);
         self.clients.store(Arc::new(clients(
             &self.policy,
             self.bypass_timeouts.0,
@@ -304,7 +305,10 @@ impl OriginPool {
                 reason: e.to_string(),
             })?;
         let clients = self.clients.load_full();
-        request_within(&clients.cache, req, addr, self.policy.receive_timeout).await
+        let started = Instant::now();
+        request_within(&clients.cache, req, addr, self.policy.receive_timeout)
+            .await
+            .map_err(|e| self.failed(e, (&Method::GET, &location), started))
     }
 
     /// One request, with failover, no redirect followed.
@@ -361,12 +365,13 @@ impl OriginPool {
                 }
             };
             let req = self.request(&method, path_and_query, &headers, &target, req_body)?;
+            let started = Instant::now();
             let err = match self
                 .exchange(client, &target, req, self.receive_timeout(leg))
                 .await
             {
                 Ok(resp) => return Ok(resp),
-                Err(e) => e,
+                Err(e) => self.failed(e, (&method, path_and_query), started),
             };
             let retry = replayable && (idempotent || matches!(err, OriginError::Connect { .. }));
             last = err;
@@ -396,9 +401,11 @@ impl OriginPool {
         if slot.as_ref().is_some_and(|p| p.sender.is_closed()) {
             *slot = None;
         }
+        let started = Instant::now();
+        let failed = |e| self.failed(e, (&method, path_and_query), started);
         let session = match slot.as_mut() {
             Some(s) => s,
-            None => slot.insert(self.open_private(client).await?),
+            None => slot.insert(self.open_private(client).await.map_err(failed)?),
         };
         let addr = session.target.ip.addr.to_string();
         let body = match body {
@@ -422,12 +429,50 @@ impl OriginPool {
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(OriginError::Http {
+            Ok(Err(e)) => Err(failed(OriginError::Http {
                 addr,
                 reason: source_chain(&e),
-            }),
-            Err(_) => Err(OriginError::Timeout { addr, timeout }),
+            })),
+            Err(_) => Err(failed(OriginError::Timeout { addr, timeout })),
         }
+    }
+
+    /// Counts a failed exchange with one origin IP by the guide's kinds (ConnectTimeout,
+    /// ReceiveTimeout, Close) and writes its originerror line: every attempt, so a
+    /// failover's failures show before the exclusion they lead to. `request` is the
+    /// method and URI asked for, `started` when the attempt began.
+    fn failed(
+        &self,
+        e: OriginError,
+        (method, uri): (&Method, &str),
+        started: Instant,
+    ) -> OriginError {
+        let (event, addr, kind) = match &e {
+            OriginError::Connect {
+                addr, timed_out, ..
+            } => {
+                let kind = if *timed_out {
+                    "Connect-Timeout"
+                } else {
+                    "Connect-Fail"
+                };
+                (OriginEvent::ConnectFailure, addr, kind)
+            }
+            OriginError::Timeout { addr, .. } => {
+                (OriginEvent::ReceiveTimeout, addr, "Receive-Timeout")
+            }
+            OriginError::Http { addr, .. } => (OriginEvent::Close, addr, "ClosedWithoutResponse"),
+            OriginError::NoAddress | OriginError::AllExcluded => return e,
+        };
+        self.stats.record_origin_event(event, 1);
+        crate::log::origin_error(
+            &self.vhost,
+            addr,
+            (method.as_str(), uri),
+            started.elapsed(),
+            kind,
+        );
+        e
     }
 
     /// Connects a private session to the IP `client` hashes to.
@@ -515,7 +560,10 @@ impl OriginPool {
             }
             Err(e) => e,
         };
-        if ip.errors.fail(self.policy.exclusion) {
+        if self
+            .table
+            .judge(&self.vhost, ip, || ip.errors.fail(self.policy.exclusion))
+        {
             tracing::warn!(vhost = %self.vhost, origin = %ip.addr, error = %err,
                 failures = self.policy.exclusion, "origin excluded");
         }

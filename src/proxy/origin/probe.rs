@@ -14,7 +14,7 @@ use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Either, Empty};
 
 use super::connect::{ConnInfo, Connector};
-use super::table::{OriginEntry, OriginIp, OriginTable, Verdict};
+use super::table::{OriginEntry, OriginIp, OriginTable};
 use super::OriginPool;
 use crate::config::origin::Probe;
 use crate::log::lines::OriginTransaction;
@@ -96,44 +96,44 @@ async fn probe_loop(pool: Weak<OriginPool>, probe: Probe, judge: Judge) {
                     write_probe_line(log, judge, (&uri, started), answer);
                 }
                 let outcome = outcome.map(|a| a.status);
-                let verdict = match judge {
-                    Judge::Recovery => &ip.errors,
-                    Judge::Checker(i) => &ip.checks[i],
-                };
-                judge_outcome(verdict, &probe, outcome, &vhost, &ip.addr, judge);
+                // A reload that replaced the table carried the IP's health over already.
+                if let Some(table) = table.upgrade() {
+                    judge_outcome(&table, &ip, &probe, outcome, &vhost, judge);
+                }
             });
         }
         while probes.join_next().await.is_some() {}
     }
 }
 
-/// Records a probe's outcome and logs a change of state.
+/// Records a probe's outcome for `ip` and logs a change of state.
 fn judge_outcome(
-    verdict: &Verdict,
+    table: &OriginTable,
+    ip: &OriginIp,
     probe: &Probe,
     outcome: Result<u16, String>,
     vhost: &str,
-    addr: &SocketAddr,
     judge: Judge,
 ) {
-    let by = match judge {
-        Judge::Recovery => "recovery".to_string(),
-        Judge::Checker(i) => format!("health checker {}", i + 1),
+    let (verdict, by) = match judge {
+        Judge::Recovery => (&ip.errors, "recovery".to_string()),
+        Judge::Checker(i) => (&ip.checks[i], format!("health checker {}", i + 1)),
     };
+    let origin = &ip.addr;
     match outcome {
         Ok(status) if probe.accepts(status) => {
-            if verdict.succeed(probe.recovery) {
-                tracing::info!(vhost, origin = %addr, by, "origin recovered");
+            if table.judge(vhost, ip, || verdict.succeed(probe.recovery)) {
+                tracing::info!(vhost, %origin, by, "origin recovered");
             }
         }
         Ok(status) => {
-            if verdict.fail(probe.exclusion) {
-                tracing::warn!(vhost, origin = %addr, by, status, "origin excluded");
+            if table.judge(vhost, ip, || verdict.fail(probe.exclusion)) {
+                tracing::warn!(vhost, %origin, by, status, "origin excluded");
             }
         }
         Err(reason) => {
-            if verdict.fail(probe.exclusion) {
-                tracing::warn!(vhost, origin = %addr, by, reason, "origin excluded");
+            if table.judge(vhost, ip, || verdict.fail(probe.exclusion)) {
+                tracing::warn!(vhost, %origin, by, reason, "origin excluded");
             }
         }
     }

@@ -268,6 +268,19 @@ impl OriginTable {
         targets
     }
 
+    /// Judges `ip` with `judge` (a verdict's `fail` or `succeed`) and, when that moved
+    /// the IP out of service or back, writes it to the originerror log. Returns
+    /// what `judge` returned (its verdict changed).
+    pub fn judge(&self, vhost: &str, ip: &OriginIp, judge: impl FnOnce() -> bool) -> bool {
+        let was = ip.usable();
+        let changed = judge();
+        if changed && ip.usable() != was {
+            let in_service: Vec<SocketAddr> = self.usable().iter().map(|t| t.ip.addr).collect();
+            crate::log::origin_service(vhost, ip.addr, !was, &in_service);
+        }
+        changed
+    }
+
     /// The addresses in use, with their index: every usable `<Address>`, and as many
     /// usable `<Address2>`es, in order, as there are `<Address>`es without a usable IP
     /// (entries hold the `<Address>`es first).
@@ -329,12 +342,16 @@ impl OriginTable {
         targets
     }
 
-    /// `/command/resetorigin`: every IP usable again, every count zero.
-    pub fn reset(&self) {
+    /// `/command/resetorigin`: every IP usable again (written to the originerror log
+    /// of `vhost` like a recovery), every count zero.
+    pub fn reset(&self, vhost: &str) {
         for e in &self.entries {
             for ip in e.ips() {
-                ip.errors.reset();
-                ip.checks.iter().for_each(Verdict::reset);
+                self.judge(vhost, &ip, || {
+                    ip.errors.reset();
+                    ip.checks.iter().for_each(Verdict::reset);
+                    true
+                });
             }
         }
     }
@@ -429,7 +446,7 @@ mod tests {
         assert_eq!(ports(&t.usable()), [2, 3]);
         assert!(t.is_in_use(&t.entries[2]) && !t.is_in_use(&t.entries[3]));
         assert!(!first.errors.succeed(5) && !first.errors.succeed(5));
-        t.reset();
+        t.reset("a");
         assert_eq!(ports(&t.usable()), [1, 2]);
     }
 
