@@ -199,7 +199,7 @@ fn a_killed_origin_is_excluded_requests_keep_succeeding_and_it_recovers() {
     );
     assert!(
         text.lines()
-            .any(|l| l.contains(&format!(" [ERROR] 127.0.0.1 127.0.0.1 GET /after/"))),
+            .any(|l| l.contains(" [ERROR] 127.0.0.1 127.0.0.1 GET /after/")),
         "{text}"
     );
 }
