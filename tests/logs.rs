@@ -267,7 +267,7 @@ fn bad_log_attributes_are_placed_errors() {
         &vhosts_xml(&vhost(
             "a.test",
             origin.addr,
-            r#"<Log><Access Type="both" Unit="60">ON</Access><Monitoring SysLog="ON">ON</Monitoring></Log>"#,
+            r#"<Log><Access Type="both" Unit="60">ON</Access><Origin Type="size">ON</Origin><Monitoring SysLog="ON">ON</Monitoring></Log>"#,
         )),
     );
     let out = std::process::Command::new(kurad_bin())
@@ -280,6 +280,7 @@ fn bad_log_attributes_are_placed_errors() {
     for want in [
         "server.xml:7: <InfoLog>: Unit: \"1441\" is not a number of minutes from 1 to 1440",
         "vhosts.xml:5: <Access>: Unit: Type \"both\" needs \"minutes, MB\"",
+        "vhosts.xml:5: <Origin>: Type \"size\" needs a Unit in MB",
         "vhosts.xml:5: <Monitoring>: SysLog=\"ON\" needs at least one <SysLog Priority Dest> child",
     ] {
         assert!(err.contains(want), "{want}\n{err}");
@@ -408,6 +409,13 @@ fn size_rolling_keeps_retention_and_compresses() {
         assert_eq!(get(k.http(), "a.test", &format!("/hit/{i}")).status, 200);
     }
     let dir = log_dir(&k).join("a.test");
+    // Lines roll before the one that would not fit: the last is in the live file,
+    // and once it is there nothing rolls any more.
+    let live = wait_for("the last request in the live file", || {
+        // Missing for a moment while it rolls.
+        let live = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();
+        live.contains(" /hit/59 ").then_some(live)
+    });
     let name = regex_like_rolled;
     let rolled = wait_for("two compressed rolled files and nothing else", || {
         let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -418,21 +426,109 @@ fn size_rolling_keeps_retention_and_compresses() {
         names.sort();
         (names.len() == 2 && names.iter().all(|n| name(n))).then_some(names)
     });
-    let mut lines = 0;
+    // The requests each kept file logged (cs-uri-stem `/hit/<i>`), oldest file first.
+    let mut kept = Vec::new();
     for r in &rolled {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(dir.join(r)).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
+        let text = gunzip(&dir.join(r));
         assert!(text.len() <= 2098, "{r}: {} bytes", text.len());
         let mut it = text.lines();
         assert!(it.next().unwrap().starts_with("#Fields: date time "));
         for l in it {
-            assert_eq!(l.split(' ').count(), 20, "{l}");
-            lines += 1;
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f.len(), 20, "{l}");
+            kept.push(f[4]["/hit/".len()..].parse::<u32>().unwrap());
         }
     }
-    assert!(lines >= 10, "{lines}");
+    kept.extend(live.lines().skip(1).map(|l| {
+        l.split(' ').nth(4).unwrap()["/hit/".len()..]
+            .parse::<u32>()
+            .unwrap()
+    }));
+    // The newest lines are kept, in order and without a gap; the oldest were pruned.
+    let first = kept[0];
+    assert!(first > 0, "nothing pruned: {kept:?}");
+    assert_eq!(kept, (first..60).collect::<Vec<_>>());
+}
+
+fn gunzip(path: &Path) -> String {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+/// libfaketime, which makes kurad's wall clock start where a test wants.
+fn libfaketime() -> &'static Path {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .map(Path::new)
+    .find(|p| p.exists())
+    .expect("libfaketime is needed for the time rolling test (apt-get install faketime)")
+}
+
+/// Time rolling end to end: kurad's wall clock starts at 03:04:52 (libfaketime), so
+/// the 1-minute access log rolls at 03:05:00 into the period's file, compressed, and
+/// `Retention="1"` deletes the two older rolled files left there: older by the times
+/// in their names, although their mtimes are newer.
+#[test]
+fn time_rolling_at_the_boundary_compresses_and_keeps_retention() {
+    let origin = origin();
+    let dir = conf_dir(
+        &server_xml("", ""),
+        &vhosts_xml(&vhost(
+            "a.test",
+            origin.addr,
+            r#"<Log><Access Type="time" Unit="1" Retention="1" Compression="ON" Local="ON">ON</Access></Log>"#,
+        )),
+    );
+    let logs = dir.path().join("logs/a.test");
+    std::fs::create_dir_all(&logs).unwrap();
+    let tomorrow = std::time::SystemTime::now() + Duration::from_secs(86_400);
+    for old in ["access_20251231_2358.log", "access_20251231_2359.log.gz"] {
+        let f = std::fs::File::create(logs.join(old)).unwrap();
+        f.set_modified(tomorrow).unwrap();
+    }
+    let k = Kurad::start_env(
+        dir,
+        &[],
+        &[
+            ("LD_PRELOAD", libfaketime()),
+            ("FAKETIME", Path::new("@2026-01-02 03:04:52")),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", Path::new("1")),
+        ],
+    );
+    assert_eq!(request(&k, "a.test", "/hit/a.jpg").status, 200);
+    let rolled = "access_20260102_0304.log.gz";
+    let until = Instant::now() + Duration::from_secs(30);
+    let names = loop {
+        let mut names: Vec<String> = std::fs::read_dir(&logs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        if names.iter().any(|n| n == rolled) || Instant::now() > until {
+            break names;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(names, [rolled], "{}", k.log());
+    let text = gunzip(&logs.join(rolled));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("#Fields: "), "{text}");
+    assert!(
+        lines[1].starts_with("2026.01.02 03:04:5") && lines[1].contains(" /hit/a.jpg "),
+        "the line of the period: {text}"
+    );
+    // The next line opens a fresh live file with its header.
+    assert_eq!(request(&k, "a.test", "/hit/b.jpg").status, 200);
+    let live = wait_lines(&logs.join("access.log"), 2);
+    assert!(live[1].starts_with("2026.01.02 03:05:"), "{live:?}");
 }
 
 /// `access_YYYYMMDD_HHMMSS[_n].log.gz`.

@@ -243,7 +243,33 @@ fn rolling(cx: &mut Cx, n: &Node<'_>) -> Rolling {
         },
         "time".to_string(),
     );
-    let (minutes, bytes) = match n.attr("Unit") {
+    // Another `Type` than the log's default, written without a `Unit`, does not take
+    // the log's default unit, which belongs to its default type (`<InfoLog
+    // Type="time">` is not "every minute").
+    let unit = n.attr("Unit");
+    let default_kind = n.attr_default("Type").unwrap_or("time");
+    let unit = if unit.as_ref().is_none_or(|u| u.loc.is_none())
+        && !kind.eq_ignore_ascii_case(default_kind)
+    {
+        match kind.as_str() {
+            // The guide's default Unit for time rolling.
+            "time" => None,
+            _ => {
+                cx.errors.push(n.error(format!(
+                    "Type \"{kind}\" needs a Unit {}",
+                    if kind == "size" {
+                        "in MB"
+                    } else {
+                        "\"minutes, MB\""
+                    }
+                )));
+                None
+            }
+        }
+    } else {
+        unit
+    };
+    let (minutes, bytes) = match unit {
         Some(unit) => cx.ok(unit.parse(|s| parse_unit(&kind, s)), (Some(1440), None)),
         None => (Some(1440), None),
     };
@@ -372,6 +398,30 @@ mod tests {
         ] {
             assert!(parse_unit(kind, bad).is_err(), "{kind} {bad}");
         }
+    }
+
+    #[test]
+    fn another_type_without_a_unit_takes_that_types_default() {
+        let global = |info: &str| {
+            let server = format!("<Server><Cache>{info}</Cache></Server>");
+            crate::config::load_str(std::path::Path::new("/nonexistent"), &server, "<Vhosts/>")
+                .map(|c| c.server.logs.info.rolling)
+        };
+        let minutes_bytes = |r: Rolling| (r.minutes, r.bytes);
+        // The info log's own default: 1 MB.
+        let own = global("<InfoLog>ON</InfoLog>").unwrap();
+        assert_eq!(minutes_bytes(own), (None, Some(1_048_576)));
+        let same = global(r#"<InfoLog Type="size">ON</InfoLog>"#).unwrap();
+        assert_eq!(minutes_bytes(same), (None, Some(1_048_576)));
+        // Time rolling without a Unit is the guide's daily roll, not every minute.
+        let time = global(r#"<InfoLog Type="time">ON</InfoLog>"#).unwrap();
+        assert_eq!(minutes_bytes(time), (Some(1440), None));
+        let both = global(r#"<InfoLog Type="both">ON</InfoLog>"#).unwrap_err();
+        assert!(
+            both.to_string()
+                .contains(r#"<InfoLog>: Type "both" needs a Unit "minutes, MB""#),
+            "{both}"
+        );
     }
 
     #[test]

@@ -162,13 +162,19 @@ impl<'a> Node<'a> {
                 });
             }
         }
-        let spec = schema().elements.get(self.path.as_str())?.attr(name)?;
-        (!spec.default.is_empty()).then(|| Value {
-            raw: spec.default,
+        let raw = self.attr_default(name)?;
+        Some(Value {
+            raw,
             loc: None,
             element: self.static_name(),
-            attr: Some(spec.name),
+            attr: Some(schema().elements.get(self.path.as_str())?.attr(name)?.name),
         })
+    }
+
+    /// The table's default for attribute `name`, whatever is written.
+    pub fn attr_default(&self, name: &str) -> Option<&'static str> {
+        let spec = schema().elements.get(self.path.as_str())?.attr(name)?;
+        (!spec.default.is_empty()).then_some(spec.default)
     }
 
     /// The element name with a 'static lifetime, for defaults that come from the table.

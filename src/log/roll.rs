@@ -107,32 +107,39 @@ fn gzip(path: &Path) -> io::Result<()> {
     fs::remove_file(path)
 }
 
-/// Whether `name` is a rolled file of `stem`: `<stem>_<digits>_<digits>[_<n>].log[.gz]`.
-fn is_rolled(name: &str, stem: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix(stem)
-        .and_then(|r| r.strip_prefix('_'))
+/// When a rolled file of `stem` started, from its name
+/// (`<stem>_<YYYYMMDD>_<HHMM[SS]>[_<n>].log[.gz]`), as a sortable key: the date, the
+/// time padded to seconds, the collision number. `None` for any other name.
+fn rolled_order(name: &str, stem: &str) -> Option<(u32, u32, u32)> {
+    let rest = name
+        .strip_prefix(stem)?
+        .strip_prefix('_')
         .and_then(|r| r.strip_suffix(".gz").or(Some(r)))
-        .and_then(|r| r.strip_suffix(".log"))
-    else {
-        return false;
-    };
+        .and_then(|r| r.strip_suffix(".log"))?;
     let parts: Vec<&str> = rest.split('_').collect();
-    (2..=3).contains(&parts.len())
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && parts[0].len() == 8
+    let number = |p: &str| {
+        (!p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+    };
+    match parts[..] {
+        [date, time] | [date, time, _] if date.len() == 8 && matches!(time.len(), 4 | 6) => {
+            let n = parts.get(2).map_or(Some(0), |n| number(n))?;
+            let time = number(time)? * if time.len() == 4 { 100 } else { 1 };
+            Some((number(date)?, time, n))
+        }
+        _ => None,
+    }
 }
 
-/// Deletes the oldest rolled files of `stem` in `dir` beyond `keep`.
+/// Deletes the oldest rolled files of `stem` in `dir` beyond `keep`, oldest by the
+/// time in their names (compressing a file changes its mtime, never its name).
 fn prune(dir: &Path, stem: &str, keep: u32) -> io::Result<()> {
-    let mut rolled: Vec<(std::time::SystemTime, String)> = fs::read_dir(dir)?
+    let mut rolled: Vec<((u32, u32, u32), String)> = fs::read_dir(dir)?
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let mtime = e.metadata().ok()?.modified().ok()?;
-            is_rolled(&name, stem).then_some((mtime, name))
+            Some((rolled_order(&name, stem)?, name))
         })
         .collect();
     rolled.sort();
@@ -459,11 +466,24 @@ mod tests {
     }
 
     #[test]
-    fn rolled_names_are_recognised() {
-        assert!(is_rolled("access_20140715_0000.log", "access"));
-        assert!(is_rolled("access_20140715_000000_2.log.gz", "access"));
-        assert!(!is_rolled("access.log", "access"));
-        assert!(!is_rolled("access_x_0000.log", "access"));
-        assert!(!is_rolled("originerror_20140715_0000.log", "origin"));
+    fn rolled_names_are_recognised_and_ordered_by_their_time() {
+        let order = |n| rolled_order(n, "access");
+        assert_eq!(order("access_20140715_0000.log"), Some((20140715, 0, 0)));
+        assert_eq!(
+            order("access_20140715_000000_2.log.gz"),
+            Some((20140715, 0, 2))
+        );
+        assert_eq!(order("access.log"), None);
+        assert_eq!(order("access_x_0000.log"), None);
+        assert_eq!(order("access_20140715_00000.log"), None);
+        assert_eq!(
+            rolled_order("originerror_20140715_0000.log", "origin"),
+            None
+        );
+        // Time rolls (HHMM) and size rolls (HHMMSS) compare by the time they name, and
+        // collision numbers as numbers.
+        assert!(order("access_20140715_0959.log") < order("access_20140715_100000.log.gz"));
+        assert!(order("access_20140715_100000_2.log") < order("access_20140715_100000_10.log"));
+        assert!(order("access_20141231_2359.log") < order("access_20150101_0000.log"));
     }
 }

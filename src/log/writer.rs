@@ -382,6 +382,7 @@ pub const GATHER: Duration = Duration::from_millis(20);
 fn run(rx: Receiver<Msg>, shared: &Shared) {
     let mut slots: HashMap<usize, Slot> = HashMap::new();
     let mut syslog = Syslog::default();
+    let mut finisher = Finisher::default();
     let mut last_tick = Instant::now();
     let mut busy = false;
     loop {
@@ -427,7 +428,8 @@ fn run(rx: Receiver<Msg>, shared: &Shared) {
             let batch = sink.take();
             if batch.lines > 0 {
                 busy = true;
-                write(&mut slots, &mut syslog, &host, &sink, &batch, now);
+                let outputs = (&mut slots, &mut syslog, &mut finisher);
+                write(outputs, &host, &sink, &batch, now);
             }
         }
         for s in slots.values_mut() {
@@ -443,7 +445,7 @@ fn run(rx: Receiver<Msg>, shared: &Shared) {
             slots.retain(|_, s| s.sink.strong_count() > 0);
             for s in slots.values_mut() {
                 match s.file.tick(now) {
-                    Ok(Some(r)) => finish_in_background(r),
+                    Ok(Some(r)) => finisher.finish(r),
                     Ok(None) => {}
                     Err(e) => s.report("roll", &e),
                 }
@@ -457,8 +459,7 @@ fn run(rx: Receiver<Msg>, shared: &Shared) {
 
 /// Writes a sink's lines to its file, syslog and log trace.
 fn write(
-    slots: &mut HashMap<usize, Slot>,
-    syslog: &mut Syslog,
+    (slots, syslog, finisher): (&mut HashMap<usize, Slot>, &mut Syslog, &mut Finisher),
     host: &str,
     sink: &Arc<Sink>,
     batch: &Pending,
@@ -496,7 +497,7 @@ fn write(
     }
     for (i, line) in batch.text.split_terminator('\n').enumerate() {
         match slot.file.write(line, now) {
-            Ok(Some(r)) => finish_in_background(r),
+            Ok(Some(r)) => finisher.finish(r),
             Ok(None) => {}
             Err(e) => {
                 // A full or failing disk: the rest of the batch would fail alike.
@@ -508,18 +509,39 @@ fn write(
     }
 }
 
-/// Compresses and prunes a rolled file on its own thread, so the writer goes on.
-fn finish_in_background(r: Rolled) {
-    let path = r.path.clone();
-    let spawned = std::thread::Builder::new()
-        .name("kura-log-roll".into())
-        .spawn(move || {
-            if let Err(e) = r.finish() {
-                tracing::warn!(file = %path.display(), error = %e, "cannot compress or prune rolled logs");
+/// Compresses and prunes rolled files on one thread of its own, in the order they
+/// rolled, so the writer goes on and two finishes never race over the same files.
+#[derive(Default)]
+struct Finisher {
+    /// The thread's queue, once it is started (by the first roll).
+    queue: Option<std::sync::mpsc::Sender<Rolled>>,
+}
+
+impl Finisher {
+    fn finish(&mut self, r: Rolled) {
+        if self.queue.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel::<Rolled>();
+            let spawned = std::thread::Builder::new()
+                .name("kura-log-roll".into())
+                .spawn(move || {
+                    for r in rx {
+                        let path = r.path.clone();
+                        if let Err(e) = r.finish() {
+                            tracing::warn!(file = %path.display(), error = %e, "cannot compress or prune rolled logs");
+                        }
+                    }
+                });
+            match spawned {
+                Ok(_) => self.queue = Some(tx),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the log roll thread");
+                    return;
+                }
             }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the log roll thread");
+        }
+        if let Some(q) = &self.queue {
+            let _ = q.send(r);
+        }
     }
 }
 
