@@ -356,6 +356,76 @@ fn cacheclear_acts_only_with_the_key() {
     assert_eq!(origin.count("/obj"), 2, "the object is fetched again");
 }
 
+/// `/command/cleanup?age=1` two days (of kurad's clock, moved by libfaketime) after an
+/// object's last hit drops it and keeps one hit since; configuration archives older
+/// than `<ConfigHistory>` (1 day) go with their files, except the one in force.
+#[test]
+fn cleanup_drops_objects_idle_for_age_days_and_archives_past_config_history() {
+    let origin = Origin::start(|_| Reply::ok("body").header("cache-control", "max-age=8640000"));
+    let clock = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(clock.path(), "+0d\n").unwrap();
+    let k = Kurad::start_env(
+        conf_dir(
+            &server_xml("<ConfigHistory>1</ConfigHistory>", ""),
+            &vhosts_with(origin.addr, &["a.test"]),
+        ),
+        &[],
+        &[
+            ("LD_PRELOAD", libfaketime()),
+            ("FAKETIME_TIMESTAMP_FILE", clock.path()),
+            ("FAKETIME_NO_CACHE", Path::new("1")),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", Path::new("1")),
+        ],
+    );
+    let fetch = |path: &str| get(k.http(), "a.test", path);
+    fetch("/old");
+    fetch("/old");
+    assert_eq!(origin.count("/old"), 1, "the second request is a hit");
+    k.write_vhosts(&vhosts_with(origin.addr, &["a.test", "b.test"]));
+    assert_eq!(api(&k, "/conf/reload").status, 200);
+
+    std::fs::write(clock.path(), "+2d\n").unwrap();
+    fetch("/new");
+    let before = history(&k);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let archives = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(k.dir.path().join("state/conf"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tgz"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(archives().len(), 2);
+
+    let r = json(&api(&k, "/command/cleanup?age=1"));
+    assert_eq!(
+        (
+            r["result"]["Count"].as_u64(),
+            r["result"]["ConfigArchives"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    fetch("/old");
+    assert_eq!(origin.count("/old"), 2, "the idle object was dropped");
+    fetch("/new");
+    assert_eq!(origin.count("/new"), 1, "the recent one is still a hit");
+    let after = history(&k);
+    assert_eq!(
+        after,
+        before[1..],
+        "only the configuration in force is left"
+    );
+    let hash = after[0]["hash"].as_str().unwrap();
+    assert!(
+        matches!(&archives()[..], [only] if only.ends_with(&format!("_{hash}.tgz"))),
+        "{:?}",
+        archives()
+    );
+}
+
 /// Manager addresses kurad logged, in order (one per start).
 fn manager_addrs(k: &Kurad) -> Vec<SocketAddr> {
     k.log()

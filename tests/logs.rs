@@ -458,19 +458,6 @@ fn gunzip(path: &Path) -> String {
     text
 }
 
-/// libfaketime, which makes kurad's wall clock start where a test wants.
-fn libfaketime() -> &'static Path {
-    [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-    ]
-    .into_iter()
-    .map(Path::new)
-    .find(|p| p.exists())
-    .expect("libfaketime is needed for the time rolling test (apt-get install faketime)")
-}
-
 /// Time rolling end to end: kurad's wall clock starts at 03:04:52 (libfaketime), so
 /// the 1-minute access log rolls at 03:05:00 into the period's file, compressed, and
 /// `Retention="1"` deletes the two older rolled files left there: older by the times

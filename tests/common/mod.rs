@@ -900,3 +900,18 @@ pub fn kurad_check(dir: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
+
+/// libfaketime, which sets kurad's wall clock where a test wants it (`LD_PRELOAD`).
+pub fn libfaketime() -> &'static Path {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .map(Path::new)
+    .find(|p| p.exists())
+    .expect(
+        "libfaketime is needed for the tests that move kurad's clock (apt-get install faketime)",
+    )
+}
