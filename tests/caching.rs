@@ -1866,6 +1866,12 @@ fn purge_method_is_refused_outside_the_manager_acl() {
         ],
     );
     assert_eq!(r.status, 403);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["code"].as_u64()),
+        (Some("ERROR"), Some(403)),
+        "{v}"
+    );
     assert_eq!(x_cache(&get(&k, "/a")), "HIT");
 }
 

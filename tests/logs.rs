@@ -166,8 +166,10 @@ fn access_log_apache_and_custom_forms() {
       <AccessFormat>%a %A %b id=%{userid}C %f %h %H "%{user-agent}i" %m %P "%r" %s %t %X %I %O %e %S %K %404{Referer}i %!404{Referer}i %q</AccessFormat></Log>"#;
     // A loopback client is not logged unless Local="ON" (the guide's default is OFF).
     let quiet = r#"<Log><Access>ON</Access></Log>"#;
+    let iis = r#"<Log><Access Form="iis" XFF="OFF" Local="ON">ON</Access></Log>"#;
     let vhosts = vhost("apache.test", origin.addr, apache)
         + &vhost("custom.test", origin.addr, custom)
+        + &vhost("iis.test", origin.addr, iis)
         + &vhost("quiet.test", origin.addr, quiet);
     let k = Kurad::start(conf_dir(&server_xml("", ""), &vhosts_xml(&vhosts)));
     let http = k.http();
@@ -175,6 +177,8 @@ fn access_log_apache_and_custom_forms() {
     request(&k, "apache.test", "/hit/b.jpg?y=2");
     request(&k, "custom.test", "/hit/c.jpg?z=3");
     request(&k, "custom.test", "/nf");
+    let iis_sent = chrono::Utc::now().naive_utc();
+    request(&k, "iis.test", "/hit/d.jpg?w=4");
 
     let a = wait_lines(&log_dir(&k).join("apache.test/access.log"), 1);
     assert_eq!(a.len(), 1, "no #Fields line in the apache form: {a:?}");
@@ -254,6 +258,41 @@ fn access_log_apache_and_custom_forms() {
             }
         }
     }
+    // IIS's default W3C fields, the date and time in UTC.
+    let i = wait_lines(&log_dir(&k).join("iis.test/access.log"), 2);
+    assert_eq!(i[0], format!("#Fields: {}", kura::log::access::IIS_FIELDS));
+    let f: Vec<&str> = i[1].split(' ').collect();
+    assert_eq!(f.len(), i[0].split(' ').count() - 1, "{}", i[1]);
+    let at =
+        chrono::NaiveDateTime::parse_from_str(&format!("{} {}", f[0], f[1]), "%Y-%m-%d %H:%M:%S")
+            .unwrap();
+    let skew = (at - iis_sent).num_seconds();
+    assert!(
+        (-1..=5).contains(&skew),
+        "not UTC: {} against {iis_sent}",
+        i[1]
+    );
+    assert_eq!(
+        f[2..14],
+        [
+            &http.ip().to_string(),
+            "GET",
+            "/hit/d.jpg",
+            "w=4",
+            &http.port().to_string(),
+            "alice",
+            "127.0.0.1",
+            "Test+Agent/1.0",
+            "http://ref.test/page",
+            "200",
+            "0",
+            "0",
+        ],
+        "{}",
+        i[1]
+    );
+    f[14].parse::<u64>().unwrap();
+
     // Lines are written in order: had quiet.test logged its loopback client, it
     // would be there by now.
     assert!(!log_dir(&k).join("quiet.test/access.log").exists());
@@ -696,11 +735,17 @@ fn monitoring_log_writes_the_vhosts_five_minute_averages() {
     let k = Kurad::start_args(
         conf_dir(
             &server_xml("", ""),
-            &vhosts_xml(&vhost(
-                "a.test",
-                origin.addr,
-                r#"<Log><Monitoring Form="json">ON</Monitoring></Log>"#,
-            )),
+            &vhosts_xml(
+                &(vhost(
+                    "a.test",
+                    origin.addr,
+                    r#"<Log><Monitoring Form="json">ON</Monitoring></Log>"#,
+                ) + &vhost(
+                    "b.test",
+                    origin.addr,
+                    r#"<Log><Monitoring Form="xml">ON</Monitoring></Log>"#,
+                )),
+            ),
         ),
         &["--monitoring-log-secs", "1"],
     );
@@ -717,6 +762,29 @@ fn monitoring_log_writes_the_vhosts_five_minute_averages() {
     let keys =
         |o: &serde_json::Value| -> Vec<String> { o.as_object().unwrap().keys().cloned().collect() };
     assert_eq!(keys(&v), keys(vh));
+
+    // Form="xml": the same entry as one line of well-formed XML.
+    let lines = wait_lines(&log_dir(&k).join("b.test/monitoring.log"), 1);
+    let (stamp, xml) = lines[0].split_at(19);
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y.%m.%d %H:%M:%S").unwrap();
+    let mut r = quick_xml::Reader::from_str(xml.trim());
+    let mut elements = Vec::new();
+    loop {
+        match r.read_event().unwrap_or_else(|e| panic!("{e}: {xml}")) {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+                if elements.is_empty() {
+                    let vhost = e.try_get_attribute("Name").unwrap().unwrap();
+                    assert_eq!(&*vhost.value, b"b.test", "{xml}");
+                }
+                elements.push(name);
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(elements[0], "VirtualHost", "{xml}");
+    assert!(elements.len() > 10, "{xml}");
 }
 
 /// `<ServiceAccess>` (chapter 14): a refused client's connection is closed before any

@@ -128,3 +128,43 @@ fn management_acl_and_roles() {
         r.text()
     );
 }
+
+/// `<Allow>` is read for each request: a reload that drops an address reaches its open
+/// keep-alive manager connection too (a JSON 403, then the connection closes), not
+/// only its next connection.
+#[test]
+fn a_narrowed_allow_reaches_open_manager_connections() {
+    use std::io::Read;
+    let origin = Origin::start(|_| Reply::ok("x"));
+    let server = |allow: &str| {
+        format!(
+            "<Server><Host><Manager Port=\"0\"><Allow>{allow}</Allow></Manager></Host></Server>"
+        )
+    };
+    let k = Kurad::start(conf_dir(
+        &server("127.0.0.1"),
+        &vhosts_xml(&vhost("a.test", origin.addr, "")),
+    ));
+    let mut s = connect(k.manager);
+    let (status, _, _) = exchange(&mut s, "m", "/version");
+    assert!(status.contains(" 200 "), "{status}");
+
+    std::fs::write(k.dir.path().join("server.xml"), server("10.0.0.0/8")).unwrap();
+    k.signal("HUP");
+    assert!(k.wait_log("generation=1"), "{}", k.log());
+    let (status, _, body) = exchange(&mut s, "m", "/version");
+    assert!(status.contains(" 403 "), "{status} {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["code"].as_u64()),
+        (Some("ERROR"), Some(403))
+    );
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty(),
+        "the connection is closed after the refusal"
+    );
+    let r = curl(&format!("http://{}/version", k.manager), &[]);
+    assert_eq!(r.status, 0, "a new connection is refused outright");
+}

@@ -41,21 +41,48 @@ pub async fn serve(daemon: Arc<Daemon>, listener: TcpListener) {
                 continue;
             }
         };
-        let Some(role) = daemon.runtime().config.server.manager.role_of(peer.ip()) else {
+        if daemon
+            .runtime()
+            .config
+            .server
+            .manager
+            .role_of(peer.ip())
+            .is_none()
+        {
             tracing::warn!(client = %peer.ip(), "manager connection refused by <Allow>");
             continue;
-        };
+        }
         let d = daemon.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let d = d.clone();
-                async move { Ok::<_, Infallible>(route(&d, role, peer, req).await) }
+                async move { Ok::<_, Infallible>(admit(&d, peer, req).await) }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
     }
+}
+
+/// Answers a request with the role `<Allow>` gives its address now: read for every
+/// request, so a reload that narrows `<Allow>` reaches open keep-alive connections too.
+/// An address no longer allowed gets a 403 and the connection is closed.
+async fn admit(daemon: &Arc<Daemon>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let Some(role) = daemon.runtime().config.server.manager.role_of(peer.ip()) else {
+        tracing::warn!(client = %peer.ip(), "manager request refused by <Allow>");
+        let mut r = error(
+            StatusCode::FORBIDDEN,
+            "",
+            format!("{} is no longer in <Manager><Allow>", peer.ip()),
+        );
+        r.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        return r;
+    };
+    route(daemon, role, peer, req).await
 }
 
 /// The value of query parameter `name` (any case), as written.
@@ -92,7 +119,12 @@ fn reply(status: StatusCode, v: &Value) -> Response<Body> {
     r
 }
 
-fn error(status: StatusCode, method: &str, message: impl Into<String>) -> Response<Body> {
+/// The API's JSON error reply (also the service ports' refused purge methods).
+pub(crate) fn error(
+    status: StatusCode,
+    method: &str,
+    message: impl Into<String>,
+) -> Response<Body> {
     reply(
         status,
         &json!({"version": crate::VERSION, "method": method, "status": "ERROR", "code": status.as_u16(), "message": message.into()}),

@@ -1096,10 +1096,11 @@ async fn purge_method(
     if manager.http_method_acl
         && manager.role_of(conn.peer.ip()) != Some(crate::config::Role::Admin)
     {
-        return plain(
+        return crate::api::error(
             StatusCode::FORBIDDEN,
+            command.as_str(),
             format!(
-                "{} is only allowed from the manager's Admin addresses\n",
+                "{} is only allowed from the manager's Admin addresses",
                 parts.method
             ),
         );
