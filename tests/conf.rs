@@ -274,10 +274,29 @@ fn restore_and_upload_validate_first_and_keep_serving() {
     assert_eq!(vhost_names(&k), ["a.test", "b.test"]);
     assert_eq!(history(&k)[4]["hash"], h[1]["hash"]);
 
-    // Restore by hash; no client request failed through any of it.
+    // Restore by hash.
     let hash = h[3]["hash"].as_str().unwrap();
     assert_eq!(api(&k, &format!("/conf/restore?hash={hash}")).status, 200);
     assert_eq!(vhost_names(&k), ["a.test", "c.test"]);
+
+    // An archive damaged on disk is refused, and nothing changes.
+    let two_hash = h[1]["hash"].as_str().unwrap();
+    let archive = std::fs::read_dir(k.dir.path().join("state/conf"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(&format!("_{two_hash}.tgz")))
+        .expect("the archive of id 2");
+    let bytes = std::fs::read(&archive).unwrap();
+    std::fs::write(&archive, &bytes[..bytes.len() / 2]).unwrap();
+    let entries = history(&k).len();
+    let r = api(&k, &format!("/conf/restore?hash={two_hash}"));
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(json(&r)["status"], "ERROR", "{}", r.text());
+    assert_eq!(vhost_names(&k), ["a.test", "c.test"]);
+    assert_eq!(read(k.conf_path(), "vhosts.xml"), three);
+    assert_eq!(history(&k).len(), entries);
+
+    // No client request failed through any of it.
     let (ok, failed) = looper.finish();
     assert_eq!(failed, 0, "no client request failed");
     assert!(ok > 0);
