@@ -162,12 +162,12 @@ impl<'a> Node<'a> {
                 });
             }
         }
-        let raw = self.attr_default(name)?;
-        Some(Value {
-            raw,
+        let spec = schema().elements.get(self.path.as_str())?.attr(name)?;
+        (!spec.default.is_empty()).then(|| Value {
+            raw: spec.default,
             loc: None,
             element: self.static_name(),
-            attr: Some(schema().elements.get(self.path.as_str())?.attr(name)?.name),
+            attr: Some(spec.name),
         })
     }
 

@@ -117,10 +117,9 @@ fn rolled_order(name: &str, stem: &str) -> Option<(u32, u32, u32)> {
         .and_then(|r| r.strip_suffix(".gz").or(Some(r)))
         .and_then(|r| r.strip_suffix(".log"))?;
     let parts: Vec<&str> = rest.split('_').collect();
-    let number = |p: &str| {
-        (!p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| p.parse::<u32>().ok())
-            .flatten()
+    let number = |p: &str| match p.bytes().all(|b| b.is_ascii_digit()) {
+        true => p.parse::<u32>().ok(),
+        false => None,
     };
     match parts[..] {
         [date, time] | [date, time, _] if date.len() == 8 && matches!(time.len(), 4 | 6) => {

@@ -4,12 +4,13 @@
 //! The request path formats its line and appends it to its sink's buffer under
 //! a short lock; when the buffers hold their capacity of lines together, the line
 //! is dropped and counted ([`Sink::dropped`], [`DROPPED`]), so a slow or stuck disk never
-//! stalls serving. Lines a full or failing disk refuses are dropped and counted alike. The thread takes every buffer once per [`GATHER`] while lines
-//! come, and sleeps on its control channel when none do (the first line after
-//! that wakes it): no wake-up and no cross-thread allocation per line, which is
-//! what a queue of `String`s cost. The thread also feeds log trace (the last
-//! lines and a broadcast of new ones) and syslog, rolls files on time even when
-//! idle, and reopens every file on SIGUSR1.
+//! stalls serving; lines a full or failing disk refuses are dropped and counted alike.
+//! The thread takes every buffer once per [`GATHER`] while lines come, and sleeps on
+//! its control channel when none do (the first line after that wakes it): no wake-up
+//! and no cross-thread allocation per line, which is what a queue of `String`s cost.
+//! The thread also feeds log trace (the last lines and a broadcast of new ones) and
+//! syslog, rolls files on time even when idle, and reopens every file on SIGUSR1;
+//! rolled files are compressed and pruned on a thread of their own ([`Finisher`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
