@@ -326,16 +326,17 @@ fn bad_log_attributes_are_placed_errors() {
     }
 }
 
-/// A configuration with a.test's access log ON, and the path its file will have,
-/// its directory made so a test can put something else there first.
-fn access_log_in_place() -> (Origin, tempfile::TempDir, PathBuf) {
+/// A configuration with a.test's access log as `access` (its `<Access>` element)
+/// says, and the path its file will have, its directory made so a test can put
+/// something there first.
+fn access_log_in_place(access: &str) -> (Origin, tempfile::TempDir, PathBuf) {
     let origin = origin();
     let dir = conf_dir(
         &server_xml("", ""),
         &vhosts_xml(&vhost(
             "a.test",
             origin.addr,
-            r#"<Log><Access Local="ON">ON</Access></Log>"#,
+            &format!("<Log>{access}</Log>"),
         )),
     );
     let vhost_logs = dir.path().join("logs/a.test");
@@ -348,7 +349,7 @@ fn access_log_in_place() -> (Origin, tempfile::TempDir, PathBuf) {
 /// dropped, and the drops show in `/metrics` and in `System.Log.Dropped`.
 #[test]
 fn a_stalled_log_drops_lines_and_counts_them_without_stalling_requests() {
-    let (_origin, dir, access_log) = access_log_in_place();
+    let (_origin, dir, access_log) = access_log_in_place(r#"<Access Local="ON">ON</Access>"#);
     assert!(std::process::Command::new("mkfifo")
         .arg(&access_log)
         .status()
@@ -390,7 +391,7 @@ fn access_lines_dropped(k: &Kurad) -> u64 {
 /// and the lines the file refuses are dropped and counted, none uncounted.
 #[test]
 fn a_full_log_disk_drops_lines_and_counts_them_without_stalling_requests() {
-    let (_origin, dir, access_log) = access_log_in_place();
+    let (_origin, dir, access_log) = access_log_in_place(r#"<Access Local="ON">ON</Access>"#);
     std::os::unix::fs::symlink("/dev/full", &access_log).unwrap();
     let k = Kurad::start(dir);
     // Lines of over 4 KiB (long URLs): the writer's 64 KiB file buffer holds at most
@@ -503,17 +504,10 @@ fn gunzip(path: &Path) -> String {
 /// in their names, although their mtimes are newer.
 #[test]
 fn time_rolling_at_the_boundary_compresses_and_keeps_retention() {
-    let origin = origin();
-    let dir = conf_dir(
-        &server_xml("", ""),
-        &vhosts_xml(&vhost(
-            "a.test",
-            origin.addr,
-            r#"<Log><Access Type="time" Unit="1" Retention="1" Compression="ON" Local="ON">ON</Access></Log>"#,
-        )),
+    let (_origin, dir, access_log) = access_log_in_place(
+        r#"<Access Type="time" Unit="1" Retention="1" Compression="ON" Local="ON">ON</Access>"#,
     );
-    let logs = dir.path().join("logs/a.test");
-    std::fs::create_dir_all(&logs).unwrap();
+    let logs = access_log.parent().unwrap().to_path_buf();
     let tomorrow = std::time::SystemTime::now() + Duration::from_secs(86_400);
     for old in ["access_20251231_2358.log", "access_20251231_2359.log.gz"] {
         let f = std::fs::File::create(logs.join(old)).unwrap();
