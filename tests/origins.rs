@@ -1180,3 +1180,112 @@ fn health_checks_are_written_to_the_origin_log_when_their_log_is_on() {
         "Log=\"OFF\" keeps it out: {text}"
     );
 }
+
+/// An origin written by hand, for answers no well-behaved server gives: each
+/// connection reads one request head, gets `answer(path)` as raw bytes, and is closed.
+fn raw_origin(answer: fn(&str) -> Vec<u8>) -> SocketAddr {
+    use std::io::{BufRead, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream);
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap() <= 2 {
+                        break;
+                    }
+                }
+                let path = first.split(' ').nth(1).unwrap_or("/").to_string();
+                let _ = reader.get_mut().write_all(&answer(&path));
+            });
+        }
+    });
+    addr
+}
+
+/// `<OriginErrorLog Warning="ON">` writes the guide's HTTP communication warnings: a
+/// 206 to a request without Range, a 200 to the `bytes=0-` of `<FullRangeInit>`, a
+/// body cut short by the origin. With Warning OFF (the default) none of them.
+#[test]
+fn malformed_origin_exchanges_are_originerror_warnings() {
+    let origin = raw_origin(|path| {
+        let head = |status: &str, extra: &str, len: usize| {
+            format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\nCache-Control: max-age=60\r\nConnection: close\r\n{extra}\r\n")
+        };
+        let mut out = match path {
+            "/partial" => head(
+                "206 Partial Content",
+                "Content-Range: bytes 0-9/100\r\n",
+                10,
+            ),
+            "/short" => head("200 OK", "", 1000),
+            _ => head("200 OK", "", 10),
+        }
+        .into_bytes();
+        out.extend(std::iter::repeat_n(
+            b'x',
+            if path == "/short" { 100 } else { 10 },
+        ));
+        out
+    });
+    for warning in ["ON", "OFF"] {
+        let vhosts = vhost("a.test", origin, "")
+            + &vhost(
+                "b.test",
+                origin,
+                "<OriginOptions><FullRangeInit>ON</FullRangeInit></OriginOptions>",
+            )
+            + &vhost("dead.test", dead_addr(), "");
+        let k = Kurad::start(conf_dir(
+            &server_xml(
+                &format!(r#"<OriginErrorLog Warning="{warning}">ON</OriginErrorLog>"#),
+                "",
+            ),
+            &vhosts_xml(&vhosts),
+        ));
+        assert_eq!(get(k.http(), "a.test", "/partial").status, 206);
+        let short = get(k.http(), "a.test", "/short");
+        assert!(
+            short.body.len() < 1000,
+            "the cut body is not passed as whole"
+        );
+        assert_eq!(get(k.http(), "b.test", "/whole").status, 200);
+        // An error line last: once it is written, every line before it is.
+        assert_eq!(get(k.http(), "dead.test", "/marker").status, 502);
+        let log = k.dir.path().join("logs/originerror.log");
+        let until = Instant::now() + Duration::from_secs(10);
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("[dead.test] [ERROR]") {
+                break text;
+            }
+            assert!(Instant::now() < until, "no error line: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let warnings: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains(" [WARNING] "))
+            .map(|l| {
+                // date time [vhost] [WARNING] s-domain s-ip method uri time-taken sc-error sc-resinfo
+                let f: Vec<&str> = l.split(' ').collect();
+                assert_eq!(f.len(), 11, "{l}");
+                f[8].parse::<u64>().unwrap();
+                [&f[2..8], &f[9..]].concat().join(" ")
+            })
+            .collect();
+        let want = if warning == "ON" {
+            vec![
+                "[a.test] [WARNING] 127.0.0.1 127.0.0.1 GET /partial PartialResponseOnNormalRequest Res=206,Len=10",
+                "[a.test] [WARNING] 127.0.0.1 127.0.0.1 GET /short ClosedWhenDownloading Res=200,Len=1000,Received=100",
+                "[b.test] [WARNING] 127.0.0.1 127.0.0.1 GET /whole NotPartialResponseOnRangeRequest Res=200,Len=10",
+            ]
+        } else {
+            vec![]
+        };
+        assert_eq!(warnings, want, "Warning={warning}:\n{text}");
+    }
+}

@@ -53,6 +53,8 @@ pub struct GlobalLogs {
     pub deny: LogSettings,
     /// `<OriginErrorLog>`.
     pub origin_error: LogSettings,
+    /// `<OriginErrorLog Warning>`: malformed origin HTTP exchanges are logged as WARNING.
+    pub origin_warning: bool,
 }
 
 /// `<Access XFF>`: how `X-Forwarded-For` joins the client address.
@@ -114,10 +116,12 @@ pub struct VhostLogs {
 /// Reads `<InfoLog>`, `<DenyLog>` and `<OriginErrorLog>` of `<Cache>`.
 pub(super) fn read_global(cx: &mut Cx, cache: &Node<'_>) -> GlobalLogs {
     let deny = cache.child("DenyLog");
+    let origin_error = cache.child("OriginErrorLog");
     GlobalLogs {
         info: settings(cx, &cache.child("InfoLog"), true),
         deny: settings(cx, &deny, true),
-        origin_error: settings(cx, &cache.child("OriginErrorLog"), false),
+        origin_warning: cx.get(origin_error.attr("Warning"), value::on_off, false),
+        origin_error: settings(cx, &origin_error, false),
     }
 }
 

@@ -29,23 +29,26 @@ fn dash(v: &str) -> &str {
     }
 }
 
-/// One originerror line: `date time [vhost] [ERROR] s-domain s-ip method uri time-taken sc-error -`;
-/// `origin` is (s-domain, s-ip), `request` (cs-method, cs-uri).
+/// One originerror line: `date time [vhost] [ERROR|WARNING] s-domain s-ip method uri
+/// time-taken sc-error sc-resinfo`; `origin` is (s-domain, s-ip), `request` (cs-method,
+/// cs-uri), `what` (a warning, sc-error, sc-resinfo).
 pub fn origin_error(
     at: Time,
     vhost: &str,
     (domain, ip): (&str, &str),
     (method, uri): (&str, &str),
     taken: Duration,
-    error: &str,
+    (warning, error, resinfo): (bool, &str, &str),
 ) -> String {
     format!(
-        "{} [{vhost}] [ERROR] {} {} {method} {} {} {error} -",
+        "{} [{vhost}] [{}] {} {} {method} {} {} {error} {}",
         at.format("%Y.%m.%d %H:%M:%S"),
+        if warning { "WARNING" } else { "ERROR" },
         dash(domain),
         dash(ip),
         dash(uri).replace(' ', "+"),
         taken.as_millis(),
+        dash(resinfo),
     )
 }
 
@@ -173,7 +176,7 @@ pub fn origin(at: Time, t: &OriginTransaction) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Timelike};
 
     #[test]
     fn origin_lines_have_every_field_in_order() {
@@ -221,14 +224,26 @@ mod tests {
             ("192.168.0.13", "192.168.0.13"),
             ("GET", "/Upload/ProductImage/stock/1716439_SM.jpg"),
             Duration::from_millis(20110),
-            "Connect-Timeout",
+            (false, "Connect-Timeout", "-"),
         );
-        // The guide's example line.
+        // The guide's example lines.
         assert_eq!(
             e,
             "2012.11.15 07:06:10 [example.com] [ERROR] 192.168.0.13 192.168.0.13 GET /Upload/ProductImage/stock/1716439_SM.jpg 20110 Connect-Timeout -"
         );
         assert_eq!(e.split(' ').count(), ORIGIN_ERROR_FIELDS.split(' ').count());
+        let w = origin_error(
+            t.with_minute(9).and_then(|t| t.with_second(3)).unwrap(),
+            "example.com",
+            ("10.10.10.10", "121.189.63.219"),
+            ("GET", "/716439_SM.jpg"),
+            Duration::from_millis(20110),
+            (true, "PartialResponseOnNormalRequest", "Res=206,Len=2635"),
+        );
+        assert_eq!(
+            w,
+            "2012.11.15 07:09:03 [example.com] [WARNING] 10.10.10.10 121.189.63.219 GET /716439_SM.jpg 20110 PartialResponseOnNormalRequest Res=206,Len=2635"
+        );
     }
 
     #[test]

@@ -108,8 +108,8 @@ pub fn deny(ip: std::net::IpAddr, condition: &str) {
     }
 }
 
-/// Writes an originerror line (chapter 12) for a failed origin request of `vhost`;
-/// `origin` is the address tried (`host:port`), `request` the method and URI.
+/// Writes an originerror `[ERROR]` line (chapter 12) for a failed origin request of
+/// `vhost`; `origin` is the address tried (`host:port`), `request` the method and URI.
 pub fn origin_error(
     vhost: &str,
     origin: &str,
@@ -117,7 +117,43 @@ pub fn origin_error(
     taken: std::time::Duration,
     error: &str,
 ) {
-    let Some(g) = GLOBAL.load_full() else { return };
+    if let Some(g) = GLOBAL.load_full() {
+        origin_line(&g, (vhost, origin, request), taken, (false, error, "-"));
+    }
+}
+
+/// Whether malformed origin exchanges are wanted as `[WARNING]` lines
+/// (`<OriginErrorLog Warning="ON">`), so callers check before gathering facts.
+pub fn origin_warnings_wanted() -> bool {
+    GLOBAL.load_full().is_some_and(|g| {
+        g.origin_warning.load(std::sync::atomic::Ordering::Relaxed) && g.origin_error.wanted()
+    })
+}
+
+/// Writes an originerror `[WARNING]` line for a malformed exchange (`kind`, one of the
+/// guide's HTTP communication errors) when `Warning` is ON; `resinfo` is what the
+/// response said (`Res=206,Len=2635`).
+pub fn origin_warning(
+    vhost: &str,
+    origin: &str,
+    request: (&str, &str),
+    taken: std::time::Duration,
+    (kind, resinfo): (&str, &str),
+) {
+    if origin_warnings_wanted() {
+        if let Some(g) = GLOBAL.load_full() {
+            origin_line(&g, (vhost, origin, request), taken, (true, kind, resinfo));
+        }
+    }
+}
+
+/// One originerror line: `what` is (warning, sc-error, sc-resinfo).
+fn origin_line(
+    g: &GlobalSinks,
+    (vhost, origin, request): (&str, &str, (&str, &str)),
+    taken: std::time::Duration,
+    what: (bool, &str, &str),
+) {
     if !g.origin_error.wanted() {
         return;
     }
@@ -136,7 +172,7 @@ pub fn origin_error(
         (host, ip),
         request,
         taken,
-        error,
+        what,
     ));
 }
 
@@ -167,6 +203,8 @@ pub struct GlobalSinks {
     pub deny: Arc<Sink>,
     /// `<OriginErrorLog>`.
     pub origin_error: Arc<Sink>,
+    /// `<OriginErrorLog Warning>`.
+    pub origin_warning: std::sync::atomic::AtomicBool,
 }
 
 /// A vhost's sinks, kept across reloads.
@@ -228,6 +266,7 @@ impl Logs {
             sys: writer.sink(LogKind::Sys, None),
             deny: writer.sink(LogKind::Deny, None),
             origin_error: writer.sink(LogKind::OriginError, None),
+            origin_warning: std::sync::atomic::AtomicBool::new(false),
         });
         GLOBAL.store(Some(global.clone()));
         Ok(Arc::new(Logs {
@@ -328,6 +367,9 @@ impl Logs {
             &g.origin_error,
             Some(&format!("#Fields: {}", lines::ORIGIN_ERROR_FIELDS)),
         ));
+        self.global
+            .origin_warning
+            .store(g.origin_warning, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Waits (at most `limit`) until every queued line is written: before kurad

@@ -101,7 +101,7 @@ fn if_range_holds(request: &HeaderMap, stored: &Fields) -> bool {
 /// Parses `bytes=a-b, c-, -n` against a body of `len` bytes. `None` for a
 /// malformed header (ignored: the whole body is sent); an empty list when no
 /// range is satisfiable.
-fn parse_ranges(value: &str, len: u64) -> Option<Vec<(u64, u64)>> {
+pub(super) fn parse_ranges(value: &str, len: u64) -> Option<Vec<(u64, u64)>> {
     let spec = value.trim().strip_prefix("bytes=")?;
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {

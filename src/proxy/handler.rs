@@ -711,8 +711,10 @@ pub(super) async fn fetch(
     let not_the_part = req
         .part
         .is_some_and(|part| !super::parts::accept(&head_parts, part));
+    let call = origin_call(&vhost, (&method, &req.pq), &head_parts);
     let leg = OriginLeg {
         log,
+        call,
         status: head_parts.status.as_u16(),
         started: origin_started,
         time_res: origin_started.elapsed(),
@@ -983,7 +985,11 @@ async fn produce(
                 }
             }
             Ok(None) => break BodyEnd::Complete,
-            Ok(Some(Err(_))) | Err(_) => break BodyEnd::Truncated,
+            Ok(Some(Err(_))) => {
+                leg.closed_when_downloading(received);
+                break BodyEnd::Truncated;
+            }
+            Err(_) => break BodyEnd::Truncated,
         }
     };
     guard.finish(head, end);
@@ -1046,8 +1052,10 @@ pub(super) async fn pass(
                 &p,
                 (reqinfo, conn.id),
             );
+            let call = origin_call(vhost, (&parts.method, pq), &p);
             let leg = OriginLeg {
                 log,
+                call,
                 status: p.status.as_u16(),
                 started: origin_started,
                 time_res: origin_started.elapsed(),
@@ -1167,6 +1175,31 @@ impl Sent {
                 .is_some_and(|v| v.contains("gzip") || v.contains("deflate")),
         }
     }
+}
+
+/// What an originerror warning about an exchange whose response head arrived would
+/// name, kept only when `<OriginErrorLog Warning="ON">` wants warnings.
+fn origin_call(
+    vhost: &VhostRt,
+    (method, uri): (&Method, &str),
+    resp: &http::response::Parts,
+) -> Option<Box<metered::OriginCall>> {
+    if !crate::log::origin_warnings_wanted() {
+        return None;
+    }
+    let info = resp.extensions.get::<super::origin::connect::ConnInfo>();
+    Some(Box::new(metered::OriginCall {
+        vhost: vhost.cfg.name.clone(),
+        origin: info
+            .and_then(|i| i.peer)
+            .map_or_else(|| "-".to_string(), |a| a.to_string()),
+        method: method.clone(),
+        uri: uri.to_string(),
+        content_length: resp
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse().ok()),
+    }))
 }
 
 /// The origin log line of a transaction whose response head arrived, when the vhost

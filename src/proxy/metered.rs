@@ -46,9 +46,42 @@ pub struct OriginLeg {
     pub active: GaugeGuard,
     /// The origin log line in the making, when the vhost's origin log wants it.
     pub log: Option<(Arc<crate::log::writer::Sink>, lines::OriginTransaction)>,
+    /// What an originerror warning names, when `<OriginErrorLog Warning="ON">` wants one.
+    pub call: Option<Box<OriginCall>>,
+}
+
+/// The facts of an origin exchange an originerror `[WARNING]` line names.
+pub struct OriginCall {
+    /// The vhost.
+    pub vhost: String,
+    /// The origin's address (`ip:port`), `-` when unknown.
+    pub origin: String,
+    /// Method sent.
+    pub method: http::Method,
+    /// URI sent.
+    pub uri: String,
+    /// `Content-Length` received.
+    pub content_length: Option<u64>,
 }
 
 impl OriginLeg {
+    /// The origin closed the connection with `received` body bytes of the
+    /// `Content-Length` it announced: `ClosedWhenDownloading`, when warnings are wanted.
+    pub fn closed_when_downloading(&self, received: u64) {
+        let Some(c) = &self.call else { return };
+        let resinfo = match c.content_length {
+            Some(len) => format!("Res={},Len={len},Received={received}", self.status),
+            None => format!("Res={},Received={received}", self.status),
+        };
+        crate::log::origin_warning(
+            &c.vhost,
+            &c.origin,
+            (c.method.as_str(), &c.uri),
+            self.started.elapsed(),
+            ("ClosedWhenDownloading", &resinfo),
+        );
+    }
+
     /// Records the origin exchange with `received` body bytes, ended now, and writes
     /// its origin log line.
     pub fn record(self, stats: &VhostStats, received: u64, completed: bool) {
@@ -302,7 +335,14 @@ impl http_body::Body for Metered {
                 }
             }
             Poll::Ready(None) => this.finish(true),
-            Poll::Ready(Some(Err(_))) => this.finish(false),
+            Poll::Ready(Some(Err(e))) => {
+                if let (BodyError::Origin(_), Some(p)) = (e, &this.pending) {
+                    if let Some(o) = &p.origin {
+                        o.closed_when_downloading(this.sent);
+                    }
+                }
+                this.finish(false)
+            }
             Poll::Pending => {}
         }
         polled

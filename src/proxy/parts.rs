@@ -187,7 +187,7 @@ pub(super) fn accept(head: &http::response::Parts, (first, last): (u64, u64)) ->
 }
 
 /// A `Content-Range: bytes first-last/length`.
-fn content_range(value: Option<&str>) -> Option<(u64, u64, u64)> {
+pub(super) fn content_range(value: Option<&str>) -> Option<(u64, u64, u64)> {
     let (range, length) = value?.strip_prefix("bytes ")?.split_once('/')?;
     let (first, last) = range.split_once('-')?;
     let first: u64 = first.trim().parse().ok()?;

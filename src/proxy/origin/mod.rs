@@ -370,7 +370,11 @@ impl OriginPool {
                 .exchange(client, &target, req, self.receive_timeout(leg))
                 .await
             {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    let request = (&method, path_and_query);
+                    self.check_answer(&headers, &resp, (target.ip.addr, request), started);
+                    return Ok(resp);
+                }
                 Err(e) => self.failed(e, (&method, path_and_query), started),
             };
             let retry = replayable && (idempotent || matches!(err, OriginError::Connect { .. }));
@@ -428,12 +432,39 @@ impl OriginPool {
             session.sender.send_request(req).await
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => {
+                let at = (session.target.ip.addr, (&method, path_and_query));
+                self.check_answer(&headers, &resp, at, started);
+                Ok(resp)
+            }
             Ok(Err(e)) => Err(failed(OriginError::Http {
                 addr,
                 reason: source_chain(&e),
             })),
             Err(_) => Err(failed(OriginError::Timeout { addr, timeout })),
+        }
+    }
+
+    /// Writes an originerror `[WARNING]` line (`<OriginErrorLog Warning="ON">`) when the
+    /// answer from `origin` to `request` is one of the guide's malformed exchanges.
+    fn check_answer(
+        &self,
+        sent: &HeaderMap,
+        resp: &Response<Incoming>,
+        (origin, (method, uri)): (std::net::SocketAddr, (&Method, &str)),
+        started: Instant,
+    ) {
+        if !crate::log::origin_warnings_wanted() {
+            return;
+        }
+        if let Some((kind, resinfo)) = malformed_answer(sent, resp.status(), resp.headers()) {
+            crate::log::origin_warning(
+                &self.vhost,
+                &origin.to_string(),
+                (method.as_str(), uri),
+                started.elapsed(),
+                (kind, &resinfo),
+            );
         }
     }
 
@@ -571,6 +602,46 @@ impl OriginPool {
     }
 }
 
+/// Which of the guide's HTTP communication errors (chapter 12, `<OriginErrorLog
+/// Warning>`) an answer with `status` and `headers` to a request with `sent` headers
+/// is, with its `sc-resinfo` (`Res=206,Len=2635`): a 206 to a request without
+/// `Range`, another 2xx to a request with one, or a 206 whose `Content-Length` is not
+/// the length of the one range asked for (out of the `Content-Range` total).
+fn malformed_answer(
+    sent: &HeaderMap,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<(&'static str, String)> {
+    use http::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+    fn text(h: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
+        h.get(name).and_then(|v| v.to_str().ok())
+    }
+    let length: Option<u64> = text(headers, CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
+    let kind = match (text(sent, RANGE), status.as_u16()) {
+        (None, 206) => "PartialResponseOnNormalRequest",
+        (Some(_), 200..=299) if status != StatusCode::PARTIAL_CONTENT => {
+            "NotPartialResponseOnRangeRequest"
+        }
+        (Some(range), 206) => {
+            let (_, _, total) = super::parts::content_range(text(headers, CONTENT_RANGE))?;
+            let asked = match super::answer::parse_ranges(range, total)?[..] {
+                [(first, last)] => last - first + 1,
+                _ => return None,
+            };
+            if length? == asked {
+                return None;
+            }
+            "DifferentContentLengthOnRangeRequest"
+        }
+        _ => return None,
+    };
+    let resinfo = match length {
+        Some(len) => format!("Res={},Len={len}", status.as_u16()),
+        None => format!("Res={}", status.as_u16()),
+    };
+    Some((kind, resinfo))
+}
+
 /// `req` on `client`, answered within `timeout`, its failure named after `addr`.
 async fn request_within(
     client: &Client<Connector, OriginBody>,
@@ -618,4 +689,64 @@ fn source_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (http::header::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn malformed_answers_are_the_guides_warnings() {
+        let plain = headers(&[]);
+        let ranged = headers(&[("range", "bytes=100-199")]);
+        let status = |n| StatusCode::from_u16(n).unwrap();
+        let answer = |sent: &HeaderMap, code, pairs: &[(&'static str, &str)]| {
+            malformed_answer(sent, status(code), &headers(pairs))
+        };
+        let len_1000 = [("content-length", "1000")];
+        assert_eq!(answer(&plain, 200, &len_1000), None);
+        assert_eq!(
+            answer(&plain, 206, &len_1000),
+            Some(("PartialResponseOnNormalRequest", "Res=206,Len=1000".into()))
+        );
+        assert_eq!(
+            answer(&ranged, 200, &len_1000),
+            Some((
+                "NotPartialResponseOnRangeRequest",
+                "Res=200,Len=1000".into()
+            ))
+        );
+        let exact = [
+            ("content-length", "100"),
+            ("content-range", "bytes 100-199/1000"),
+        ];
+        assert_eq!(answer(&ranged, 206, &exact), None);
+        // The range ends past the object: what is left of it is the right length.
+        let tail = [
+            ("content-length", "50"),
+            ("content-range", "bytes 100-149/150"),
+        ];
+        assert_eq!(answer(&ranged, 206, &tail), None);
+        let capped = [
+            ("content-length", "60"),
+            ("content-range", "bytes 100-159/1000"),
+        ];
+        assert_eq!(
+            answer(&ranged, 206, &capped),
+            Some((
+                "DifferentContentLengthOnRangeRequest",
+                "Res=206,Len=60".into()
+            ))
+        );
+        // Errors and redirects are answers of their own, not malformed exchanges.
+        assert_eq!(answer(&ranged, 416, &[]), None);
+        assert_eq!(answer(&plain, 304, &[]), None);
+    }
 }
