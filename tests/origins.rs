@@ -1253,6 +1253,10 @@ fn malformed_origin_exchanges_are_originerror_warnings() {
             short.body.len() < 1000,
             "the cut body is not passed as whole"
         );
+        // The same passed around the cache (POST goes to the origin).
+        let url = format!("http://{}/short", k.http());
+        let posted = curl(&url, &["-H", "Host: a.test", "-d", "x=1"]);
+        assert!(posted.body.len() < 1000, "{}", posted.body.len());
         assert_eq!(get(k.http(), "b.test", "/whole").status, 200);
         // An error line last: once it is written, every line before it is.
         assert_eq!(get(k.http(), "dead.test", "/marker").status, 502);
@@ -1281,6 +1285,7 @@ fn malformed_origin_exchanges_are_originerror_warnings() {
             vec![
                 "[a.test] [WARNING] 127.0.0.1 127.0.0.1 GET /partial PartialResponseOnNormalRequest Res=206,Len=10",
                 "[a.test] [WARNING] 127.0.0.1 127.0.0.1 GET /short ClosedWhenDownloading Res=200,Len=1000,Received=100",
+                "[a.test] [WARNING] 127.0.0.1 127.0.0.1 POST /short ClosedWhenDownloading Res=200,Len=1000,Received=100",
                 "[b.test] [WARNING] 127.0.0.1 127.0.0.1 GET /whole NotPartialResponseOnRangeRequest Res=200,Len=10",
             ]
         } else {
