@@ -140,10 +140,9 @@ pub fn origin_warning(
     taken: std::time::Duration,
     (kind, resinfo): (&str, &str),
 ) {
-    if origin_warnings_wanted() {
-        if let Some(g) = GLOBAL.load_full() {
-            origin_line(&g, (vhost, origin, request), taken, (true, kind, resinfo));
-        }
+    let Some(g) = GLOBAL.load_full() else { return };
+    if g.origin_warning.load(std::sync::atomic::Ordering::Relaxed) {
+        origin_line(&g, (vhost, origin, request), taken, (true, kind, resinfo));
     }
 }
 
